@@ -1,0 +1,52 @@
+//! Sans-IO IPMI 2.0 / RMCP+ BMC engine.
+//!
+//! This crate is everything novabmc knows about the wire, and nothing about
+//! sockets, clocks, threads or clouds: no tokio, no HTTP, no system time.
+//! The daemon drives one [`Bmc`] per node:
+//!
+//! - in: [`Bmc::handle_datagram`] with the time, the sender and the bytes;
+//!   [`Bmc::handle_timeout`] when [`Bmc::poll_timeout`] is reached;
+//!   [`Bmc::complete_action`] with the result of an action;
+//! - out: [`Bmc::poll_transmit`] for datagrams to send back,
+//!   [`Bmc::poll_action`] for work on the machine (power, boot options),
+//!   [`Bmc::poll_event`] for what an operator may want logged.
+//!
+//! Randomness comes through the [`Entropy`] trait so tests can fix it.
+//!
+//! # Layout
+//!
+//! - [`wire`]: one module per framing layer, each with decode and encode;
+//! - [`crypto`]: RAKP codes, key schedule, integrity and AES-CBC-128;
+//! - [`session`]: handshake states, the established session, the table;
+//! - `commands`: dispatch, privileges and the App and Chassis commands;
+//! - [`boot_options`]: the System Boot Options a machine keeps;
+//! - [`bmc`]: the engine tying them together.
+//!
+//! Every failure to decode names the field that was wrong, no input can make
+//! the engine panic, and every request a console could act on gets an
+//! answer: a completion code or an RMCP+ status.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod action;
+pub mod bmc;
+pub mod boot_options;
+pub mod cipher_suite;
+pub mod codec;
+mod commands;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod session;
+pub mod user;
+pub mod wire;
+
+pub use action::{Action, ActionId, ChassisControl, ChassisState, Outcome};
+pub use bmc::{Bmc, CloseReason, Entropy, Event, UserName};
+pub use boot_options::{BootDevice, BootFlags, BootOptions, BootParameterWrite};
+pub use cipher_suite::{CipherSuite, CipherSuites};
+pub use config::{BmcConfig, DeviceId};
+pub use error::DropReason;
+pub use user::{User, Users};
+pub use wire::ids::{CompletionCode, Privilege, RakpStatus};

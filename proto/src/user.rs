@@ -1,0 +1,182 @@
+//! BMC users: name, password and privilege limit (IPMI v2.0 section 6.9 and
+//! the RAKP1 user lookup of section 13.20).
+//!
+//! Names are at most 16 bytes and passwords at most 20 (the IPMI 2.0 key
+//! length). Null user names and empty passwords are refused when the table
+//! is built, so anonymous login can never be configured.
+
+use zeroize::Zeroizing;
+
+use crate::wire::ids::Privilege;
+use crate::wire::rakp::MAX_USER_NAME;
+
+/// Longest IPMI 2.0 password.
+pub const MAX_PASSWORD: usize = 20;
+
+/// One user.
+pub struct User {
+    name: Vec<u8>,
+    password: Zeroizing<Vec<u8>>,
+    privilege: Privilege,
+    id: u8,
+}
+
+impl User {
+    /// The user name.
+    pub fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// The password, which is the key Kuid of the RAKP HMACs.
+    pub fn password(&self) -> &[u8] {
+        &self.password
+    }
+
+    /// The highest privilege this user may reach.
+    pub fn privilege(&self) -> Privilege {
+        self.privilege
+    }
+
+    /// The 1-based user ID reported by Get Session Info.
+    pub fn id(&self) -> u8 {
+        self.id
+    }
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &String::from_utf8_lossy(&self.name))
+            .field("privilege", &self.privilege)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a user could not be added.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// Empty name: null users are never allowed.
+    #[error("user name must not be empty")]
+    EmptyName,
+    /// Name longer than 16 bytes.
+    #[error("user name {0:?} is longer than 16 bytes")]
+    NameTooLong(String),
+    /// Empty password.
+    #[error("password of user {0:?} must not be empty")]
+    EmptyPassword(String),
+    /// Password longer than 20 bytes.
+    #[error("password of user {0:?} is longer than 20 bytes")]
+    PasswordTooLong(String),
+    /// Same name twice.
+    #[error("user {0:?} is defined twice")]
+    Duplicate(String),
+    /// More users than a user ID byte can number.
+    #[error("too many users (at most 63)")]
+    TooMany,
+}
+
+/// The user table shared by every node of a process.
+#[derive(Debug, Default)]
+pub struct Users {
+    list: Vec<User>,
+}
+
+impl Users {
+    /// An empty table.
+    pub fn new() -> Self {
+        Users::default()
+    }
+
+    /// Adds a user, checking the limits IPMI places on names and passwords.
+    pub fn add(
+        &mut self,
+        name: &str,
+        password: &[u8],
+        privilege: Privilege,
+    ) -> Result<(), UserError> {
+        let shown = name.to_string();
+        if name.is_empty() {
+            return Err(UserError::EmptyName);
+        }
+        if name.len() > MAX_USER_NAME {
+            return Err(UserError::NameTooLong(shown));
+        }
+        if password.is_empty() {
+            return Err(UserError::EmptyPassword(shown));
+        }
+        if password.len() > MAX_PASSWORD {
+            return Err(UserError::PasswordTooLong(shown));
+        }
+        if self.find(name.as_bytes()).is_some() {
+            return Err(UserError::Duplicate(shown));
+        }
+        if self.list.len() >= 63 {
+            return Err(UserError::TooMany);
+        }
+        let id = self.list.len() as u8 + 1;
+        self.list.push(User {
+            name: name.as_bytes().to_vec(),
+            password: Zeroizing::new(password.to_vec()),
+            privilege,
+            id,
+        });
+        Ok(())
+    }
+
+    /// Looks a user up by name.
+    pub fn find(&self, name: &[u8]) -> Option<&User> {
+        self.list.iter().find(|u| u.name == name)
+    }
+
+    /// Looks a user up by ID.
+    pub fn by_id(&self, id: u8) -> Option<&User> {
+        self.list.get(usize::from(id).checked_sub(1)?)
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_what_ipmi_cannot_carry() {
+        let mut u = Users::new();
+        assert_eq!(u.add("", b"x", Privilege::User), Err(UserError::EmptyName));
+        assert!(matches!(
+            u.add("a-name-that-is-too-long", b"x", Privilege::User),
+            Err(UserError::NameTooLong(_))
+        ));
+        assert!(matches!(
+            u.add("admin", b"", Privilege::User),
+            Err(UserError::EmptyPassword(_))
+        ));
+        assert!(matches!(
+            u.add("admin", &[b'x'; 21], Privilege::User),
+            Err(UserError::PasswordTooLong(_))
+        ));
+        u.add("admin", b"password", Privilege::Administrator)
+            .expect("add");
+        assert!(matches!(
+            u.add("admin", b"other", Privilege::User),
+            Err(UserError::Duplicate(_))
+        ));
+        assert_eq!(u.find(b"admin").map(User::id), Some(1));
+        assert_eq!(
+            u.by_id(1).map(User::privilege),
+            Some(Privilege::Administrator)
+        );
+        assert!(u.by_id(0).is_none());
+        assert!(!format!("{:?}", u).contains("password"));
+    }
+}
