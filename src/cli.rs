@@ -1,0 +1,183 @@
+//! The command line: `novabmc serve --config FILE` and `novabmc demo`, the
+//! logging set-up, signal handling and the exit status.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::backend::Backend;
+use crate::backend::simulated::Simulated;
+use crate::config::{BackendConfig, Config};
+use crate::{demo, server};
+
+/// IPMI-over-LAN virtual BMC for cloud servers.
+#[derive(Debug, Parser)]
+#[command(name = "novabmc", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing's EnvFilter syntax); RUST_LOG also works.
+    #[arg(long, global = true, env = "NOVABMC_LOG", default_value = "info")]
+    pub log: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the nodes of a configuration file.
+    Serve {
+        /// The TOML configuration.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Serve simulated machines on loopback, ready to try with ipmitool.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        address: IpAddr,
+        /// Port of the first node; the others follow.
+        #[arg(long, default_value_t = 6230)]
+        base_port: u16,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        nodes: u16,
+    },
+}
+
+/// Runs the command line and returns the process exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = init_logging(&cli) {
+        eprintln!("novabmc: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("novabmc: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("novabmc: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) -> Result<()> {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cli.log.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .with_context(|| format!("invalid log filter {filter:?}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let c = Config::load(&config)?;
+            info!(
+                config = %config.display(),
+                nodes = c.nodes.len(),
+                "configuration loaded"
+            );
+            serve(c, None).await
+        }
+        Command::Demo {
+            address,
+            base_port,
+            nodes,
+        } => {
+            let c = demo::config(address, base_port, nodes);
+            let text = demo::instructions(&c);
+            serve(c, Some(text)).await
+        }
+    }
+}
+
+/// Binds every node, serves until SIGINT or SIGTERM, then stops cleanly.
+async fn serve(config: Config, banner: Option<String>) -> Result<()> {
+    raise_fd_limit(config.nodes.len());
+    let backend: Arc<dyn Backend> = match &config.backend {
+        BackendConfig::Simulated(s) => Arc::new(Simulated::new(s.clone(), &config.nodes)),
+    };
+    let sockets = server::bind_all(&config.nodes, false)
+        .map_err(|errors| anyhow::anyhow!(server::report_bind_errors(&errors)))?;
+    for n in &config.nodes {
+        info!(node = %n.name, listen = %n.listen, server = %n.server, "serving");
+    }
+    let shutdown = CancellationToken::new();
+    let mut tasks = server::spawn_nodes(
+        &config.nodes,
+        sockets,
+        Arc::new(config.engine_config()),
+        backend,
+        shutdown.clone(),
+    );
+    if let Some(text) = banner {
+        print!("{text}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    wait_for_signal().await?;
+    info!("shutting down");
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot watch SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+/// Each node holds a socket; lift the soft descriptor limit to the hard one
+/// so thousands of nodes fit.
+fn raise_fd_limit(nodes: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if (limit as usize) < nodes + 64 => tracing::warn!(
+            limit,
+            nodes,
+            "the open file limit is below the number of nodes; some sockets will fail"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
+}

@@ -1,0 +1,22 @@
+//! novabmc: an IPMI-over-LAN (IPMI 2.0 / RMCP+) virtual BMC for cloud
+//! servers.
+//!
+//! Each configured node gets its own address and UDP socket; chassis power
+//! and boot-device commands become operations on the node's cloud server,
+//! so Ironic and MAAS can manage cloud VMs as they manage physical machines.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line (`serve`, `demo`) and process lifecycle;
+//! - [`config`]: the TOML configuration and its validation;
+//! - [`server`]: sockets and one task per node driving the engine;
+//! - [`backend`]: the machines behind the BMCs, and the simulated cloud;
+//! - [`demo`]: the self-contained demonstration setup.
+//!
+//! The IPMI protocol itself is the sans-IO crate `novabmc-proto`.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod server;

@@ -1,0 +1,228 @@
+//! The UDP side: one socket and one task per node, each driving that node's
+//! [`Bmc`] engine.
+//!
+//! A socket is bound to exactly the node's address and port, so every reply
+//! leaves from the address the request hit (ipmitool uses a connected UDP
+//! socket and ignores anything else). A task waits on three things: a
+//! datagram, the engine's next deadline, and shutdown. After each it carries
+//! out the engine's actions against the backend (which answers from memory
+//! at once) and sends what the engine queued. An idle node costs a parked
+//! task, a socket and an engine with an empty session table.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use novabmc_proto::{Bmc, BmcConfig, Entropy, Event};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::backend::{self, Backend, NodeId};
+use crate::config::NodeConfig;
+
+/// Largest datagram read; RMCP+ requests are far smaller.
+const RECV_BUFFER: usize = 2048;
+
+/// Random bytes for the engine from the thread-local generator.
+struct ThreadEntropy(rand::rngs::ThreadRng);
+
+impl Entropy for ThreadEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        rand::Rng::fill_bytes(&mut self.0, buf);
+    }
+}
+
+fn entropy() -> ThreadEntropy {
+    ThreadEntropy(rand::rng())
+}
+
+/// A node's socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("node {node}: cannot listen on {address}: {source}")]
+pub struct BindError {
+    /// The node.
+    pub node: String,
+    /// The address.
+    pub address: SocketAddr,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// Opens a UDP socket on exactly `address`. With `freebind` the address
+/// need not exist yet (it may arrive later by DHCP). SO_REUSEADDR is not
+/// set: two processes must never share a node's port.
+pub fn bind_udp(address: SocketAddr, freebind: bool) -> std::io::Result<UdpSocket> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::DGRAM.cloexec(),
+        Some(Protocol::UDP),
+    )?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true)?;
+        if freebind {
+            socket.set_freebind_v6(true)?;
+        }
+    } else if freebind {
+        socket.set_freebind_v4(true)?;
+    }
+    // tokio requires non-blocking sockets (a blocking one would stall a
+    // worker thread).
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Binds every node's socket; all failures are reported together.
+pub fn bind_all(nodes: &[NodeConfig], freebind: bool) -> Result<Vec<UdpSocket>, Vec<BindError>> {
+    let mut sockets = Vec::with_capacity(nodes.len());
+    let mut errors = Vec::new();
+    for n in nodes {
+        match bind_udp(n.listen, freebind) {
+            Ok(s) => sockets.push(s),
+            Err(source) => errors.push(BindError {
+                node: n.name.clone(),
+                address: n.listen,
+                source,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(sockets)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Starts one task per node on the given sockets (in node order) and
+/// returns the set to await after `shutdown` is cancelled.
+pub fn spawn_nodes(
+    nodes: &[NodeConfig],
+    sockets: Vec<UdpSocket>,
+    engine_config: Arc<BmcConfig>,
+    backend: Arc<dyn Backend>,
+    shutdown: CancellationToken,
+) -> JoinSet<()> {
+    let mut tasks = JoinSet::new();
+    for (id, (node, socket)) in nodes.iter().zip(sockets).enumerate() {
+        let guid = backend
+            .system_guid(id)
+            .unwrap_or_else(|_| rand::random::<[u8; 16]>());
+        let engine = Bmc::new(engine_config.clone(), guid);
+        let task = NodeTask {
+            id,
+            name: node.name.clone(),
+            socket,
+            engine,
+            backend: backend.clone(),
+        };
+        tasks.spawn(task.run(shutdown.clone()));
+    }
+    tasks
+}
+
+struct NodeTask {
+    id: NodeId,
+    name: String,
+    socket: UdpSocket,
+    engine: Bmc,
+    backend: Arc<dyn Backend>,
+}
+
+impl NodeTask {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut recv = vec![0u8; RECV_BUFFER];
+        let mut send = Vec::with_capacity(256);
+        loop {
+            let deadline = self.engine.poll_timeout();
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                r = self.socket.recv_from(&mut recv) => match r {
+                    Ok((n, from)) => {
+                        let result = self.engine.handle_datagram(Instant::now(), from, &recv[..n], &mut entropy());
+                        if let Err(reason) = result {
+                            debug!(node = %self.name, %from, %reason, "datagram dropped");
+                        }
+                    }
+                    // ICMP errors from earlier sends surface here on Linux;
+                    // they concern one console, not this socket.
+                    Err(e) => debug!(node = %self.name, error = %e, "receive error"),
+                },
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    self.engine.handle_timeout(Instant::now());
+                }
+            }
+            self.drive();
+            while let Some(to) = self.engine.poll_transmit(&mut send) {
+                if let Err(e) = self.socket.send_to(&send, to).await {
+                    debug!(node = %self.name, %to, error = %e, "send failed");
+                }
+            }
+        }
+        debug!(node = %self.name, "stopped");
+    }
+
+    /// Carries out queued actions and logs queued events.
+    fn drive(&mut self) {
+        while let Some((id, action)) = self.engine.poll_action() {
+            let outcome = backend::run_action(self.backend.as_ref(), self.id, action);
+            self.engine
+                .complete_action(id, outcome, Instant::now(), &mut entropy());
+        }
+        while let Some(event) = self.engine.poll_event() {
+            log_event(&self.name, event);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
+    }
+}
+
+fn log_event(node: &str, event: Event) {
+    match event {
+        Event::SessionOpened {
+            id,
+            peer,
+            user,
+            suite,
+            max_privilege,
+        } => debug!(
+            node,
+            session = format_args!("{id:#010x}"),
+            %peer,
+            %user,
+            suite,
+            privilege = max_privilege.name(),
+            "session opened"
+        ),
+        Event::SessionClosed { id, reason } => debug!(
+            node,
+            session = format_args!("{id:#010x}"),
+            ?reason,
+            "session closed"
+        ),
+        Event::LoginRefused { peer, status, user } => match user {
+            Some(user) => info!(node, %peer, %user, ?status, "login refused"),
+            None => info!(node, %peer, ?status, "session refused"),
+        },
+    }
+}
+
+/// Logs bind failures and says how many nodes failed.
+pub fn report_bind_errors(errors: &[BindError]) -> String {
+    for e in errors {
+        warn!("{e}");
+    }
+    let first = errors.first().map(ToString::to_string).unwrap_or_default();
+    if errors.len() == 1 {
+        first
+    } else {
+        format!("{first} (and {} more nodes)", errors.len() - 1)
+    }
+}
