@@ -6,9 +6,15 @@
 //!
 //! User lookup follows the RAKP1 role byte: with the name-only bit set (what
 //! every client sends by default) the user is found by name and the
-//! requested privilege is an upper bound; without it the requested privilege
-//! must equal the user's own, as OpenBMC and the spec's "username/privilege
-//! lookup" require.
+//! requested privilege becomes the session's limit, which must not exceed
+//! the user's own; without it the requested privilege must equal the user's
+//! own, as OpenBMC and the spec's "username/privilege lookup" require.
+//!
+//! A role above the user's limit is refused in RAKP2 with "invalid role"
+//! (09h) rather than granted at a lower level: FreeIPMI then says "privilege
+//! level cannot be obtained for this user" and pyghmi retries at Operator,
+//! where a lowered limit would make ipmipower's later Set Session Privilege
+//! fail silently.
 
 use crate::cipher_suite::CipherSuite;
 use crate::crypto::keys::{self, HandshakeParams, SessionKeys};
@@ -36,8 +42,7 @@ pub struct ExpectRakp3 {
     pub console_session_id: u32,
     /// The negotiated suite.
     pub suite: &'static CipherSuite,
-    /// The session's privilege limit: the lower of what was requested and
-    /// what the user may have.
+    /// The session's privilege limit: what RAKP1 requested.
     pub max_privilege: Privilege,
     /// What the Open Session Response granted, to restart from if the
     /// console sends a different RAKP1.
@@ -90,10 +95,13 @@ impl ExpectRakp1 {
         if msg.role & Rakp1::NAME_ONLY_LOOKUP == 0 && requested != user.privilege() {
             return Err(RakpStatus::UnauthorizedName);
         }
+        if requested > user.privilege() {
+            return Err(RakpStatus::InvalidRole);
+        }
         if requested > self.max_privilege {
             return Err(RakpStatus::UnauthorizedRole);
         }
-        let max_privilege = requested.min(user.privilege());
+        let max_privilege = requested;
         let mut name = [0u8; MAX_USER_NAME];
         name[..msg.user_name.len()].copy_from_slice(msg.user_name);
         let mut next = ExpectRakp3 {
