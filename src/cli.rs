@@ -93,8 +93,10 @@ fn init_logging(cli: &Cli) -> Result<()> {
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cli.log.clone());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .with_context(|| format!("invalid log filter {filter:?}"))?;
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Human => builder.init(),
