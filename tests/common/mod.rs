@@ -1,0 +1,405 @@
+//! Shared harness of the integration tests: the real `novabmc` binary on
+//! real UDP sockets, the real client tools, and a logging UDP relay.
+//!
+//! Each daemon gets its own loopback address (all of 127/8 is local on
+//! Linux), so tests run in parallel without port clashes. A missing client
+//! tool is a loud failure naming the command that installs it.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The users every test daemon has.
+pub const ADMIN: (&str, &str) = ("admin", "password");
+/// An operator-level user.
+pub const OPERATOR: (&str, &str) = ("operator", "op-secret");
+/// A user-level user.
+pub const USER: (&str, &str) = ("viewer", "view-secret");
+
+/// Fails the test loudly if `tool` is not installed.
+pub fn require_tool(tool: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} is not installed; run contrib/test.sh, which installs ipmitool, \
+         freeipmi-tools and iproute2 before running the suite"
+    );
+}
+
+/// A loopback address no other test uses.
+pub fn unique_loopback() -> Ipv4Addr {
+    static COUNTER: AtomicU32 = AtomicU32::new(1);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    // 127.a.b.c: a from the process, b.c from a counter; a and c are never
+    // 0, so addresses the host may use (127.0.0.x) are avoided.
+    Ipv4Addr::new(
+        127,
+        1 + (pid % 250) as u8,
+        (n / 250 % 256) as u8,
+        1 + (n % 250) as u8,
+    )
+}
+
+/// Options for a test daemon.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Number of nodes.
+    pub nodes: u16,
+    /// Address all nodes listen on.
+    pub address: Ipv4Addr,
+    /// Port of the first node.
+    pub base_port: u16,
+    /// Extra TOML appended to the `[bmc]` table.
+    pub bmc: String,
+    /// Extra TOML appended to the `[backend]` table.
+    pub backend: String,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            nodes: 1,
+            address: unique_loopback(),
+            base_port: 6230,
+            bmc: String::new(),
+            backend: "power_on_ms = 300\npower_off_ms = 200\n".into(),
+        }
+    }
+}
+
+impl Setup {
+    /// The configuration file text.
+    pub fn toml(&self) -> String {
+        let mut t = format!("[bmc]\n{}\n", self.bmc);
+        for (name, pw, privilege) in [
+            (ADMIN.0, ADMIN.1, "administrator"),
+            (OPERATOR.0, OPERATOR.1, "operator"),
+            (USER.0, USER.1, "user"),
+        ] {
+            t.push_str(&format!(
+                "[users.{name}]\npassword = \"{pw}\"\nprivilege = \"{privilege}\"\n"
+            ));
+        }
+        t.push_str(&format!(
+            "[backend]\ntype = \"simulated\"\n{}\n",
+            self.backend
+        ));
+        for i in 0..self.nodes {
+            t.push_str(&format!(
+                "[nodes.node-{i}]\naddress = \"{}\"\nport = {}\n",
+                self.address,
+                self.base_port + i
+            ));
+        }
+        t
+    }
+}
+
+/// A running `novabmc serve`, stopped with SIGTERM when dropped.
+pub struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    /// Node addresses in node order.
+    pub nodes: Vec<SocketAddr>,
+}
+
+impl Daemon {
+    /// Starts the daemon and waits until every node answers an RMCP ping.
+    pub fn start(setup: &Setup) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("novabmc.toml");
+        std::fs::write(&config, setup.toml()).expect("write config");
+        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_novabmc"))
+            .args(["--log", "debug", "serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start novabmc");
+        let nodes = (0..setup.nodes)
+            .map(|i| SocketAddr::from((setup.address, setup.base_port + i)))
+            .collect();
+        let mut d = Daemon {
+            child: Some(child),
+            dir,
+            nodes,
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in self.nodes.clone() {
+            loop {
+                if ping(node, Duration::from_millis(100)) {
+                    break;
+                }
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    panic!("novabmc exited with {status}:\n{}", self.log());
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {node} never answered:\n{}",
+                    self.log()
+                );
+            }
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Log lines containing every one of `needles`.
+    pub fn log_lines(&self, needles: &[&str]) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The directory holding the config and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the daemon with SIGTERM and returns its exit status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends an RMCP presence ping and waits for the pong.
+pub fn ping(node: SocketAddr, timeout: Duration) -> bool {
+    let Ok(s) = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    let ping = [
+        0x06, 0x00, 0xff, 0x06, 0x00, 0x00, 0x11, 0xbe, 0x80, 0x42, 0x00, 0x00,
+    ];
+    if s.send_to(&ping, node).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    matches!(s.recv_from(&mut buf), Ok((n, from)) if from == node && n >= 12 && buf[8] == 0x40)
+}
+
+/// What a tool run produced.
+#[derive(Debug)]
+pub struct Out {
+    /// Exit code (None if killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Out {
+    /// Asserts exit status 0 and returns stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "command failed: {self:#?}");
+        &self.stdout
+    }
+
+    /// Asserts a failure exit status.
+    pub fn failed(&self) -> &Self {
+        assert_ne!(
+            self.code,
+            Some(0),
+            "command unexpectedly succeeded: {self:#?}"
+        );
+        self
+    }
+
+    /// stdout and stderr together.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `program args` with a 60 s limit.
+pub fn run(program: &str, args: &[&str]) -> Out {
+    require_tool(program);
+    let start = Instant::now();
+    let output = Command::new("timeout")
+        .arg("60")
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tool");
+    Out {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// `ipmitool -I lanplus -H host -p port -U user -P pass <args>`.
+pub fn ipmitool(node: SocketAddr, user: (&str, &str), args: &[&str]) -> Out {
+    let host = node.ip().to_string();
+    let port = node.port().to_string();
+    let mut all = vec![
+        "-I", "lanplus", "-H", &host, "-p", &port, "-U", user.0, "-P", user.1,
+    ];
+    all.extend_from_slice(args);
+    run("ipmitool", &all)
+}
+
+/// FreeIPMI's `host:port` form.
+pub fn hostport(node: SocketAddr) -> String {
+    format!("{}:{}", node.ip(), node.port())
+}
+
+/// `ipmipower -D LAN_2_0 -h host:port -u user -p pass <args>`.
+pub fn ipmipower(node: SocketAddr, user: (&str, &str), args: &[&str]) -> Out {
+    let h = hostport(node);
+    let mut all = vec!["-D", "LAN_2_0", "-h", &h, "-u", user.0, "-p", user.1];
+    all.extend_from_slice(args);
+    run("ipmipower", &all)
+}
+
+/// Polls `f` every 100 ms until it returns true or 20 s pass.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Direction of a relayed datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// Console to BMC.
+    ToBmc,
+    /// BMC to console.
+    ToConsole,
+}
+
+/// The datagrams a relay saw, in order.
+pub type RelayLog = Arc<Mutex<Vec<(Dir, Vec<u8>)>>>;
+
+/// Decides whether the relay drops a BMC-to-console datagram.
+pub type DropRule = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
+/// A UDP relay between one console and one node that records every
+/// datagram and can drop replies.
+pub struct Relay {
+    /// Where consoles should send.
+    pub addr: SocketAddr,
+    /// Everything relayed, in order.
+    pub log: RelayLog,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Relays to `target`; `drop_reply` may discard replies.
+    pub fn start(target: SocketAddr, mut drop_reply: DropRule) -> Relay {
+        let front = UdpSocket::bind((unique_loopback(), 0)).expect("relay front");
+        let back = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("relay back");
+        front
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .expect("timeout");
+        back.set_read_timeout(Some(Duration::from_millis(5)))
+            .expect("timeout");
+        let addr = front.local_addr().expect("addr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log2, stop2) = (log.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut console: Option<SocketAddr> = None;
+            let mut buf = [0u8; 2048];
+            while !stop2.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = front.recv_from(&mut buf) {
+                    console = Some(from);
+                    log2.lock()
+                        .expect("log")
+                        .push((Dir::ToBmc, buf[..n].to_vec()));
+                    let _ = back.send_to(&buf[..n], target);
+                }
+                if let Ok((n, _)) = back.recv_from(&mut buf) {
+                    log2.lock()
+                        .expect("log")
+                        .push((Dir::ToConsole, buf[..n].to_vec()));
+                    if let Some(c) = console
+                        && !drop_reply(&buf[..n])
+                    {
+                        let _ = front.send_to(&buf[..n], c);
+                    }
+                }
+            }
+        });
+        Relay {
+            addr,
+            log,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The datagrams seen so far.
+    pub fn datagrams(&self) -> Vec<(Dir, Vec<u8>)> {
+        self.log.lock().expect("log").clone()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Writes `text` to a file in `dir` and returns its path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    let mut f = std::fs::File::create(&p).expect("create");
+    f.write_all(text.as_bytes()).expect("write");
+    p
+}
