@@ -1,0 +1,748 @@
+//! Whole exchanges with the engine on a simulated clock and fixed
+//! randomness: a console written from the spec's formulas logs in with every
+//! cipher suite, and the engine's handling of wrong passwords, replays,
+//! retransmissions, timeouts and garbage is checked packet by packet.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use novabmc_proto::cipher_suite::{CipherSuite, IMPLEMENTED};
+use novabmc_proto::codec::{Decode, Encode, decode_prefix};
+use novabmc_proto::crypto::AuthHash;
+use novabmc_proto::crypto::confidentiality::AesCbc128;
+use novabmc_proto::crypto::integrity::Integrity;
+use novabmc_proto::crypto::keys::{self, HandshakeParams, SessionKeys};
+use novabmc_proto::wire::ids::{
+    AuthAlgorithm, ConfidentialityAlgorithm, IntegrityAlgorithm, NetFn, PayloadType, RakpStatus,
+};
+use novabmc_proto::wire::message::{Request, Response};
+use novabmc_proto::wire::open_session::{OpenSessionRequest, OpenSessionResponse};
+use novabmc_proto::wire::rakp::{Rakp1, Rakp2, Rakp3, Rakp4};
+use novabmc_proto::wire::rmcp::RmcpHeader;
+use novabmc_proto::wire::session::{
+    PacketV20, SessionHeaderV20, integrity_pad_len, split_integrity_trailer,
+};
+use novabmc_proto::{
+    Action, Bmc, BmcConfig, BootOptions, ChassisState, CipherSuites, DropReason, Entropy, Outcome,
+    Privilege, Users,
+};
+use proptest::prelude::*;
+
+/// Deterministic "randomness": a counter.
+struct Counter(u8);
+
+impl Entropy for Counter {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for b in buf {
+            self.0 = self.0.wrapping_add(1);
+            *b = self.0;
+        }
+    }
+}
+
+const GUID: [u8; 16] = [0x5a; 16];
+
+fn peer() -> SocketAddr {
+    "192.0.2.10:40000".parse().expect("addr")
+}
+
+fn config(suites: &[u8], max_sessions: usize) -> Arc<BmcConfig> {
+    let mut users = Users::new();
+    users
+        .add("admin", b"password", Privilege::Administrator)
+        .expect("admin");
+    users
+        .add("operator", b"op-secret", Privilege::Operator)
+        .expect("operator");
+    let mut c = BmcConfig::new(users);
+    c.cipher_suites = CipherSuites::from_ids(suites).expect("suites");
+    c.max_sessions = max_sessions;
+    Arc::new(c)
+}
+
+/// Sends one datagram and returns the single reply, if any.
+fn exchange(
+    bmc: &mut Bmc,
+    now: Instant,
+    datagram: &[u8],
+    rng: &mut Counter,
+) -> (Result<(), DropReason>, Option<Vec<u8>>) {
+    let r = bmc.handle_datagram(now, peer(), datagram, rng);
+    let mut out = Vec::new();
+    let reply = bmc.poll_transmit(&mut out).map(|to| {
+        assert_eq!(to, peer(), "replies go back to the sender");
+        out.clone()
+    });
+    assert!(bmc.poll_transmit(&mut out).is_none(), "at most one reply");
+    (r, reply)
+}
+
+fn setup_packet(payload_type: PayloadType, payload: &[u8]) -> Vec<u8> {
+    let mut out = RmcpHeader::IPMI.to_vec();
+    PacketV20 {
+        header: SessionHeaderV20 {
+            encrypted: false,
+            authenticated: false,
+            payload_type,
+            oem: None,
+            session_id: 0,
+            sequence: 0,
+        },
+        payload,
+        trailer: &[],
+        authenticated_prefix_len: 0,
+    }
+    .encode(&mut out);
+    out
+}
+
+fn setup_reply(reply: &[u8]) -> (PayloadType, Vec<u8>) {
+    let (_, rest) = decode_prefix("rmcp", reply, RmcpHeader::parse).expect("rmcp");
+    let p = PacketV20::decode(rest).expect("rmcp+");
+    assert_eq!((p.header.session_id, p.header.sequence), (0, 0));
+    assert!(!p.header.authenticated && !p.header.encrypted);
+    (p.header.payload_type, p.payload.to_vec())
+}
+
+/// A remote console built from the spec's formulas.
+struct Console {
+    suite: &'static CipherSuite,
+    user: &'static [u8],
+    password: &'static [u8],
+    role: u8,
+    sidm: u32,
+    sidc: u32,
+    rm: [u8; 16],
+    rc: [u8; 16],
+    guid: [u8; 16],
+    integrity: Option<Integrity>,
+    aes: Option<AesCbc128>,
+    seq: u32,
+    rq_seq: u8,
+}
+
+impl Console {
+    fn new(suite: &'static CipherSuite, user: &'static [u8], password: &'static [u8]) -> Self {
+        Console {
+            suite,
+            user,
+            password,
+            role: 0x14,
+            sidm: 0xa0a2_a3a4,
+            sidc: 0,
+            rm: [0x11; 16],
+            rc: [0; 16],
+            guid: [0; 16],
+            integrity: None,
+            aes: None,
+            seq: 3,
+            rq_seq: 1,
+        }
+    }
+
+    fn hash(&self) -> AuthHash {
+        AuthHash::of(self.suite.auth).expect("hash")
+    }
+
+    fn params(&self) -> HandshakeParams<'_> {
+        HandshakeParams {
+            console_session_id: self.sidm,
+            bmc_session_id: self.sidc,
+            console_random: &self.rm,
+            bmc_random: &self.rc,
+            bmc_guid: &self.guid,
+            role: self.role,
+            user_name: self.user,
+        }
+    }
+
+    fn open_session(&self, max_privilege: u8) -> Vec<u8> {
+        let req = OpenSessionRequest {
+            tag: 7,
+            max_privilege,
+            console_session_id: self.sidm,
+            auth: self.suite.auth,
+            integrity: self.suite.integrity,
+            confidentiality: self.suite.confidentiality,
+        };
+        setup_packet(PayloadType::OpenSessionRequest, &req.to_vec())
+    }
+
+    fn rakp1(&self) -> Vec<u8> {
+        let r = Rakp1 {
+            tag: 8,
+            bmc_session_id: self.sidc,
+            console_random: self.rm,
+            role: self.role,
+            user_name: self.user,
+        };
+        setup_packet(PayloadType::Rakp1, &r.to_vec())
+    }
+
+    fn rakp3(&self) -> Vec<u8> {
+        let code = keys::rakp3_auth_code(self.hash(), self.password, &self.params());
+        let r = Rakp3 {
+            tag: 9,
+            status: RakpStatus::Ok,
+            bmc_session_id: self.sidc,
+            auth_code: code.as_slice(),
+        };
+        setup_packet(PayloadType::Rakp3, &r.to_vec())
+    }
+
+    /// Runs the handshake; returns the RAKP4 status.
+    fn login(&mut self, bmc: &mut Bmc, now: Instant, rng: &mut Counter) -> RakpStatus {
+        let (_, reply) = exchange(bmc, now, &self.open_session(0), rng);
+        let (pt, payload) = setup_reply(&reply.expect("open session response"));
+        assert_eq!(pt, PayloadType::OpenSessionResponse);
+        let osr = OpenSessionResponse::decode(&payload).expect("osr");
+        assert_eq!(osr.tag, 7);
+        assert_eq!(osr.console_session_id, self.sidm);
+        let Some(accepted) = osr.accepted else {
+            return osr.status;
+        };
+        self.sidc = accepted.bmc_session_id;
+        let (_, reply) = exchange(bmc, now, &self.rakp1(), rng);
+        let (pt, payload) = setup_reply(&reply.expect("rakp2"));
+        assert_eq!(pt, PayloadType::Rakp2);
+        let r2 = Rakp2::decode(&payload).expect("rakp2");
+        assert_eq!(r2.tag, 8);
+        let Some(body) = r2.body else {
+            return r2.status;
+        };
+        self.rc = body.bmc_random;
+        self.guid = body.bmc_guid;
+        let expected = keys::rakp2_auth_code(self.hash(), self.password, &self.params());
+        if expected.as_slice() != body.auth_code {
+            // Wrong password: a console stops here without RAKP3.
+            return RakpStatus::InvalidIntegrityCheckValue;
+        }
+        let (_, reply) = exchange(bmc, now, &self.rakp3(), rng);
+        let (pt, payload) = setup_reply(&reply.expect("rakp4"));
+        assert_eq!(pt, PayloadType::Rakp4);
+        let r4 = Rakp4::decode(&payload).expect("rakp4");
+        if r4.status != RakpStatus::Ok {
+            return r4.status;
+        }
+        let sik = keys::session_integrity_key(self.hash(), self.password, &self.params());
+        let icv = keys::rakp4_icv(self.hash(), &sik, &self.params());
+        assert_eq!(icv.as_slice(), r4.integrity_check, "RAKP4 ICV");
+        let k = SessionKeys::derive(self.hash(), &sik);
+        self.integrity = Integrity::new(self.suite.integrity, k.k1.as_slice());
+        self.aes = (self.suite.confidentiality == ConfidentialityAlgorithm::AesCbc128)
+            .then(|| AesCbc128::new(k.k2.as_slice()));
+        RakpStatus::Ok
+    }
+
+    /// An in-session request datagram.
+    fn request(&mut self, netfn: NetFn, cmd: u8, data: &[u8]) -> Vec<u8> {
+        let rq_seq = self.rq_seq;
+        self.rq_seq = (self.rq_seq + 1) % 64;
+        self.request_with_seq(netfn, cmd, data, rq_seq)
+    }
+
+    fn request_with_seq(&mut self, netfn: NetFn, cmd: u8, data: &[u8], rq_seq: u8) -> Vec<u8> {
+        let msg = Request {
+            rs_addr: 0x20,
+            netfn,
+            rs_lun: 0,
+            rq_addr: 0x81,
+            rq_seq,
+            rq_lun: 0,
+            cmd,
+            data,
+        }
+        .to_vec();
+        let integrity = self.integrity.as_ref().expect("logged in");
+        let header = SessionHeaderV20 {
+            encrypted: self.aes.is_some(),
+            authenticated: !integrity.is_none(),
+            payload_type: PayloadType::Ipmi,
+            oem: None,
+            session_id: self.sidc,
+            sequence: self.seq,
+        };
+        self.seq += 1;
+        let mut payload = Vec::new();
+        match &self.aes {
+            Some(aes) => aes.encrypt_into([0x33; 16], &msg, &mut payload),
+            None => payload = msg,
+        }
+        let mut out = RmcpHeader::IPMI.to_vec();
+        header.encode_with_len(payload.len() as u16, &mut out);
+        out.extend_from_slice(&payload);
+        if !integrity.is_none() {
+            let pad = integrity_pad_len(out.len() - 4);
+            out.extend(std::iter::repeat_n(0xff, pad));
+            out.push(pad as u8);
+            out.push(0x07);
+            let code = integrity.compute(&out[4..]);
+            out.extend_from_slice(code.as_slice());
+        }
+        out
+    }
+
+    /// Opens a reply: checks session ID, flags, AuthCode; returns the
+    /// session sequence number and the response message.
+    fn open(&self, datagram: &[u8]) -> (u32, Vec<u8>) {
+        let (_, rest) = decode_prefix("rmcp", datagram, RmcpHeader::parse).expect("rmcp");
+        let p = PacketV20::decode(rest).expect("rmcp+");
+        let integrity = self.integrity.as_ref().expect("logged in");
+        assert_eq!(p.header.session_id, self.sidm, "replies carry SIDm");
+        assert_eq!(p.header.authenticated, !integrity.is_none());
+        assert_eq!(p.header.encrypted, self.aes.is_some());
+        if !integrity.is_none() {
+            let code = split_integrity_trailer(
+                p.trailer,
+                p.authenticated_prefix_len,
+                integrity.code_len(),
+            )
+            .expect("trailer");
+            assert!(
+                integrity.verify(&rest[..rest.len() - code.len()], code),
+                "AuthCode"
+            );
+        }
+        let msg = match &self.aes {
+            Some(aes) => {
+                let mut scratch = [0u8; 256];
+                aes.decrypt(p.payload, &mut scratch)
+                    .expect("decrypt")
+                    .to_vec()
+            }
+            None => p.payload.to_vec(),
+        };
+        (p.header.sequence, msg)
+    }
+}
+
+fn suite(id: u8) -> &'static CipherSuite {
+    IMPLEMENTED.iter().find(|s| s.id == id).expect("suite")
+}
+
+/// Completes every queued action with a fixed machine state.
+fn complete_all(bmc: &mut Bmc, now: Instant, rng: &mut Counter, power_on: bool) -> Vec<Action> {
+    let mut done = Vec::new();
+    while let Some((id, action)) = bmc.poll_action() {
+        let outcome = match action {
+            Action::GetChassisStatus => Outcome::Chassis(ChassisState {
+                power_on,
+                power_fault: false,
+            }),
+            Action::GetBootOptions => Outcome::BootOptions(BootOptions::new(true)),
+            Action::GetSystemGuid => Outcome::Guid(GUID),
+            _ => Outcome::Done,
+        };
+        bmc.complete_action(id, outcome, now, rng);
+        done.push(action);
+    }
+    done
+}
+
+fn response(msg: &[u8]) -> (u8, Vec<u8>) {
+    let r = Response::decode(msg).expect("response");
+    (r.completion.0, r.data.to_vec())
+}
+
+#[test]
+fn every_suite_logs_in_and_serves() {
+    for id in [1, 2, 3, 15, 16, 17] {
+        let mut bmc = Bmc::new(config(&[1, 2, 3, 15, 16, 17], 4), GUID);
+        let mut rng = Counter(0);
+        let now = Instant::now();
+        let mut c = Console::new(suite(id), b"admin", b"password");
+        assert_eq!(
+            c.login(&mut bmc, now, &mut rng),
+            RakpStatus::Ok,
+            "suite {id}"
+        );
+        assert_eq!(c.guid, GUID);
+        let mut sequences = Vec::new();
+        for _ in 0..3 {
+            let req = c.request(NetFn::CHASSIS, 0x01, &[]);
+            let (r, reply) = exchange(&mut bmc, now, &req, &mut rng);
+            assert_eq!(r, Ok(()));
+            assert!(reply.is_none(), "status waits for its action");
+            assert_eq!(
+                complete_all(&mut bmc, now, &mut rng, true),
+                [Action::GetChassisStatus]
+            );
+            let mut out = Vec::new();
+            bmc.poll_transmit(&mut out).expect("reply");
+            let (seq, msg) = c.open(&out);
+            sequences.push(seq);
+            let (cc, data) = response(&msg);
+            assert_eq!(cc, 0);
+            assert_eq!(data[0] & 1, 1, "power on");
+        }
+        assert_eq!(sequences, [1, 2, 3], "suite {id}: our sequence starts at 1");
+    }
+}
+
+#[test]
+fn suites_not_enabled_are_refused() {
+    let mut bmc = Bmc::new(config(&[3, 17], 4), GUID);
+    let mut rng = Counter(0);
+    let now = Instant::now();
+    for id in [1, 2, 15, 16] {
+        let mut c = Console::new(suite(id), b"admin", b"password");
+        assert_eq!(
+            c.login(&mut bmc, now, &mut rng),
+            RakpStatus::NoCipherSuiteMatch
+        );
+    }
+    // Suite 0: no authentication at all.
+    let zero = CipherSuite {
+        id: 0,
+        auth: AuthAlgorithm::None,
+        integrity: IntegrityAlgorithm::None,
+        confidentiality: ConfidentialityAlgorithm::None,
+    };
+    let zero: &'static CipherSuite = Box::leak(Box::new(zero));
+    let c = Console::new(zero, b"admin", b"password");
+    let (_, reply) = exchange(&mut bmc, now, &c.open_session(0), &mut rng);
+    let (_, payload) = setup_reply(&reply.expect("reply"));
+    let osr = OpenSessionResponse::decode(&payload).expect("osr");
+    assert_eq!(osr.status, RakpStatus::NoCipherSuiteMatch);
+    assert_eq!(payload.len(), 8, "error responses stop after SIDm");
+    assert_eq!(bmc.session_count(), 0);
+}
+
+#[test]
+fn login_refusals() {
+    let mut bmc = Bmc::new(config(&[3, 17], 8), GUID);
+    let mut rng = Counter(0);
+    let now = Instant::now();
+    let mut c = Console::new(suite(17), b"nobody", b"x");
+    assert_eq!(
+        c.login(&mut bmc, now, &mut rng),
+        RakpStatus::UnauthorizedName
+    );
+    let mut c = Console::new(suite(17), b"", b"");
+    assert_eq!(
+        c.login(&mut bmc, now, &mut rng),
+        RakpStatus::UnauthorizedName,
+        "null user"
+    );
+    // An operator asking for Administrator.
+    let mut c = Console::new(suite(17), b"operator", b"op-secret");
+    assert_eq!(c.login(&mut bmc, now, &mut rng), RakpStatus::InvalidRole);
+    // Username/privilege lookup must match the user's level exactly.
+    let mut c = Console::new(suite(3), b"operator", b"op-secret");
+    c.role = 0x04;
+    assert_eq!(
+        c.login(&mut bmc, now, &mut rng),
+        RakpStatus::UnauthorizedName
+    );
+    let mut c = Console::new(suite(3), b"operator", b"op-secret");
+    c.role = 0x03;
+    assert_eq!(c.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
+    // A RAKP3 with a wrong code.
+    let mut c = Console::new(suite(3), b"admin", b"password");
+    c.password = b"guess";
+    let (_, reply) = exchange(&mut bmc, now, &c.open_session(0), &mut rng);
+    let osr = OpenSessionResponse::decode(&setup_reply(&reply.expect("osr")).1).expect("osr");
+    c.sidc = osr.accepted.expect("accepted").bmc_session_id;
+    let (_, reply) = exchange(&mut bmc, now, &c.rakp1(), &mut rng);
+    let r2 = setup_reply(&reply.expect("rakp2")).1;
+    let body = Rakp2::decode(&r2).expect("rakp2").body.expect("body");
+    c.rc = body.bmc_random;
+    c.guid = body.bmc_guid;
+    let (_, reply) = exchange(&mut bmc, now, &c.rakp3(), &mut rng);
+    let r4 = setup_reply(&reply.expect("rakp4")).1;
+    assert_eq!(
+        Rakp4::decode(&r4).expect("rakp4").status,
+        RakpStatus::InvalidIntegrityCheckValue
+    );
+    // Only the operator's session is left.
+    assert_eq!(bmc.session_count(), 1);
+}
+
+#[test]
+fn wrong_passwords_never_leak_sessions() {
+    let max = 32;
+    let mut bmc = Bmc::new(config(&[3, 17], max), GUID);
+    let mut rng = Counter(0);
+    let start = Instant::now();
+    let mut refused_busy = 0;
+    for i in 0..1000u32 {
+        // Ten attempts a second, like a script retrying.
+        let now = start + Duration::from_millis(u64::from(i) * 100);
+        bmc.handle_timeout(now);
+        let mut c = Console::new(suite(17), b"admin", b"wrong");
+        c.sidm = i;
+        match c.login(&mut bmc, now, &mut rng) {
+            RakpStatus::InvalidIntegrityCheckValue => {}
+            RakpStatus::InsufficientResources => refused_busy += 1,
+            other => panic!("attempt {i}: {other:?}"),
+        }
+        assert!(bmc.session_count() <= max);
+    }
+    // Half-open sessions live five seconds: at ten a second the table
+    // holds about fifty at most, so some attempts were refused as busy.
+    assert!(refused_busy > 0);
+    let later = start + Duration::from_secs(200);
+    bmc.handle_timeout(later);
+    assert_eq!(bmc.session_count(), 0, "every half-open session reaped");
+    let mut c = Console::new(suite(17), b"admin", b"password");
+    assert_eq!(c.login(&mut bmc, later, &mut rng), RakpStatus::Ok);
+}
+
+#[test]
+fn replays_are_dropped_and_retransmissions_answered_once() {
+    let mut bmc = Bmc::new(config(&[3, 17], 4), GUID);
+    let mut rng = Counter(0);
+    let now = Instant::now();
+    let mut c = Console::new(suite(3), b"admin", b"password");
+    assert_eq!(c.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
+    let raise = c.request(NetFn::APP, 0x3b, &[0x04]);
+    let (_, reply) = exchange(&mut bmc, now, &raise, &mut rng);
+    assert_eq!(response(&c.open(&reply.expect("reply")).1), (0, vec![4]));
+
+    // Chassis Control: power up.
+    let control = c.request_with_seq(NetFn::CHASSIS, 0x02, &[0x01], 20);
+    let (r, reply) = exchange(&mut bmc, now, &control, &mut rng);
+    assert_eq!((r, reply), (Ok(()), None));
+    // The exact datagram again is a replay.
+    let (r, reply) = exchange(&mut bmc, now, &control, &mut rng);
+    assert_eq!(r, Err(DropReason::Replay(c.seq - 1)));
+    assert!(reply.is_none());
+    // A retransmission (new sequence, same rqSeq) while the action runs.
+    let again = c.request_with_seq(NetFn::CHASSIS, 0x02, &[0x01], 20);
+    let (r, _) = exchange(&mut bmc, now, &again, &mut rng);
+    assert_eq!(r, Err(DropReason::InProgress));
+    assert_eq!(
+        complete_all(&mut bmc, now, &mut rng, false),
+        [Action::ChassisControl(
+            novabmc_proto::ChassisControl::PowerUp
+        )]
+    );
+    let mut out = Vec::new();
+    bmc.poll_transmit(&mut out).expect("reply");
+    assert_eq!(response(&c.open(&out).1).0, 0);
+    // After completion a retransmission is answered from the cache, with
+    // a new sequence number, and runs nothing.
+    let again = c.request_with_seq(NetFn::CHASSIS, 0x02, &[0x01], 20);
+    let (r, reply) = exchange(&mut bmc, now, &again, &mut rng);
+    assert_eq!(r, Ok(()));
+    let (seq, msg) = c.open(&reply.expect("cached reply"));
+    assert_eq!(seq, 3);
+    assert_eq!(response(&msg).0, 0);
+    assert!(bmc.poll_action().is_none());
+    // A tampered packet fails its integrity check.
+    let mut bad = c.request(NetFn::APP, 0x01, &[]);
+    let n = bad.len();
+    bad[n - 1] ^= 1;
+    assert_eq!(
+        exchange(&mut bmc, now, &bad, &mut rng).0,
+        Err(DropReason::BadAuthCode)
+    );
+}
+
+#[test]
+fn privileges_and_unknown_commands() {
+    let mut bmc = Bmc::new(config(&[17], 4), GUID);
+    let mut rng = Counter(0);
+    let now = Instant::now();
+    let mut c = Console::new(suite(17), b"admin", b"password");
+    assert_eq!(c.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
+    let mut ask = |c: &mut Console, netfn, cmd, data: &[u8]| {
+        let req = c.request(netfn, cmd, data);
+        let (_, reply) = exchange(&mut bmc, now, &req, &mut rng);
+        response(&c.open(&reply.expect("reply")).1)
+    };
+    // The session starts at User: Chassis Control needs Operator.
+    assert_eq!(ask(&mut c, NetFn::CHASSIS, 0x02, &[1]).0, 0xd4);
+    assert_eq!(ask(&mut c, NetFn::APP, 0x02, &[]).0, 0xd4, "cold reset");
+    for (netfn, cmd) in [
+        (NetFn(0x2c), 0x3e),
+        (NetFn(0x2c), 0x00),
+        (NetFn::APP, 0x34),
+        (NetFn(0x30), 0x01),
+    ] {
+        assert_eq!(ask(&mut c, netfn, cmd, &[0]).0, 0xc1);
+    }
+    assert_eq!(ask(&mut c, NetFn::APP, 0x3b, &[5]).0, 0x80, "OEM level");
+    assert_eq!(ask(&mut c, NetFn::APP, 0x3b, &[3]), (0, vec![3]));
+    assert_eq!(
+        ask(&mut c, NetFn::APP, 0x01, &[1]).0,
+        0xc7,
+        "length checked"
+    );
+    assert_eq!(
+        ask(&mut c, NetFn::CHASSIS, 0x02, &[9]).0,
+        0xcc,
+        "unknown control"
+    );
+    assert_eq!(
+        ask(&mut c, NetFn::CHASSIS, 0x09, &[7, 0, 0]).0,
+        0x80,
+        "parameter 7"
+    );
+    assert_eq!(
+        ask(&mut c, NetFn::APP, 0x3c, &[9, 9, 9, 9]).0,
+        0x87,
+        "no such session"
+    );
+    let (cc, data) = ask(&mut c, NetFn::APP, 0x54, &[0x0e, 0, 0x80]);
+    assert_eq!((cc, data), (0, vec![1, 0xc0, 0x11, 0x03, 0x44, 0x81]));
+}
+
+#[test]
+fn close_session_and_idle_expiry() {
+    let mut bmc = Bmc::new(config(&[17], 4), GUID);
+    let mut rng = Counter(0);
+    let now = Instant::now();
+    let mut a = Console::new(suite(17), b"admin", b"password");
+    let mut b = Console::new(suite(17), b"admin", b"password");
+    assert_eq!(a.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
+    assert_eq!(b.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
+    assert_eq!(bmc.session_count(), 2);
+    let close = a.request(NetFn::APP, 0x3c, &a.sidc.to_le_bytes());
+    let (_, reply) = exchange(&mut bmc, now, &close, &mut rng);
+    assert_eq!(response(&a.open(&reply.expect("reply")).1).0, 0);
+    assert_eq!(bmc.session_count(), 1, "closed at once");
+    let after = a.request(NetFn::APP, 0x01, &[]);
+    assert_eq!(
+        exchange(&mut bmc, now, &after, &mut rng).0,
+        Err(DropReason::UnknownSession(a.sidc))
+    );
+    // b stays alive while it talks, then expires after 60 s of silence.
+    let t = now + Duration::from_secs(50);
+    bmc.handle_timeout(t);
+    let keepalive = b.request(NetFn::APP, 0x01, &[]);
+    assert!(exchange(&mut bmc, t, &keepalive, &mut rng).1.is_some());
+    assert_eq!(bmc.poll_timeout(), Some(t + Duration::from_secs(60)));
+    bmc.handle_timeout(t + Duration::from_secs(59));
+    assert_eq!(bmc.session_count(), 1);
+    bmc.handle_timeout(t + Duration::from_secs(60));
+    assert_eq!(bmc.session_count(), 0);
+}
+
+#[test]
+fn lost_rakp2_and_rakp4_are_resent() {
+    let mut bmc = Bmc::new(config(&[17], 4), GUID);
+    let mut rng = Counter(0);
+    let now = Instant::now();
+    let mut c = Console::new(suite(17), b"admin", b"password");
+    let (_, reply) = exchange(&mut bmc, now, &c.open_session(0), &mut rng);
+    let osr = OpenSessionResponse::decode(&setup_reply(&reply.expect("osr")).1).expect("osr");
+    c.sidc = osr.accepted.expect("accepted").bmc_session_id;
+    let (_, first) = exchange(&mut bmc, now, &c.rakp1(), &mut rng);
+    let (_, second) = exchange(&mut bmc, now, &c.rakp1(), &mut rng);
+    assert_eq!(first, second, "the same RAKP2 again");
+    let body_bytes = setup_reply(&first.expect("rakp2")).1;
+    let body = Rakp2::decode(&body_bytes)
+        .expect("rakp2")
+        .body
+        .expect("body");
+    c.rc = body.bmc_random;
+    c.guid = body.bmc_guid;
+    let (_, first) = exchange(&mut bmc, now, &c.rakp3(), &mut rng);
+    let (_, second) = exchange(&mut bmc, now, &c.rakp3(), &mut rng);
+    assert_eq!(first, second, "the same RAKP4 again");
+    assert_eq!(
+        Rakp4::decode(&setup_reply(&first.expect("rakp4")).1)
+            .expect("rakp4")
+            .status,
+        RakpStatus::Ok
+    );
+}
+
+#[test]
+fn presession_commands() {
+    let mut bmc = Bmc::new(config(&[3, 17], 4), GUID);
+    let mut rng = Counter(0);
+    let now = Instant::now();
+    let ask = |bmc: &mut Bmc, rng: &mut Counter, cmd: u8, data: &[u8]| {
+        let msg = Request {
+            rs_addr: 0x20,
+            netfn: NetFn::APP,
+            rs_lun: 0,
+            rq_addr: 0x81,
+            rq_seq: 0,
+            rq_lun: 0,
+            cmd,
+            data,
+        }
+        .to_vec();
+        let (_, reply) = exchange(bmc, now, &setup_packet(PayloadType::Ipmi, &msg), rng);
+        response(&setup_reply(&reply.expect("reply")).1)
+    };
+    assert_eq!(
+        ask(&mut bmc, &mut rng, 0x38, &[0x8e, 0x04]),
+        (0, vec![1, 0x80, 0x04, 0x02, 0, 0, 0, 0])
+    );
+    assert_eq!(
+        ask(&mut bmc, &mut rng, 0x01, &[]).0,
+        0xd4,
+        "Get Device ID needs a session"
+    );
+    assert_eq!(ask(&mut bmc, &mut rng, 0x99, &[]).0, 0xc1);
+    // Record data of exactly 16 bytes is followed by a page holding only
+    // the channel byte, so ipmitool stops asking.
+    let mut bmc = Bmc::new(config(&[1, 2, 3, 15, 16, 17], 4), GUID);
+    let (cc, page0) = ask(&mut bmc, &mut rng, 0x54, &[0x0e, 0, 0x80]);
+    assert_eq!((cc, page0.len()), (0, 17));
+    let (_, page1) = ask(&mut bmc, &mut rng, 0x54, &[0x0e, 0, 0x81]);
+    assert_eq!(page1.len(), 15);
+    let (_, page2) = ask(&mut bmc, &mut rng, 0x54, &[0x0e, 0, 0x82]);
+    assert_eq!(page2, vec![1]);
+}
+
+fn valid_exchange() -> Vec<Vec<u8>> {
+    let mut bmc = Bmc::new(config(&[3, 17], 4), GUID);
+    let mut rng = Counter(0);
+    let now = Instant::now();
+    let mut c = Console::new(suite(3), b"admin", b"password");
+    let mut datagrams = vec![c.open_session(0)];
+    c.login(&mut bmc, now, &mut rng);
+    datagrams.push(c.rakp1());
+    datagrams.push(c.rakp3());
+    datagrams.push(c.request(NetFn::CHASSIS, 0x01, &[]));
+    datagrams.push(c.request(NetFn::CHASSIS, 0x08, &[5, 0xa0, 4, 0, 0, 0]));
+    datagrams
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// No datagram, however malformed, makes the engine panic.
+    #[test]
+    fn arbitrary_datagrams_never_panic(datagrams in proptest::collection::vec(
+        proptest::collection::vec(any::<u8>(), 0..96), 1..8)) {
+        let mut bmc = Bmc::new(config(&[1, 2, 3, 15, 16, 17], 4), GUID);
+        let mut rng = Counter(0);
+        let now = Instant::now();
+        for d in &datagrams {
+            let _ = bmc.handle_datagram(now, peer(), d, &mut rng);
+            complete_all(&mut bmc, now, &mut rng, true);
+        }
+        bmc.handle_timeout(now + Duration::from_secs(120));
+    }
+
+    /// Valid packets with bytes changed or cut never make it panic either.
+    #[test]
+    fn mutated_exchanges_never_panic(flips in proptest::collection::vec((0usize..5, 0usize..96, any::<u8>()), 0..6),
+                                     cut in proptest::option::of((0usize..5, 0usize..96))) {
+        let mut datagrams = valid_exchange();
+        for (which, at, value) in flips {
+            let d = &mut datagrams[which];
+            let i = at % d.len();
+            d[i] = value;
+        }
+        if let Some((which, at)) = cut {
+            let d = &mut datagrams[which];
+            let n = at % (d.len() + 1);
+            d.truncate(n);
+        }
+        let mut bmc = Bmc::new(config(&[3, 17], 4), GUID);
+        let mut rng = Counter(0);
+        let now = Instant::now();
+        for d in &datagrams {
+            let _ = bmc.handle_datagram(now, peer(), d, &mut rng);
+            complete_all(&mut bmc, now, &mut rng, false);
+        }
+    }
+}
