@@ -121,7 +121,7 @@ fn logs_never_show_secrets() {
 #[test]
 fn demo_prints_what_to_try_and_serves() {
     let address = unique_loopback();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_novabmc"))
+    let child = Command::new(env!("CARGO_BIN_EXE_novabmc"))
         .args([
             "demo",
             "--address",

@@ -1,0 +1,25 @@
+#!/bin/sh
+# The test command: installs what the suite needs on a fresh Debian machine
+# (ipmitool, FreeIPMI, iproute2), then checks formatting and lints and runs
+# every test of the workspace. Run it from anywhere; as root it installs
+# directly, otherwise through sudo.
+set -eu
+cd "$(dirname "$0")/.."
+
+missing=""
+want() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
+want ipmitool ipmitool
+want ipmipower freeipmi-tools
+want ip iproute2
+
+if [ -n "$missing" ]; then
+    echo "test.sh: installing$missing"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends $missing
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --no-fail-fast --locked
