@@ -1,0 +1,389 @@
+//! A Nova simulator: Keystone v3, Nova (compute API 2.1 to 2.96) and Glance
+//! v2 over real HTTP on loopback, for `novabmc demo` and for tests.
+//!
+//! It answers the way a real Nova does (see [`model`] for the state
+//! machine): 202 with an empty body for power actions, a server body for
+//! rebuild, Nova's 404 and 409 bodies, `changes-since` including deleted
+//! servers, microversion headers, token expiry. Faults can be injected
+//! (latency, 5xx, dropped connections, a storm of 409s, tokens revoked,
+//! Keystone down) and every request is recorded, through a small control
+//! API under `/_sim/` that tests drive over HTTP.
+//!
+//! This is a development tool: it accepts one user and one project and
+//! keeps everything in memory.
+
+mod api;
+pub mod model;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use model::Timings;
+use model::{Server, iso8601, new_uuid};
+
+/// Credentials and names the simulated Keystone accepts.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Project name.
+    pub project: String,
+    /// Region of the catalog entries.
+    pub region: String,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            user: "novabmc".into(),
+            password: "novabmc-secret".into(),
+            project: "baremetal".into(),
+            region: "RegionOne".into(),
+        }
+    }
+}
+
+/// Injected faults. Counters count down as requests consume them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Added to every Nova and Glance response.
+    pub latency_ms: u64,
+    /// Keystone refuses to issue tokens (503).
+    pub keystone_down: bool,
+    /// The next N Nova/Glance requests fail with `fail_status`.
+    pub fail_next: u32,
+    /// Status of injected failures (500 or 503).
+    pub fail_status: u16,
+    /// The next N server actions get 409 Conflict.
+    pub conflict_next: u32,
+    /// The next N Nova/Glance requests have their connection dropped.
+    pub drop_next: u32,
+    /// Lifetime of new tokens.
+    pub token_lifetime_secs: u64,
+}
+
+/// One request as the simulator saw it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    /// Milliseconds since the simulator started.
+    pub at_ms: f64,
+    /// HTTP method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Query string.
+    pub query: String,
+    /// Requested compute microversion, if any.
+    pub microversion: Option<String>,
+    /// Body of POST and PUT requests.
+    pub body: Option<serde_json::Value>,
+    /// Status answered.
+    pub status: u16,
+}
+
+/// A Glance image.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Image {
+    /// ID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `hw_firmware_type` property, if set.
+    pub hw_firmware_type: Option<String>,
+}
+
+/// A Nova flavor.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Flavor {
+    /// ID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// RAM in MiB.
+    pub ram: u32,
+    /// Root disk in GiB.
+    pub disk: u32,
+}
+
+/// How to create a server through the control API.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NewServer {
+    /// Name (required).
+    pub name: String,
+    /// UUID; a random one when absent.
+    pub id: Option<String>,
+    /// Powered on.
+    pub on: bool,
+    /// Image name or ID; the first image when absent.
+    pub image: Option<String>,
+    /// Flavor name or ID; the first flavor when absent.
+    pub flavor: Option<String>,
+    /// Boot from a volume of this size instead of an image.
+    pub volume_gb: Option<u32>,
+    /// Metadata.
+    pub metadata: HashMap<String, String>,
+    /// Number of ports (MACs); 1 when absent.
+    pub ports: Option<u32>,
+}
+
+pub(crate) struct Model {
+    servers: Vec<Server>,
+    images: Vec<Image>,
+    flavors: Vec<Flavor>,
+    tokens: HashMap<String, SystemTime>,
+    faults: Faults,
+    timings: Timings,
+    log: Vec<LoggedRequest>,
+    mac_counter: u32,
+}
+
+/// The simulator's shared state.
+pub struct Sim {
+    model: Mutex<Model>,
+    identity: Identity,
+    started: Instant,
+    project_id: String,
+    user_id: String,
+    base_url: String,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:5000`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The Keystone URL clients authenticate against.
+    pub fn auth_url(&self) -> String {
+        format!("{}/identity/v3", self.base_url)
+    }
+
+    /// Credentials accepted.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// A clouds.yaml document naming this simulator as cloud `name`.
+    pub fn clouds_yaml(&self, name: &str) -> String {
+        let i = &self.identity;
+        format!(
+            "clouds:\n  {name}:\n    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      project_name: {}\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: {}\n    interface: public\n",
+            self.auth_url(),
+            i.user,
+            i.password,
+            i.project,
+            i.region
+        )
+    }
+
+    /// Adds a server.
+    pub fn add_server(&self, spec: NewServer) -> Result<String, String> {
+        let mut m = self.lock();
+        if spec.name.is_empty() {
+            return Err("name is required".into());
+        }
+        let image = match (&spec.image, spec.volume_gb) {
+            (_, Some(_)) => String::new(),
+            (Some(i), None) => m
+                .images
+                .iter()
+                .find(|x| &x.id == i || &x.name == i)
+                .map(|x| x.id.clone())
+                .ok_or_else(|| format!("no image {i}"))?,
+            (None, None) => m.images.first().map(|x| x.id.clone()).unwrap_or_default(),
+        };
+        let flavor = match &spec.flavor {
+            Some(f) => m
+                .flavors
+                .iter()
+                .find(|x| &x.id == f || &x.name == f)
+                .map(|x| x.id.clone())
+                .ok_or_else(|| format!("no flavor {f}"))?,
+            None => m.flavors.first().map(|x| x.id.clone()).unwrap_or_default(),
+        };
+        let id = spec.id.unwrap_or_else(new_uuid);
+        if m.servers.iter().any(|s| s.id == id) {
+            return Err(format!("server {id} exists"));
+        }
+        let mut s = Server::new(id.clone(), spec.name, flavor, image, spec.on);
+        s.volume_gb = spec.volume_gb;
+        s.metadata = spec.metadata.into_iter().collect();
+        for _ in 0..spec.ports.unwrap_or(1) {
+            m.mac_counter += 1;
+            let n = m.mac_counter;
+            s.macs.push(format!(
+                "fa:16:3e:{:02x}:{:02x}:{:02x}",
+                n >> 16 & 0xff,
+                n >> 8 & 0xff,
+                n & 0xff
+            ));
+        }
+        m.servers.push(s);
+        Ok(id)
+    }
+
+    /// Deletes a server (it stays visible to `changes-since` as DELETED).
+    pub fn delete_server(&self, id: &str) -> bool {
+        let mut m = self.lock();
+        match m.servers.iter_mut().find(|s| s.id == id && !s.deleted) {
+            Some(s) => {
+                s.deleted = true;
+                s.updated = SystemTime::now();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Adds an image.
+    pub fn add_image(&self, name: &str, hw_firmware_type: Option<&str>) -> String {
+        let id = new_uuid();
+        self.lock().images.push(Image {
+            id: id.clone(),
+            name: name.into(),
+            hw_firmware_type: hw_firmware_type.map(str::to_string),
+        });
+        id
+    }
+
+    /// Replaces the injected faults.
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+
+    /// Replaces the transition timings.
+    pub fn set_timings(&self, timings: Timings) {
+        self.lock().timings = timings;
+    }
+
+    /// Invalidates every token issued so far.
+    pub fn expire_tokens(&self) {
+        self.lock().tokens.clear();
+    }
+
+    /// The request log.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.lock().log.clone()
+    }
+
+    /// Settled snapshot of every server, as the control API shows it.
+    pub fn servers(&self) -> Vec<Server> {
+        let now = SystemTime::now();
+        let mut m = self.lock();
+        m.servers.iter_mut().for_each(|s| {
+            s.settle(now);
+        });
+        m.servers.clone()
+    }
+}
+
+/// A running simulator.
+#[derive(Debug)]
+pub struct SimServer {
+    /// Shared state, for in-process control.
+    pub sim: Arc<Sim>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimServer {
+    /// Stops serving.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// Default flavors and images of a fresh simulator: a bare-metal-like
+/// flavor, a disk image, and the iPXE images OVB uses (UEFI and BIOS).
+fn seed(m: &mut Model) {
+    m.flavors.push(Flavor {
+        id: "bm.large".into(),
+        name: "baremetal".into(),
+        vcpus: 4,
+        ram: 8192,
+        disk: 40,
+    });
+    for (name, fw) in [
+        ("centos-stream-9", Some("uefi")),
+        ("ipxe-boot", Some("uefi")),
+        ("ipxe-boot-bios", None),
+    ] {
+        m.images.push(Image {
+            id: new_uuid(),
+            name: name.into(),
+            hw_firmware_type: fw.map(str::to_string),
+        });
+    }
+}
+
+/// Starts a simulator on `listener` until `shutdown` is cancelled.
+pub fn start(
+    listener: TcpListener,
+    identity: Identity,
+    shutdown: CancellationToken,
+) -> std::io::Result<SimServer> {
+    let addr = listener.local_addr()?;
+    let mut model = Model {
+        servers: Vec::new(),
+        images: Vec::new(),
+        flavors: Vec::new(),
+        tokens: HashMap::new(),
+        faults: Faults {
+            token_lifetime_secs: 3600,
+            fail_status: 500,
+            ..Faults::default()
+        },
+        timings: Timings::default(),
+        log: Vec::new(),
+        mac_counter: 0,
+    };
+    seed(&mut model);
+    let sim = Arc::new(Sim {
+        model: Mutex::new(model),
+        identity,
+        started: Instant::now(),
+        project_id: new_uuid().replace('-', ""),
+        user_id: new_uuid().replace('-', ""),
+        base_url: format!("http://{addr}"),
+    });
+    let app = api::router(sim.clone());
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+        });
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "nova simulator stopped");
+        }
+    });
+    tracing::info!(url = %sim.base_url, "nova simulator listening");
+    Ok(SimServer { sim, addr, task })
+}
+
+pub(crate) fn now_iso() -> String {
+    iso8601(SystemTime::now())
+}
