@@ -19,4 +19,5 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod novasim;
 pub mod server;

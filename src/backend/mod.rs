@@ -9,6 +9,7 @@
 //! knows when a machine boots (and so when a one-time flag is used up), and
 //! where they are persisted.
 
+pub mod nova;
 pub mod simulated;
 
 use novabmc_proto::{
@@ -19,7 +20,7 @@ use novabmc_proto::{
 pub type NodeId = usize;
 
 /// Why a backend could not do what was asked.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
     /// Not ready yet (server not resolved, cloud not reachable): the
     /// console should retry. Completion code C0, "node busy".

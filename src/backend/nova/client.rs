@@ -1,0 +1,386 @@
+//! The Nova and Glance calls the backend makes, on an `osauth` session.
+//!
+//! The `openstack` crate covers image lookup; everything it lacks or gets
+//! wrong for us (`changes-since`, rebuild, rescue, metadata writes, the
+//! crash dump that needs microversion 2.17) is a raw request on the same
+//! session. Responses are read into small structures holding only what the
+//! backend uses, so unknown statuses or new fields never break parsing.
+//!
+//! A session whose token Keystone no longer accepts (revoked, or expired
+//! earlier than announced) answers 401; osauth does not re-authenticate on
+//! its own then, so the client drops the session and builds a new one from
+//! the cloud configuration, once per call.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use osauth::services::{COMPUTE, ServiceType};
+use osauth::{ApiVersion, CloudConfig, ErrorKind, ServiceRequestBuilder, Session};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::RwLock;
+
+/// How a call failed, as far as retrying is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NovaErrorKind {
+    /// 409: the server is busy with another task; retry later.
+    Conflict,
+    /// 404: the server (or image) does not exist.
+    NotFound,
+    /// Keystone refused the credentials.
+    Auth,
+    /// 5xx, timeouts, refused or dropped connections: retry.
+    Transient,
+    /// The request itself was wrong; retrying will not help.
+    Permanent,
+    /// clouds.yaml or the environment is wrong.
+    Config,
+}
+
+/// A failed call, with Nova's own message.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct NovaError {
+    /// For retry decisions.
+    pub kind: NovaErrorKind,
+    /// Nova's message, or the transport error.
+    pub message: String,
+}
+
+impl NovaError {
+    /// Whether waiting and retrying may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            NovaErrorKind::Conflict | NovaErrorKind::Transient | NovaErrorKind::Auth
+        )
+    }
+}
+
+impl From<osauth::Error> for NovaError {
+    fn from(e: osauth::Error) -> Self {
+        let kind = match e.kind() {
+            ErrorKind::Conflict => NovaErrorKind::Conflict,
+            ErrorKind::ResourceNotFound => NovaErrorKind::NotFound,
+            ErrorKind::AuthenticationFailed | ErrorKind::AccessDenied => NovaErrorKind::Auth,
+            ErrorKind::InvalidConfig => NovaErrorKind::Config,
+            ErrorKind::InvalidInput
+            | ErrorKind::IncompatibleApiVersion
+            | ErrorKind::TooManyItems => NovaErrorKind::Permanent,
+            _ => NovaErrorKind::Transient,
+        };
+        NovaError {
+            kind,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What the backend reads from a server body.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// UUID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// API status (ACTIVE, SHUTOFF, RESCUE, DELETED, ...).
+    pub status: String,
+    /// Task in progress, if any.
+    #[serde(rename = "OS-EXT-STS:task_state", default)]
+    pub task_state: Option<String>,
+    /// vm_state.
+    #[serde(rename = "OS-EXT-STS:vm_state", default)]
+    pub vm_state: Option<String>,
+    /// power_state (1 running, 4 shut down).
+    #[serde(rename = "OS-EXT-STS:power_state", default)]
+    pub power_state: Option<u8>,
+    /// Metadata.
+    #[serde(default)]
+    pub metadata: HashMap<String, String>,
+    /// `{"id": ...}`, or `""` for a server booted from a volume.
+    #[serde(default)]
+    pub image: Value,
+    /// Last change.
+    #[serde(default)]
+    pub updated: Option<String>,
+}
+
+impl ServerInfo {
+    /// The root disk's image ID, if booted from an image.
+    pub fn image_id(&self) -> Option<&str> {
+        self.image.get("id").and_then(Value::as_str)
+    }
+}
+
+#[derive(Deserialize)]
+struct ServersPage {
+    servers: Vec<ServerInfo>,
+    #[serde(default)]
+    servers_links: Vec<Link>,
+}
+
+#[derive(Deserialize)]
+struct Link {
+    rel: String,
+    href: String,
+}
+
+#[derive(Deserialize)]
+struct ServerRoot {
+    server: ServerInfo,
+}
+
+/// An image as the backend needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// ID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `hw_firmware_type` (`uefi` or `bios`), if set.
+    pub firmware: Option<String>,
+}
+
+/// A Nova (and Glance) client that rebuilds its session when Keystone
+/// stops accepting the token.
+pub struct NovaClient {
+    cloud: CloudConfig,
+    session: RwLock<Option<Session>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for NovaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NovaClient").finish_non_exhaustive()
+    }
+}
+
+impl NovaClient {
+    /// A client for `cloud`; nothing is sent until the first call.
+    pub fn new(cloud: CloudConfig, timeout: Duration) -> Self {
+        NovaClient {
+            cloud,
+            session: RwLock::new(None),
+            timeout,
+        }
+    }
+
+    /// The current session, authenticating if there is none.
+    async fn session(&self) -> Result<Session, NovaError> {
+        if let Some(s) = self.session.read().await.as_ref() {
+            return Ok(s.clone());
+        }
+        let mut slot = self.session.write().await;
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = self.cloud.clone().create_session().await?;
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Authenticates now (used at start-up to report problems early).
+    pub async fn connect(&self) -> Result<(), NovaError> {
+        self.session().await.map(|_| ())
+    }
+
+    async fn drop_session(&self) {
+        *self.session.write().await = None;
+    }
+
+    /// Sends a request built by `build`, renewing the session once on 401.
+    async fn send<S: ServiceType + Send + Clone>(
+        &self,
+        build: impl Fn(&Session) -> ServiceRequestBuilder<S>,
+    ) -> Result<reqwest::Response, NovaError> {
+        let mut renewed = false;
+        loop {
+            let s = self.session().await?;
+            match build(&s).timeout(self.timeout).send().await {
+                Ok(r) => return Ok(r),
+                Err(e) if e.kind() == ErrorKind::AuthenticationFailed && !renewed => {
+                    tracing::info!("token refused by the cloud; authenticating again");
+                    self.drop_session().await;
+                    renewed = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Servers with details, following pagination; with `changes_since`,
+    /// only those changed since then (deleted ones included).
+    pub async fn list_servers(
+        &self,
+        changes_since: Option<&str>,
+    ) -> Result<Vec<ServerInfo>, NovaError> {
+        self.list_servers_at(changes_since)
+            .await
+            .map(|(servers, _)| servers)
+    }
+
+    /// Like [`Self::list_servers`], also returning the time the API server
+    /// answered (its `Date` header), as the next `changes-since` must come
+    /// from Nova's clock, not ours.
+    pub async fn list_servers_at(
+        &self,
+        changes_since: Option<&str>,
+    ) -> Result<(Vec<ServerInfo>, Option<chrono::DateTime<chrono::Utc>>), NovaError> {
+        let mut server_time = None;
+        let mut all = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut query: Vec<(&str, String)> = Vec::new();
+            if let Some(t) = changes_since {
+                query.push(("changes-since", t.to_string()));
+            }
+            if let Some(m) = &marker {
+                query.push(("marker", m.clone()));
+            }
+            let response = self
+                .send(|s| s.get(COMPUTE, &["servers", "detail"]).query(&query))
+                .await?;
+            if server_time.is_none() {
+                server_time = response
+                    .headers()
+                    .get("date")
+                    .and_then(|d| d.to_str().ok())
+                    .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+                    .map(|d| d.with_timezone(&chrono::Utc));
+            }
+            let page: ServersPage = json_of(response).await?;
+            let next = page
+                .servers_links
+                .iter()
+                .find(|l| l.rel == "next")
+                .and_then(|l| marker_of(&l.href));
+            all.extend(page.servers);
+            match next {
+                Some(m) if Some(&m) != marker.as_ref() => marker = Some(m),
+                _ => return Ok((all, server_time)),
+            }
+        }
+    }
+
+    /// One server.
+    pub async fn get_server(&self, id: &str) -> Result<ServerInfo, NovaError> {
+        let root: ServerRoot =
+            json_of(self.send(|s| s.get(COMPUTE, &["servers", id])).await?).await?;
+        Ok(root.server)
+    }
+
+    /// `POST /servers/{id}/action` with `body`, at `microversion` if given.
+    pub async fn action(
+        &self,
+        id: &str,
+        body: &Value,
+        microversion: Option<ApiVersion>,
+    ) -> Result<(), NovaError> {
+        self.send(|s| {
+            let b = s.post(COMPUTE, &["servers", id, "action"]).json(body);
+            match microversion {
+                Some(v) => b.api_version(v),
+                None => b,
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Sets one metadata key.
+    pub async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), NovaError> {
+        let body = json!({ "meta": { key: value } });
+        self.send(|s| {
+            s.put(COMPUTE, &["servers", id, "metadata", key])
+                .json(&body)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes one metadata key; a missing key is not an error.
+    pub async fn delete_metadata(&self, id: &str, key: &str) -> Result<(), NovaError> {
+        match self
+            .send(|s| s.delete(COMPUTE, &["servers", id, "metadata", key]))
+            .await
+        {
+            Err(e) if e.kind == NovaErrorKind::NotFound => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// Finds an image by ID or exact name through Glance.
+    pub async fn find_image(&self, id_or_name: &str) -> Result<ImageInfo, NovaError> {
+        let mut renewed = false;
+        loop {
+            let s = self.session().await?;
+            let cloud = openstack::Cloud::from(s);
+            match cloud.get_image(id_or_name).await {
+                Ok(image) => {
+                    return Ok(ImageInfo {
+                        id: image.id().clone(),
+                        name: image.name().clone(),
+                        firmware: None,
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::AuthenticationFailed && !renewed => {
+                    self.drop_session().await;
+                    renewed = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// An image's `hw_firmware_type` property (read raw: the `openstack`
+    /// crate does not expose image properties).
+    pub async fn image_firmware(&self, image_id: &str) -> Result<Option<String>, NovaError> {
+        let v: Value = json_of(
+            self.send(|s| s.get(osauth::services::IMAGE, &["images", image_id]))
+                .await?,
+        )
+        .await?;
+        Ok(v.get("hw_firmware_type")
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+}
+
+async fn json_of<T: serde::de::DeserializeOwned>(r: reqwest::Response) -> Result<T, NovaError> {
+    r.json::<T>().await.map_err(|e| NovaError {
+        kind: NovaErrorKind::Transient,
+        message: format!("unreadable response: {e}"),
+    })
+}
+
+/// The `marker` parameter of a pagination link.
+fn marker_of(href: &str) -> Option<String> {
+    let query = href.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("marker="))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_from_next_link() {
+        assert_eq!(
+            marker_of("http://nova/v2.1/servers/detail?limit=1000&marker=abc-1").as_deref(),
+            Some("abc-1")
+        );
+        assert_eq!(marker_of("http://nova/v2.1/servers/detail"), None);
+    }
+
+    #[test]
+    fn server_body_with_unknown_fields_parses() {
+        let body = json!({"id": "u", "name": "n", "status": "SOFT_DELETED", "future": 1,
+            "OS-EXT-STS:power_state": 4, "image": ""});
+        let s: ServerInfo = serde_json::from_value(body).expect("parse");
+        assert_eq!(s.image_id(), None);
+        assert_eq!(s.power_state, Some(4));
+    }
+}

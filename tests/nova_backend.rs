@@ -1,0 +1,574 @@
+//! The Nova backend against the Nova simulator over real HTTP: resolution,
+//! every power mapping, network boot modes, boot options kept in metadata,
+//! and the shared refresh that does not grow with the node count.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use novabmc::backend::Backend;
+use novabmc::backend::nova::cloud::CloudSource;
+use novabmc::backend::nova::{NetworkBoot, Nova, NovaNode, NovaSettings};
+use novabmc::novasim::{self, NewServer, SimServer, Timings};
+use novabmc_proto::{BootParameterWrite, ChassisControl};
+use tokio_util::sync::CancellationToken;
+
+struct World {
+    sim: SimServer,
+    _dir: tempfile::TempDir,
+    settings: NovaSettings,
+    shutdown: CancellationToken,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        self.sim.abort();
+    }
+}
+
+async fn world() -> World {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .with_test_writer()
+        .try_init();
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let sim =
+        novasim::start(listener, novasim::Identity::default(), shutdown.clone()).expect("sim");
+    sim.sim.set_timings(Timings {
+        start_ms: 150,
+        stop_ms: 100,
+        reboot_ms: 150,
+        rebuild_ms: 150,
+        rescue_ms: 100,
+    });
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("clouds.yaml");
+    std::fs::write(&path, sim.sim.clouds_yaml("sim")).expect("clouds.yaml");
+    let mut settings = NovaSettings::new(CloudSource::Named {
+        name: "sim".into(),
+        file: Some(path),
+    });
+    settings.refresh = Duration::from_millis(300);
+    settings.task_poll = Duration::from_millis(50);
+    World {
+        sim,
+        _dir: dir,
+        settings,
+        shutdown,
+    }
+}
+
+fn node(name: &str, mode: NetworkBoot) -> NovaNode {
+    NovaNode {
+        name: name.into(),
+        server: name.into(),
+        network_boot: mode,
+        ipxe_image: Some("ipxe-boot".into()),
+        efi: None,
+    }
+}
+
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn server(w: &World, name: &str) -> novasim::model::Server {
+    w.sim
+        .sim
+        .servers()
+        .into_iter()
+        .find(|s| s.name == name)
+        .expect("server")
+}
+
+fn actions(w: &World) -> Vec<String> {
+    w.sim
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/action"))
+        .filter_map(|r| {
+            r.body
+                .and_then(|b| b.as_object().and_then(|o| o.keys().next().cloned()))
+        })
+        .collect()
+}
+
+async fn started(w: &World, nodes: Vec<NovaNode>) -> (Arc<Nova>, tokio::task::JoinSet<()>) {
+    let (nova, tasks) =
+        Nova::start(w.settings.clone(), nodes.clone(), w.shutdown.clone()).expect("start");
+    for i in 0..nodes.len() {
+        let n = nova.clone();
+        eventually("resolution", move || {
+            n.chassis_status(i).is_ok()
+                || matches!(
+                    n.chassis_status(i),
+                    Err(novabmc::backend::BackendError::Unavailable(_))
+                )
+        })
+        .await;
+    }
+    (nova, tasks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_mapping_and_rebuild_boot() {
+    let w = world().await;
+    w.sim
+        .sim
+        .add_server(NewServer {
+            name: "n0".into(),
+            image: Some("centos-stream-9".into()),
+            ..Default::default()
+        })
+        .expect("add");
+    let (nova, _tasks) = started(&w, vec![node("n0", NetworkBoot::Rebuild)]).await;
+    assert!(!nova.chassis_status(0).expect("status").power_on);
+    // One-time PXE, then power on: rebuild with the iPXE image, then start.
+    let (wr, inv) = BootParameterWrite::parse(&[5, 0xa0, 0x04, 0, 0, 0]).expect("param");
+    nova.set_boot_parameter(0, wr, inv).expect("set");
+    nova.chassis_control(0, ChassisControl::PowerUp)
+        .expect("on");
+    assert!(
+        nova.chassis_status(0).expect("status").power_on,
+        "heading on at once"
+    );
+    eventually("ACTIVE", || {
+        server(&w, "n0").stable.status == "ACTIVE" && server(&w, "n0").pending.is_empty()
+    })
+    .await;
+    eventually("idle", || actions(&w).len() >= 2).await;
+    assert_eq!(actions(&w), ["rebuild", "os-start"]);
+    let s = server(&w, "n0");
+    assert!(
+        s.metadata
+            .get("novabmc_boot")
+            .is_some_and(|v| v.starts_with("v1:")),
+        "{:?}",
+        s.metadata
+    );
+    assert!(
+        !nova.boot_options(0).expect("boot").flags.valid(),
+        "one-time flag used"
+    );
+    // Reboot now boots the disk.
+    nova.chassis_control(0, ChassisControl::PowerCycle)
+        .expect("cycle");
+    nova.chassis_control(0, ChassisControl::PowerCycle)
+        .expect("repeat absorbed");
+    eventually("reboot", || actions(&w).len() >= 3).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(actions(&w), ["rebuild", "os-start", "reboot"]);
+    nova.chassis_control(0, ChassisControl::DiagnosticInterrupt)
+        .expect("nmi");
+    eventually("nmi", || server(&w, "n0").nmis == 1).await;
+    nova.chassis_control(0, ChassisControl::PowerDown)
+        .expect("off");
+    assert!(!nova.chassis_status(0).expect("status").power_on);
+    eventually("SHUTOFF", || server(&w, "n0").stable.status == "SHUTOFF").await;
+    let crash = w
+        .sim
+        .sim
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.body
+                .as_ref()
+                .is_some_and(|b| b.get("trigger_crash_dump").is_some())
+        })
+        .expect("crash dump");
+    assert_eq!(crash.microversion.as_deref(), Some("2.17"));
+}
+
+fn set_boot(nova: &Nova, bytes: &[u8]) {
+    let (wr, inv) = BootParameterWrite::parse(bytes).expect("param");
+    nova.set_boot_parameter(0, wr, inv).expect("set");
+}
+
+async fn settle(w: &World, nova: &Nova, name: &str) {
+    eventually("settled", || {
+        nova.is_idle(0) && server(w, name).pending.is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescue_mode() {
+    let w = world().await;
+    w.sim
+        .sim
+        .add_server(NewServer {
+            name: "r0".into(),
+            on: true,
+            ..Default::default()
+        })
+        .expect("add");
+    let (nova, _tasks) = started(&w, vec![node("r0", NetworkBoot::Rescue)]).await;
+    // Persistent PXE: a reboot rescues with the iPXE image, every time.
+    set_boot(&nova, &[5, 0xc0, 0x04, 0, 0, 0]);
+    nova.chassis_control(0, ChassisControl::HardReset)
+        .expect("reset");
+    settle(&w, &nova, "r0").await;
+    assert_eq!(server(&w, "r0").stable.status, "RESCUE");
+    nova.chassis_control(0, ChassisControl::PowerCycle)
+        .expect("cycle");
+    settle(&w, &nova, "r0").await;
+    assert_eq!(actions(&w), ["rescue", "unrescue", "rescue"]);
+    // Disk, one-time: the next reboot unrescues, the one after reboots.
+    set_boot(&nova, &[5, 0x80, 0x08, 0, 0, 0]);
+    nova.chassis_control(0, ChassisControl::PowerCycle)
+        .expect("cycle");
+    settle(&w, &nova, "r0").await;
+    assert_eq!(server(&w, "r0").stable.status, "ACTIVE");
+    nova.chassis_control(0, ChassisControl::PowerCycle)
+        .expect("cycle");
+    settle(&w, &nova, "r0").await;
+    assert_eq!(
+        actions(&w),
+        ["rescue", "unrescue", "rescue", "unrescue", "reboot"]
+    );
+    let boots: Vec<&str> = server(&w, "r0").boots.iter().map(|b| b.from).collect();
+    assert_eq!(boots, ["rescue", "disk", "rescue", "disk", "disk"]);
+    // Off while rescued: unrescue, then stop.
+    set_boot(&nova, &[5, 0x80, 0x04, 0, 0, 0]);
+    nova.chassis_control(0, ChassisControl::PowerCycle)
+        .expect("cycle");
+    settle(&w, &nova, "r0").await;
+    nova.chassis_control(0, ChassisControl::PowerDown)
+        .expect("off");
+    settle(&w, &nova, "r0").await;
+    assert_eq!(server(&w, "r0").stable.status, "SHUTOFF");
+    let a = actions(&w);
+    assert_eq!(&a[a.len() - 3..], ["rescue", "unrescue", "os-stop"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_mode_and_persistent_pxe() {
+    let w = world().await;
+    w.sim
+        .sim
+        .add_server(NewServer {
+            name: "m0".into(),
+            ..Default::default()
+        })
+        .expect("add");
+    let (nova, _tasks) = started(&w, vec![node("m0", NetworkBoot::Metadata)]).await;
+    set_boot(&nova, &[5, 0xc0, 0x04, 0, 0, 0]);
+    nova.chassis_control(0, ChassisControl::PowerUp)
+        .expect("on");
+    settle(&w, &nova, "m0").await;
+    nova.chassis_control(0, ChassisControl::PowerCycle)
+        .expect("cycle");
+    settle(&w, &nova, "m0").await;
+    set_boot(&nova, &[5, 0xc0, 0x08, 0, 0, 0]);
+    nova.chassis_control(0, ChassisControl::PowerCycle)
+        .expect("cycle");
+    settle(&w, &nova, "m0").await;
+    let boots: Vec<&str> = server(&w, "m0").boots.iter().map(|b| b.from).collect();
+    assert_eq!(
+        boots,
+        ["network", "network", "disk"],
+        "persistent PXE twice, then disk"
+    );
+    assert_eq!(actions(&w), ["os-start", "reboot", "reboot"]);
+    assert_eq!(
+        server(&w, "m0")
+            .metadata
+            .get("libvirt:pxe-first")
+            .map(String::as_str),
+        Some("")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_boot_options_and_processes_keep_to_their_servers() {
+    let w = world().await;
+    for name in ["a", "b"] {
+        w.sim
+            .sim
+            .add_server(NewServer {
+                name: name.into(),
+                ..Default::default()
+            })
+            .expect("add");
+    }
+    let first = CancellationToken::new();
+    let (nova, tasks) = Nova::start(
+        w.settings.clone(),
+        vec![node("a", NetworkBoot::Rebuild)],
+        first.clone(),
+    )
+    .expect("start");
+    let (other, _other_tasks) = started(&w, vec![node("b", NetworkBoot::Rebuild)]).await;
+    eventually("a resolved", || nova.boot_options(0).is_ok()).await;
+    set_boot(&nova, &[5, 0xe0, 0x08, 0, 0, 0]);
+    set_boot(&other, &[5, 0x80, 0x04, 0, 0, 0]);
+    let before = nova.boot_options(0).expect("boot");
+    eventually("saved", || {
+        server(&w, "a").metadata.contains_key("novabmc_boot")
+    })
+    .await;
+    first.cancel();
+    drop(tasks);
+    let (again, _again_tasks) = started(&w, vec![node("a", NetworkBoot::Rebuild)]).await;
+    eventually("restored", || again.boot_options(0).is_ok()).await;
+    assert_eq!(
+        again.boot_options(0).expect("boot"),
+        before,
+        "nothing lost across a restart"
+    );
+    eventually("b saved", || {
+        server(&w, "b").metadata.contains_key("novabmc_boot")
+    })
+    .await;
+    assert_ne!(
+        server(&w, "a").metadata.get("novabmc_boot"),
+        server(&w, "b").metadata.get("novabmc_boot")
+    );
+    assert_eq!(other.boot_options(0).expect("b").flags.0[1], 0x04);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_and_ambiguous_servers_fail_alone() {
+    let w = world().await;
+    w.sim
+        .sim
+        .add_server(NewServer {
+            name: "ok".into(),
+            ..Default::default()
+        })
+        .expect("add");
+    w.sim
+        .sim
+        .add_server(NewServer {
+            name: "twin".into(),
+            ..Default::default()
+        })
+        .expect("add");
+    w.sim
+        .sim
+        .add_server(NewServer {
+            name: "twin".into(),
+            ..Default::default()
+        })
+        .expect("add");
+    let (nova, _tasks) = started(
+        &w,
+        vec![
+            node("ok", NetworkBoot::Rebuild),
+            node("twin", NetworkBoot::Rebuild),
+            node("ghost", NetworkBoot::Rebuild),
+        ],
+    )
+    .await;
+    assert!(nova.chassis_status(0).is_ok());
+    match nova.chassis_status(1) {
+        Err(novabmc::backend::BackendError::Unavailable(why)) => {
+            assert!(why.contains("ambiguous"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    match nova.chassis_status(2) {
+        Err(novabmc::backend::BackendError::Unavailable(why)) => {
+            assert!(why.contains("not found"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // A server created later is picked up by the refresh.
+    w.sim
+        .sim
+        .add_server(NewServer {
+            name: "ghost".into(),
+            ..Default::default()
+        })
+        .expect("add");
+    eventually("ghost resolved", || nova.chassis_status(2).is_ok()).await;
+}
+
+fn faults(f: impl FnOnce(&mut novasim::Faults)) -> novasim::Faults {
+    let mut x = novasim::Faults {
+        token_lifetime_secs: 3600,
+        fail_status: 500,
+        ..Default::default()
+    };
+    f(&mut x);
+    x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keystone_down_at_start_then_back() {
+    let w = world().await;
+    w.sim
+        .sim
+        .add_server(NewServer {
+            name: "k0".into(),
+            ..Default::default()
+        })
+        .expect("add");
+    w.sim.sim.set_faults(faults(|f| f.keystone_down = true));
+    let (nova, _tasks) = Nova::start(
+        w.settings.clone(),
+        vec![node("k0", NetworkBoot::Rebuild)],
+        w.shutdown.clone(),
+    )
+    .expect("start");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(matches!(
+        nova.chassis_status(0),
+        Err(novabmc::backend::BackendError::NotReady(_))
+    ));
+    // A power-on asked for while the cloud is away is kept, and reported.
+    nova.chassis_control(0, ChassisControl::PowerUp)
+        .expect("queued");
+    assert!(nova.chassis_status(0).expect("status").power_on);
+    w.sim.sim.set_faults(faults(|_| {}));
+    eventually("ACTIVE", || server(&w, "k0").stable.status == "ACTIVE").await;
+    assert_eq!(actions(&w), ["os-start"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_expiry_conflicts_errors_and_drops_are_ridden_out() {
+    let w = world().await;
+    w.sim
+        .sim
+        .add_server(NewServer {
+            name: "t0".into(),
+            ..Default::default()
+        })
+        .expect("add");
+    let (nova, _tasks) = started(&w, vec![node("t0", NetworkBoot::Rebuild)]).await;
+    // Keystone forgets every token: the next call gets 401 and the
+    // backend authenticates again.
+    w.sim.sim.expire_tokens();
+    nova.chassis_control(0, ChassisControl::PowerUp)
+        .expect("on");
+    settle(&w, &nova, "t0").await;
+    assert_eq!(server(&w, "t0").stable.status, "ACTIVE");
+    let log = w.sim.sim.requests();
+    assert!(log.iter().any(|r| r.status == 401), "a token was refused");
+    assert!(
+        log.iter()
+            .filter(|r| r.path.ends_with("/auth/tokens"))
+            .count()
+            >= 2,
+        "and renewed"
+    );
+    // A storm of 409s, then 500s, 503s and dropped connections.
+    w.sim.sim.set_faults(faults(|f| f.conflict_next = 6));
+    nova.chassis_control(0, ChassisControl::PowerDown)
+        .expect("off");
+    settle(&w, &nova, "t0").await;
+    assert_eq!(server(&w, "t0").stable.status, "SHUTOFF");
+    for fault in [
+        faults(|f| f.fail_next = 4),
+        faults(|f| {
+            f.fail_next = 4;
+            f.fail_status = 503;
+        }),
+        faults(|f| f.drop_next = 3),
+    ] {
+        w.sim.sim.set_faults(fault);
+        nova.chassis_control(0, ChassisControl::PowerUp)
+            .expect("on");
+        settle(&w, &nova, "t0").await;
+        assert_eq!(server(&w, "t0").stable.status, "ACTIVE");
+        nova.chassis_control(0, ChassisControl::PowerDown)
+            .expect("off");
+        settle(&w, &nova, "t0").await;
+        assert_eq!(server(&w, "t0").stable.status, "SHUTOFF");
+    }
+    let conflicts = w
+        .sim
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.status == 409)
+        .count();
+    assert_eq!(conflicts, 6);
+    // Every accepted start and stop reached Nova exactly once.
+    assert_eq!(actions(&w).iter().filter(|a| *a == "os-start").count(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_nova_never_slows_the_bmc() {
+    let w = world().await;
+    w.sim
+        .sim
+        .add_server(NewServer {
+            name: "s0".into(),
+            ..Default::default()
+        })
+        .expect("add");
+    let (nova, _tasks) = started(&w, vec![node("s0", NetworkBoot::Rebuild)]).await;
+    w.sim.sim.set_faults(faults(|f| f.latency_ms = 10_000));
+    let t = std::time::Instant::now();
+    nova.chassis_control(0, ChassisControl::PowerUp)
+        .expect("on");
+    assert!(nova.chassis_status(0).expect("status").power_on);
+    // Answered without waiting for Nova's ten seconds.
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    for _ in 0..600 {
+        if server(&w, "s0").stable.status == "ACTIVE" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(server(&w, "s0").stable.status, "ACTIVE");
+}
+
+/// Lists per refresh interval with `n` nodes, after resolution.
+async fn lists_per_interval(n: usize) -> (usize, usize) {
+    let w = world().await;
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let name = format!("scale-{i}");
+        w.sim
+            .sim
+            .add_server(NewServer {
+                name: name.clone(),
+                ..Default::default()
+            })
+            .expect("add");
+        nodes.push(node(&name, NetworkBoot::Rebuild));
+    }
+    let (_nova, _tasks) = started(&w, nodes).await;
+    let log = w.sim.sim.requests();
+    let start = log.last().map(|r| r.at_ms).unwrap_or_default();
+    let intervals = 5;
+    tokio::time::sleep(w.settings.refresh * intervals as u32 + Duration::from_millis(150)).await;
+    let after: Vec<_> = w
+        .sim
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.at_ms > start)
+        .collect();
+    let lists = after
+        .iter()
+        .filter(|r| r.path.ends_with("/servers/detail"))
+        .count();
+    (lists, after.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_cost_does_not_grow_with_nodes() {
+    let mut seen = Vec::new();
+    for n in [1, 100, 1000] {
+        let (lists, all) = lists_per_interval(n).await;
+        eprintln!("{n} nodes: {lists} server listings and {all} requests in 5 refresh intervals");
+        seen.push((lists, all));
+    }
+    for (lists, all) in seen {
+        assert!((4..=6).contains(&lists), "{lists}");
+        assert_eq!(all, lists, "nothing but the one listing per interval");
+    }
+}
