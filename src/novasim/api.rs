@@ -92,6 +92,12 @@ pub(super) fn router(sim: St) -> Router {
 /// Records every request, injects faults and checks tokens for the Nova
 /// and Glance paths.
 async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
+    // When the request arrived, for latency measurements.
+    let at_ms = sim.started.elapsed().as_secs_f64() * 1000.0;
+    let at_unix_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
@@ -158,7 +164,8 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
         }
     };
     let entry = LoggedRequest {
-        at_ms: sim.started.elapsed().as_secs_f64() * 1000.0,
+        at_ms,
+        at_unix_ms,
         method: method.to_string(),
         path,
         query,
@@ -969,7 +976,18 @@ async fn get_image(State(sim): State<St>, Path(id): Path<String>) -> Response {
 // ----- control API -----------------------------------------------------------
 
 async fn sim_servers(State(sim): State<St>) -> Response {
-    Json(json!({"servers": sim.servers(), "now": now_iso()})).into_response()
+    let servers: Vec<Value> = sim
+        .servers()
+        .iter()
+        .map(|s| {
+            let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+            // What the API shows now, and whether a transition is under way.
+            v["visible"] = serde_json::to_value(s.visible()).unwrap_or(Value::Null);
+            v["busy"] = json!(!s.pending.is_empty());
+            v
+        })
+        .collect();
+    Json(json!({"servers": servers, "now": now_iso()})).into_response()
 }
 
 async fn sim_add_server(State(sim): State<St>, Json(spec): Json<NewServer>) -> Response {

@@ -76,6 +76,8 @@ pub struct Faults {
 pub struct LoggedRequest {
     /// Milliseconds since the simulator started.
     pub at_ms: f64,
+    /// Wall-clock time, milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
     /// HTTP method.
     pub method: String,
     /// Path.

@@ -119,10 +119,29 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon and waits until every node answers an RMCP ping.
     pub fn start(setup: &Setup) -> Daemon {
+        let nodes = (0..setup.nodes)
+            .map(|i| SocketAddr::from((setup.address, setup.base_port + i)))
+            .collect();
+        Self::start_with(&setup.toml(), nodes)
+    }
+
+    /// Starts the daemon on a configuration written by the caller, whose
+    /// nodes listen on `nodes`.
+    pub fn start_with(toml: &str, nodes: Vec<SocketAddr>) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, toml, nodes)
+    }
+
+    /// Like [`Daemon::start_with`], in an existing directory (kept across a
+    /// restart).
+    pub fn start_in(dir: tempfile::TempDir, toml: &str, nodes: Vec<SocketAddr>) -> Daemon {
         let config = dir.path().join("novabmc.toml");
-        std::fs::write(&config, setup.toml()).expect("write config");
-        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
+        std::fs::write(&config, toml).expect("write config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("daemon.log"))
+            .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_novabmc"))
             .args(["--log", "debug", "serve", "--config"])
             .arg(&config)
@@ -130,9 +149,6 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .expect("start novabmc");
-        let nodes = (0..setup.nodes)
-            .map(|i| SocketAddr::from((setup.address, setup.base_port + i)))
-            .collect();
         let mut d = Daemon {
             child: Some(child),
             dir,
@@ -178,6 +194,13 @@ impl Daemon {
     /// The directory holding the config and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Stops the daemon and hands back its directory, for a restart.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        self.stop();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+        dir
     }
 
     /// Stops the daemon with SIGTERM and returns its exit status.
