@@ -1,8 +1,8 @@
 //! The configuration file: one TOML file, with `NOVABMC_` environment
 //! variables overriding any key (`NOVABMC_BMC__MAX_SESSIONS=16`,
 //! `NOVABMC_NODES__RACK1__PORT=6240`; a double underscore separates
-//! levels, and only the `bmc`, `users`, `backend` and `nodes` sections are
-//! read from the environment).
+//! levels, and only the `bmc`, `users`, `backend`, `nodes` and `routing`
+//! sections are read from the environment).
 //!
 //! Loading has two steps. figment reads and merges the sources into the raw
 //! structures below (unknown keys are errors, so a typo never passes
@@ -31,7 +31,23 @@ pub const DEFAULT_PORT: u16 = 623;
 /// Environment variables override keys only under these sections, so other
 /// `NOVABMC_` variables (`NOVABMC_LOG`, secrets named in the file) are not
 /// mistaken for configuration.
-const SECTIONS: [&str; 4] = ["bmc__", "users__", "backend__", "nodes__"];
+const SECTIONS: [&str; 5] = ["bmc__", "users__", "backend__", "nodes__", "routing__"];
+
+/// The priority of a node's `from ADDRESS lookup TABLE` rule when
+/// `nodes.NAME.route.priority` is not given: well before the main table's
+/// rule (32766), so the node's table wins, and far enough from 0 that an
+/// operator can still put rules of their own in front.
+pub const DEFAULT_RULE_PRIORITY: u32 = 1000;
+
+/// Routing tables the kernel gives a meaning (unspec, default, main,
+/// local); a node's table must be none of them.
+pub const RESERVED_TABLES: [u32; 4] = [0, 253, 254, 255];
+
+/// The main table's rule priority: a node's rule must come before it.
+const MAIN_RULE_PRIORITY: u32 = 32766;
+
+/// Longest interface name the kernel accepts (IFNAMSIZ less the NUL).
+const MAX_INTERFACE_NAME: usize = 15;
 
 /// A configuration problem, naming the key and its source.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +173,14 @@ struct RawConfig {
     backend: RawBackend,
     #[serde(default)]
     nodes: BTreeMap<String, RawNode>,
+    #[serde(default)]
+    routing: RawRouting,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouting {
+    keep_routes: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +228,16 @@ struct RawNode {
     address: IpAddr,
     port: Option<u16>,
     server: Option<String>,
+    route: Option<RawRoute>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    table: u32,
+    gateway: IpAddr,
+    interface: Option<String>,
+    priority: Option<u32>,
 }
 
 /// A user as configured.
@@ -271,6 +305,32 @@ pub struct NodeConfig {
     pub listen: SocketAddr,
     /// The cloud server behind it (name or UUID); defaults to the node name.
     pub server: String,
+    /// Policy routing for a node whose address has a NIC of its own.
+    pub route: Option<RouteConfig>,
+}
+
+/// `[nodes.NAME.route]`: replies from the node's address leave through its
+/// own NIC (`from ADDRESS lookup TABLE` and `default via GATEWAY dev
+/// INTERFACE table TABLE`), because a cloud drops packets whose source
+/// address does not belong to the port they leave by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    /// The node's routing table (never 0, 253, 254 or 255).
+    pub table: u32,
+    /// The next hop on the node's subnet, of the address's family.
+    pub gateway: IpAddr,
+    /// The NIC; `None` means the one holding the node's address.
+    pub interface: Option<String>,
+    /// The rule's priority.
+    pub priority: u32,
+}
+
+/// `[routing]`: settings for every node's routes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoutingConfig {
+    /// Leave the rules and routes in place when `serve` stops, so replies
+    /// keep their path across a restart; by default they are removed.
+    pub keep_routes: bool,
 }
 
 /// A validated configuration.
@@ -284,6 +344,8 @@ pub struct Config {
     pub backend: BackendConfig,
     /// Nodes, in name order.
     pub nodes: Vec<NodeConfig>,
+    /// Routing settings.
+    pub routing: RoutingConfig,
 }
 
 struct Checker<'a> {
@@ -485,12 +547,21 @@ impl Config {
             if server.trim().is_empty() {
                 return Err(c.error(&format!("{key}.server"), "must not be empty"));
             }
+            let route = match n.route {
+                None => None,
+                Some(r) => Some(check_route(&key, n.address, r, c)?),
+            };
             nodes.push(NodeConfig {
                 name,
                 listen,
                 server,
+                route,
             });
         }
+        check_shared_routes(&nodes, c)?;
+        let routing = RoutingConfig {
+            keep_routes: raw.routing.keep_routes.unwrap_or(false),
+        };
 
         Ok(Config {
             bmc: BmcSettings {
@@ -504,6 +575,7 @@ impl Config {
             users,
             backend,
             nodes,
+            routing,
         })
     }
 
@@ -525,6 +597,114 @@ impl Config {
         c.timeouts.idle = self.bmc.idle_timeout;
         c.device = self.bmc.device;
         c
+    }
+}
+
+/// Validates one node's `[nodes.NAME.route]`; `key` is `nodes.NAME`.
+fn check_route(
+    key: &str,
+    address: IpAddr,
+    r: RawRoute,
+    c: &Checker<'_>,
+) -> Result<RouteConfig, ConfigError> {
+    if RESERVED_TABLES.contains(&r.table) {
+        return Err(c.error(
+            &format!("{key}.route.table"),
+            format!(
+                "table {} is reserved (0 unspec, 253 default, 254 main, 255 local); \
+                 give the node a table of its own",
+                r.table
+            ),
+        ));
+    }
+    if r.gateway.is_ipv4() != address.is_ipv4() {
+        return Err(c.error(
+            &format!("{key}.route.gateway"),
+            format!(
+                "{} is not of the same family as the address {address}",
+                r.gateway
+            ),
+        ));
+    }
+    if r.gateway.is_unspecified() || r.gateway.is_multicast() || r.gateway == address {
+        return Err(c.error(
+            &format!("{key}.route.gateway"),
+            "must be the unicast address of the router on the node's subnet",
+        ));
+    }
+    if let Some(name) = &r.interface
+        && (name.is_empty()
+            || name.len() > MAX_INTERFACE_NAME
+            || name.contains(['/', ':'])
+            || name.contains(char::is_whitespace))
+    {
+        return Err(c.error(
+            &format!("{key}.route.interface"),
+            format!(
+                "{name:?} is not an interface name (1 to {MAX_INTERFACE_NAME} bytes, \
+                 no '/', ':' or spaces)"
+            ),
+        ));
+    }
+    let priority = r.priority.unwrap_or(DEFAULT_RULE_PRIORITY);
+    if !(1..MAIN_RULE_PRIORITY).contains(&priority) {
+        return Err(c.error(
+            &format!("{key}.route.priority"),
+            format!(
+                "must be between 1 and {}: the rule must come after the local table's \
+                 (0) and before the main table's ({MAIN_RULE_PRIORITY})",
+                MAIN_RULE_PRIORITY - 1
+            ),
+        ));
+    }
+    Ok(RouteConfig {
+        table: r.table,
+        gateway: r.gateway,
+        interface: r.interface,
+        priority,
+    })
+}
+
+/// Nodes may share a table (and so its one default route) only if they
+/// agree on that route, and nodes sharing an address need one rule for it,
+/// so their routes must match.
+fn check_shared_routes(nodes: &[NodeConfig], c: &Checker<'_>) -> Result<(), ConfigError> {
+    for (i, n) in nodes.iter().enumerate() {
+        let Some(r) = &n.route else { continue };
+        for o in &nodes[..i] {
+            let Some(or) = &o.route else { continue };
+            if or.table == r.table && (or.gateway != r.gateway || or.interface != r.interface) {
+                return Err(c.error(
+                    &format!("nodes.{}.route.table", n.name),
+                    format!(
+                        "table {} is also node {}'s, with {}; nodes sharing a table \
+                         must share its gateway and interface",
+                        r.table,
+                        o.name,
+                        describe_next_hop(or)
+                    ),
+                ));
+            }
+            if o.listen.ip() == n.listen.ip() && or != r {
+                return Err(c.error(
+                    &format!("nodes.{}.route", n.name),
+                    format!(
+                        "node {} has the same address {} with a different route; \
+                         one address has one rule, so their routes must be the same",
+                        o.name,
+                        n.listen.ip()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe_next_hop(r: &RouteConfig) -> String {
+    match &r.interface {
+        Some(i) => format!("gateway {} on {i}", r.gateway),
+        None => format!("gateway {} on the address's interface", r.gateway),
     }
 }
 
@@ -679,6 +859,143 @@ mod tests {
                 !shown.contains("s3cret") && !shown.contains("115, 51"),
                 "{shown}"
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn routes_are_optional_and_get_defaults() {
+        Jail::expect_with(|jail| {
+            let text = format!(
+                "{GOOD}\n[nodes.r4]\naddress = \"10.0.2.10\"\n[nodes.r4.route]\n\
+                 table = 1002\ngateway = \"10.0.2.1\"\n\
+                 [nodes.r6]\naddress = \"fd00:3::10\"\n[nodes.r6.route]\n\
+                 table = 300\ngateway = \"fe80::1\"\ninterface = \"eth3\"\npriority = 50\n"
+            );
+            let c = load(jail, &text).expect("valid");
+            assert!(!c.routing.keep_routes);
+            let by_name = |n: &str| c.nodes.iter().find(|x| x.name == n).expect("node");
+            assert_eq!(by_name("node-0").route, None);
+            assert_eq!(
+                by_name("r4").route,
+                Some(RouteConfig {
+                    table: 1002,
+                    gateway: "10.0.2.1".parse().expect("ip"),
+                    interface: None,
+                    priority: DEFAULT_RULE_PRIORITY,
+                })
+            );
+            let r6 = by_name("r6").route.clone().expect("route");
+            assert_eq!((r6.table, r6.priority), (300, 50));
+            assert_eq!(r6.interface.as_deref(), Some("eth3"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn keep_routes_from_file_and_environment() {
+        Jail::expect_with(|jail| {
+            let c = load(jail, &format!("{GOOD}\n[routing]\nkeep_routes = true\n")).expect("ok");
+            assert!(c.routing.keep_routes);
+            jail.set_env("NOVABMC_ROUTING__KEEP_ROUTES", "false");
+            let c = load(jail, &format!("{GOOD}\n[routing]\nkeep_routes = true\n")).expect("ok");
+            assert!(!c.routing.keep_routes);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_routes_are_refused_naming_the_key() {
+        Jail::expect_with(|jail| {
+            let node = |route: &str| {
+                format!("[nodes.b]\naddress = \"10.0.2.10\"\n[nodes.b.route]\n{route}\n")
+            };
+            let mut cases = Vec::new();
+            for table in RESERVED_TABLES {
+                cases.push((
+                    node(&format!("table = {table}\ngateway = \"10.0.2.1\"")),
+                    "nodes.b.route.table",
+                    "reserved",
+                ));
+            }
+            cases.extend([
+                (
+                    node("table = 7\ngateway = \"fd00::1\""),
+                    "nodes.b.route.gateway",
+                    "same family",
+                ),
+                (
+                    node("table = 7\ngateway = \"10.0.2.10\""),
+                    "nodes.b.route.gateway",
+                    "unicast",
+                ),
+                (
+                    node("table = 7\ngateway = \"10.0.2.1\"\ninterface = \"a/b\""),
+                    "nodes.b.route.interface",
+                    "not an interface name",
+                ),
+                (
+                    node("table = 7\ngateway = \"10.0.2.1\"\ninterface = \"sixteen-chars-xx\""),
+                    "nodes.b.route.interface",
+                    "not an interface name",
+                ),
+                (
+                    node("table = 7\ngateway = \"10.0.2.1\"\npriority = 0"),
+                    "nodes.b.route.priority",
+                    "32765",
+                ),
+                (
+                    node("table = 7\ngateway = \"10.0.2.1\"\npriority = 32766"),
+                    "nodes.b.route.priority",
+                    "32765",
+                ),
+                (node("table = 7"), "gateway", "missing"),
+                (
+                    node("table = 7\ngateway = \"10.0.2.1\"\nmetric = 3"),
+                    "metric",
+                    "unknown",
+                ),
+                (
+                    format!(
+                        "{}[nodes.c]\naddress = \"10.0.3.10\"\n[nodes.c.route]\n\
+                         table = 7\ngateway = \"10.0.3.1\"\n",
+                        node("table = 7\ngateway = \"10.0.2.1\"")
+                    ),
+                    "nodes.c.route.table",
+                    "also node b's",
+                ),
+                (
+                    format!(
+                        "{}[nodes.c]\naddress = \"10.0.2.10\"\nport = 624\n[nodes.c.route]\n\
+                         table = 8\ngateway = \"10.0.2.1\"\n",
+                        node("table = 7\ngateway = \"10.0.2.1\"")
+                    ),
+                    "nodes.c.route",
+                    "same address",
+                ),
+            ]);
+            for (extra, key, why) in cases {
+                let e = load(jail, &format!("{GOOD}\n{extra}"))
+                    .expect_err(&extra)
+                    .to_string();
+                assert!(e.contains(key) && e.contains(why), "{extra}: {e}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn nodes_may_share_a_table_with_the_same_next_hop() {
+        Jail::expect_with(|jail| {
+            let mut text = GOOD.to_string();
+            for (name, port) in [("a", 623), ("b", 624)] {
+                text.push_str(&format!(
+                    "[nodes.{name}]\naddress = \"10.0.2.10\"\nport = {port}\n\
+                     [nodes.{name}.route]\ntable = 7\ngateway = \"10.0.2.1\"\n"
+                ));
+            }
+            let c = load(jail, &text).expect("valid");
+            assert_eq!(c.nodes.iter().filter(|n| n.route.is_some()).count(), 2);
             Ok(())
         });
     }

@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use novabmc_proto::{CipherSuites, DeviceId, Privilege};
 
 use crate::config::{
-    BackendConfig, BmcSettings, Config, NodeConfig, SecretBytes, SimulatedConfig, UserConfig,
+    BackendConfig, BmcSettings, Config, NodeConfig, RoutingConfig, SecretBytes, SimulatedConfig,
+    UserConfig,
 };
 
 /// The demo's user.
@@ -21,6 +22,7 @@ pub fn config(address: IpAddr, base_port: u16, count: u16) -> Config {
             name: format!("demo-{i}"),
             listen: SocketAddr::new(address, base_port.saturating_add(i)),
             server: format!("demo-{i}"),
+            route: None,
         })
         .collect();
     Config {
@@ -39,6 +41,7 @@ pub fn config(address: IpAddr, base_port: u16, count: u16) -> Config {
         }],
         backend: BackendConfig::Simulated(SimulatedConfig::default()),
         nodes,
+        routing: RoutingConfig::default(),
     }
 }
 

@@ -229,6 +229,7 @@ mod tests {
             name: "n0".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 6230)),
             server: "n0".into(),
+            route: None,
         }];
         Simulated::new(
             SimulatedConfig {
