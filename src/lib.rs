@@ -20,4 +20,5 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod novasim;
+pub mod routing;
 pub mod server;
