@@ -1,5 +1,6 @@
-//! The command line: `novabmc serve --config FILE` and `novabmc demo`, the
-//! logging set-up, signal handling and the exit status.
+//! The command line: `novabmc serve --config FILE`, `novabmc demo` and
+//! `novabmc routes show|apply|flush --config FILE`, the logging set-up,
+//! signal handling and the exit status.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use tracing::info;
 use crate::backend::Backend;
 use crate::backend::simulated::Simulated;
 use crate::config::{BackendConfig, Config};
+use crate::routing::{self, Installation, RouteSpec};
 use crate::{demo, server};
 
 /// IPMI-over-LAN virtual BMC for cloud servers.
@@ -61,6 +63,29 @@ pub enum Command {
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
         nodes: u16,
     },
+    /// Show, install or remove the nodes' policy routes ([nodes.NAME.route]).
+    Routes {
+        /// What to do with them.
+        #[arg(value_enum)]
+        action: RoutesAction,
+        /// The TOML configuration.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+}
+
+/// What `routes` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoutesAction {
+    /// Per node: the rule and route wanted, and whether they are installed,
+    /// missing or blocked by someone else's entry.
+    Show,
+    /// Install every node's rule and route (as `serve` does at start);
+    /// running it again changes nothing.
+    Apply,
+    /// Remove the rules and routes novabmc installed for these nodes (as
+    /// `serve` does at shutdown); others' entries stay.
+    Flush,
 }
 
 /// Runs the command line and returns the process exit status.
@@ -125,7 +150,55 @@ async fn run(cli: Cli) -> Result<()> {
             let text = demo::instructions(&c);
             serve(c, Some(text)).await
         }
+        Command::Routes { action, config } => {
+            let c = Config::load(&config)?;
+            routes(action, &RouteSpec::from_config(&c), &config).await
+        }
     }
+}
+
+/// `novabmc routes`: reports on stdout, failures on stderr, and an error
+/// (so a non-zero exit status) if any node failed.
+async fn routes(action: RoutesAction, specs: &[RouteSpec], config: &std::path::Path) -> Result<()> {
+    if specs.is_empty() {
+        println!(
+            "no node in {} has a [nodes.NAME.route]; nothing to do",
+            config.display()
+        );
+        return Ok(());
+    }
+    let results = match action {
+        RoutesAction::Show => {
+            for report in routing::ops::show(specs).await? {
+                print!("{report}");
+            }
+            return Ok(());
+        }
+        RoutesAction::Apply => routing::ops::apply(specs).await?,
+        RoutesAction::Flush => routing::ops::flush(specs).await?,
+    };
+    let mut failed = 0;
+    for (node, result) in &results {
+        match result {
+            Ok(steps) if steps.is_empty() => match action {
+                RoutesAction::Flush => println!("{node}: nothing of novabmc's to remove"),
+                _ => println!("{node}: already in place"),
+            },
+            Ok(steps) => {
+                for step in steps {
+                    println!("{node}: {step}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("novabmc: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} nodes failed", results.len());
+    }
+    Ok(())
 }
 
 /// Binds every node, serves until SIGINT or SIGTERM, then stops cleanly.
@@ -134,8 +207,19 @@ async fn serve(config: Config, banner: Option<String>) -> Result<()> {
     let backend: Arc<dyn Backend> = match &config.backend {
         BackendConfig::Simulated(s) => Arc::new(Simulated::new(s.clone(), &config.nodes)),
     };
-    let sockets = server::bind_all(&config.nodes, false)
+    // IP_FREEBIND: a node's address may be configured (by DHCP) after the
+    // start; requests arrive as soon as it is.
+    let sockets = server::bind_all(&config.nodes, true)
         .map_err(|errors| anyhow::anyhow!(server::report_bind_errors(&errors)))?;
+    let specs = RouteSpec::from_config(&config);
+    let routes = if specs.is_empty() {
+        None
+    } else {
+        let installation = Installation::start(specs, config.routing.keep_routes)
+            .await
+            .context("cannot install the nodes' routes")?;
+        Some(installation)
+    };
     for n in &config.nodes {
         info!(node = %n.name, listen = %n.listen, server = %n.server, "serving");
     }
@@ -152,10 +236,17 @@ async fn serve(config: Config, banner: Option<String>) -> Result<()> {
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
-    wait_for_signal().await?;
+    let signal = wait_for_signal().await;
     info!("shutting down");
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
+    if let Some(routes) = routes {
+        routes
+            .stop()
+            .await
+            .context("cannot remove the nodes' routes")?;
+    }
+    signal?;
     info!("stopped");
     Ok(())
 }
