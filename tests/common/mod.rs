@@ -199,8 +199,7 @@ impl Daemon {
     /// Stops the daemon and hands back its directory, for a restart.
     pub fn into_dir(mut self) -> tempfile::TempDir {
         self.stop();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
-        dir
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 
     /// Stops the daemon with SIGTERM and returns its exit status.

@@ -15,7 +15,11 @@
 //! So we send the IPMI encoding whenever ipmitool reads it back as IPMI, and
 //! otherwise the first other encoding it reads back correctly (the SMBIOS
 //! one almost always is). `bmc-info` then shows the right UUID whenever the
-//! IPMI encoding was chosen, and the SMBIOS one with `-W guidformat`.
+//! IPMI encoding was chosen, and the SMBIOS one with `-W guidformat`. For
+//! about one UUID in a thousand every encoding has a reading that looks like
+//! a plausible time-based GUID, and ipmitool's guess is wrong whatever we
+//! send; those get the IPMI encoding, which `ipmitool mc guid ipmi` prints
+//! right.
 
 /// The three layouts ipmitool knows, in the order it probes them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,21 +161,35 @@ mod tests {
     }
 
     #[test]
-    fn ipmitool_prints_every_random_uuid_correctly() {
-        let mut ipmi = 0;
+    fn ipmitool_prints_random_uuids_correctly_whenever_possible() {
+        let (mut ipmi, mut impossible) = (0, 0);
         for _ in 0..20_000 {
             let mut uuid: [u8; 16] = rand::random();
             uuid[6] = (uuid[6] & 0x0f) | 0x40;
             uuid[8] = (uuid[8] & 0x3f) | 0x80;
             let g = system_guid(uuid, 2026);
             let layout = ipmitool_detects(&g, 2026).expect("detected");
-            assert_eq!(ipmitool_prints(&g, layout), text(uuid));
-            if layout == Layout::Ipmi {
+            if ipmitool_prints(&g, layout) != text(uuid) {
+                // Only when no encoding is read back right, and then the
+                // spec's own, which `mc guid ipmi` prints right.
+                assert!(
+                    LAYOUTS
+                        .iter()
+                        .all(|l| ipmitool_detects(&encode(uuid, *l), 2026) != Some(*l)),
+                    "{}",
+                    text(uuid)
+                );
+                assert_eq!(g, encode(uuid, Layout::Ipmi));
+                assert_eq!(ipmitool_prints(&g, Layout::Ipmi), text(uuid));
+                impossible += 1;
+            } else if layout == Layout::Ipmi {
                 ipmi += 1;
             }
         }
-        // The spec's encoding is kept whenever ipmitool allows it.
+        // The spec's encoding is kept whenever ipmitool allows it, and the
+        // hopeless cases are rare.
         assert!(ipmi > 12_000, "{ipmi}");
+        assert!(impossible < 100, "{impossible}");
     }
 
     #[test]
