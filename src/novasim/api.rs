@@ -112,13 +112,21 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
         .unwrap_or_default();
-    let logged_body = (method == Method::POST || method == Method::PUT)
+    let mut logged_body = (method == Method::POST || method == Method::PUT)
         .then(|| serde_json::from_slice::<Value>(&bytes).ok())
         .flatten();
+    // Keep passwords out of the request log.
+    if let Some(pw) = logged_body
+        .as_mut()
+        .and_then(|b| b.pointer_mut("/auth/identity/password/user/password"))
+    {
+        *pw = json!("<redacted>");
+    }
 
     enum Injected {
         Fail(u16),
         Drop,
+        LoseAnswer,
         Unauthorized,
         None,
     }
@@ -137,6 +145,9 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
         } else if m.faults.fail_next > 0 {
             m.faults.fail_next -= 1;
             Injected::Fail(m.faults.fail_status)
+        } else if m.faults.lose_answer_next > 0 && path.ends_with("/action") {
+            m.faults.lose_answer_next -= 1;
+            Injected::LoseAnswer
         } else {
             let now = SystemTime::now();
             let valid = token
@@ -154,8 +165,15 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let dropped = matches!(injected, Injected::Drop | Injected::LoseAnswer);
     let response = match injected {
         Injected::Drop => dropped_connection(),
+        Injected::LoseAnswer => {
+            let _ = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            dropped_connection()
+        }
         Injected::Fail(status) => fault_response(status),
         Injected::Unauthorized => unauthorized(),
         Injected::None => {
@@ -171,7 +189,12 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
         query,
         microversion,
         body: logged_body,
-        status: response.status().as_u16(),
+        // A dropped connection answered nothing: status 0.
+        status: if dropped {
+            0
+        } else {
+            response.status().as_u16()
+        },
     };
     sim.lock().log.push(entry);
     response

@@ -67,6 +67,9 @@ pub struct Faults {
     pub conflict_next: u32,
     /// The next N Nova/Glance requests have their connection dropped.
     pub drop_next: u32,
+    /// The next N server actions are carried out, then their connection is
+    /// dropped before the answer (the answer is lost, not the call).
+    pub lose_answer_next: u32,
     /// Lifetime of new tokens.
     pub token_lifetime_secs: u64,
 }
@@ -88,7 +91,7 @@ pub struct LoggedRequest {
     pub microversion: Option<String>,
     /// Body of POST and PUT requests.
     pub body: Option<serde_json::Value>,
-    /// Status answered.
+    /// Status answered; 0 when the connection was dropped.
     pub status: u16,
 }
 
