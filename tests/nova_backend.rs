@@ -95,7 +95,7 @@ fn actions(w: &World) -> Vec<String> {
         .sim
         .requests()
         .into_iter()
-        .filter(|r| r.path.ends_with("/action"))
+        .filter(|r| r.path.ends_with("/action") && (200..300).contains(&r.status))
         .filter_map(|r| {
             r.body
                 .and_then(|b| b.as_object().and_then(|o| o.keys().next().cloned()))
@@ -496,6 +496,35 @@ async fn token_expiry_conflicts_errors_and_drops_are_ridden_out() {
     assert_eq!(conflicts, 6);
     // Every accepted start and stop reached Nova exactly once.
     assert_eq!(actions(&w).iter().filter(|a| *a == "os-start").count(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_answer_does_not_repeat_a_reboot() {
+    let w = world().await;
+    w.sim
+        .sim
+        .add_server(NewServer {
+            name: "l0".into(),
+            on: true,
+            ..Default::default()
+        })
+        .expect("add");
+    let (nova, _tasks) = started(&w, vec![node("l0", NetworkBoot::Rebuild)]).await;
+    w.sim.sim.set_faults(faults(|f| f.lose_answer_next = 1));
+    nova.chassis_control(0, ChassisControl::HardReset)
+        .expect("reset");
+    settle(&w, &nova, "l0").await;
+    // Nova carried the reboot out but its answer was lost: the backend saw
+    // the reboot under way and did not send a second one.
+    assert_eq!(server(&w, "l0").boots.len(), 1);
+    let resent = w
+        .sim
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/action"))
+        .count();
+    assert_eq!(resent, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -172,10 +172,7 @@ impl Nova {
 
     /// Whether a node has no power operation queued or running.
     pub fn is_idle(&self, node: NodeId) -> bool {
-        self.cells.get(node).is_none_or(|c| {
-            let s = c.lock();
-            s.running.is_none() && s.queue.is_empty() && !s.nmi_pending
-        })
+        self.cells.get(node).is_none_or(|c| c.lock().idle())
     }
 
     fn cell(&self, node: NodeId) -> Result<&NodeCell, BackendError> {

@@ -46,12 +46,19 @@ pub enum Intent {
     PowerOff,
     /// Reboot now (hard), from the device the boot flags select.
     Reboot,
+    /// Deliver a diagnostic interrupt (NMI); needs the machine on.
+    Nmi,
 }
 
 impl Intent {
     /// Power state once done.
     pub fn target_on(self) -> bool {
         !matches!(self, Intent::PowerOff)
+    }
+
+    /// Whether it changes the power state (an NMI does not).
+    pub fn is_power(self) -> bool {
+        !matches!(self, Intent::Nmi)
     }
 }
 
@@ -136,8 +143,6 @@ pub struct NodeState {
     pub running: Option<Intent>,
     /// Intents not yet started, oldest first.
     pub queue: VecDeque<Intent>,
-    /// An NMI to deliver.
-    pub nmi_pending: bool,
     /// The server's UUID bytes, once found.
     pub uuid: Option<[u8; 16]>,
 }
@@ -154,7 +159,6 @@ impl NodeState {
             boot_dirty: false,
             running: None,
             queue: VecDeque::new(),
-            nmi_pending: false,
             uuid: None,
         }
     }
@@ -190,9 +194,19 @@ impl NodeState {
         }
     }
 
-    /// The intent that decides where the node is heading.
+    /// The power intent that decides where the node is heading.
     pub fn last_intent(&self) -> Option<Intent> {
-        self.queue.back().copied().or(self.running)
+        self.queue
+            .iter()
+            .rev()
+            .copied()
+            .chain(self.running)
+            .find(|i| i.is_power())
+    }
+
+    /// Whether the worker has nothing queued or running.
+    pub fn idle(&self) -> bool {
+        self.running.is_none() && self.queue.is_empty()
     }
 
     /// Accepts a chassis control; returns whether the worker has new work.
@@ -227,18 +241,23 @@ impl NodeState {
                         "a diagnostic interrupt needs the machine powered on".into(),
                     ));
                 }
-                if self.nmi_pending {
+                if self.queue.back() == Some(&Intent::Nmi)
+                    || (self.queue.is_empty() && self.running == Some(Intent::Nmi))
+                {
                     return Ok(false);
                 }
-                self.nmi_pending = true;
-                return Ok(true);
+                Intent::Nmi
             }
         };
-        if last.map(Intent::target_on) == Some(new.target_on()) && new != Intent::Reboot {
+        if new.is_power()
+            && new != Intent::Reboot
+            && last.map(Intent::target_on) == Some(new.target_on())
+        {
             // Already heading there.
             return Ok(false);
         }
         if last.is_none()
+            && new.is_power()
             && new != Intent::Reboot
             && self
                 .observed
@@ -352,6 +371,11 @@ mod tests {
         assert_eq!(n.queue, [Intent::PowerOn]);
         assert_eq!(n.accept(ChassisControl::DiagnosticInterrupt), Ok(true));
         assert_eq!(n.accept(ChassisControl::DiagnosticInterrupt), Ok(false));
+        // Order is kept: the NMI comes after the power-on it followed, and
+        // does not change where the node is heading.
+        assert_eq!(n.queue, [Intent::PowerOn, Intent::Nmi]);
+        assert!(on(&n));
+        assert_eq!(n.accept(ChassisControl::PowerUp), Ok(false));
     }
 
     #[test]

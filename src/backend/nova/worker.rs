@@ -52,11 +52,39 @@ pub enum Step {
     PxeFirst(bool),
 }
 
+impl Step {
+    /// The task_states Nova shows once it has accepted this call: after a
+    /// lost answer, finding one means the call went through and must not
+    /// be sent again (a second hard reboot or rebuild would not be
+    /// harmless).
+    fn started_tasks(self) -> &'static [&'static str] {
+        match self {
+            Step::Start => &["powering-on"],
+            Step::Stop => &["powering-off"],
+            Step::HardReboot => &[
+                "rebooting_hard",
+                "reboot_pending_hard",
+                "reboot_started_hard",
+            ],
+            Step::Rebuild => &[
+                "rebuilding",
+                "rebuild_block_device_mapping",
+                "rebuild_spawning",
+            ],
+            Step::Rescue => &["rescuing"],
+            Step::Unrescue => &["unrescuing"],
+            Step::CrashDump | Step::PxeFirst(_) => &[],
+        }
+    }
+}
+
 /// The Nova calls that carry out `intent` from state `o`, booting from
 /// `device` where the intent boots.
 pub fn recipe(intent: Intent, o: &Observed, device: BootDevice, mode: NetworkBoot) -> Vec<Step> {
     let network = device.is_network();
     match intent {
+        Intent::Nmi if o.running() => vec![Step::CrashDump],
+        Intent::Nmi => vec![],
         Intent::PowerOff if !o.running() => vec![],
         Intent::PowerOff if o.rescued() => vec![Step::Unrescue, Step::Stop],
         Intent::PowerOff => vec![Step::Stop],
@@ -85,7 +113,7 @@ pub fn recipe(intent: Intent, o: &Observed, device: BootDevice, mode: NetworkBoo
 /// uses up a one-time boot flag).
 pub fn boots(intent: Intent, o: &Observed) -> bool {
     match intent {
-        Intent::PowerOff => false,
+        Intent::PowerOff | Intent::Nmi => false,
         Intent::PowerOn => !o.running(),
         Intent::Reboot => true,
     }
@@ -151,10 +179,7 @@ pub async fn run(cell: Arc<NodeCell>, ctx: Arc<WorkerContext>, shutdown: Cancell
         let (has_work, dirty) = {
             let s = cell.lock();
             let resolved = matches!(s.resolution, Resolution::Found { .. });
-            (
-                resolved && (!s.queue.is_empty() || s.nmi_pending),
-                resolved && s.boot_dirty,
-            )
+            (resolved && !s.queue.is_empty(), resolved && s.boot_dirty)
         };
         if dirty {
             save_boot(&cell, &ctx).await;
@@ -224,19 +249,6 @@ async fn work(cell: &Arc<NodeCell>, ctx: &WorkerContext) {
         }
         cell.lock().running = None;
     }
-    let nmi = std::mem::take(&mut cell.lock().nmi_pending);
-    if nmi {
-        let deadline = Instant::now() + ctx.give_up_after;
-        match step(cell, ctx, &id, Step::CrashDump, deadline).await {
-            Ok(()) => info!(node = %name, server = %id, "diagnostic interrupt sent"),
-            Err(Abort::Failed(e)) => {
-                error!(node = %name, server = %id, nova = %e, "crash dump failed")
-            }
-            Err(Abort::Gone(why) | Abort::GaveUp(why)) => {
-                error!(node = %name, server = %id, "crash dump: {why}")
-            }
-        }
-    }
 }
 
 async fn carry_out(
@@ -246,7 +258,15 @@ async fn carry_out(
     intent: Intent,
 ) -> Result<(), Abort> {
     let deadline = Instant::now() + ctx.give_up_after;
-    let observed = settled(cell, ctx, id, deadline).await?;
+    // The shared refresh keeps the view at most one interval old; when it
+    // shows no task, act on it at once rather than spend a round trip (a
+    // stale view only costs a 409, which is handled like any other).
+    let cached = cell.lock().observed.clone().filter(|o| !o.busy());
+    let fresh = cached.is_some();
+    let observed = match cached {
+        Some(o) => o,
+        None => settled(cell, ctx, id, deadline).await?,
+    };
     let (steps, device) = {
         let mut s = cell.lock();
         let device = if boots(intent, &observed) {
@@ -270,8 +290,10 @@ async fn carry_out(
     if cell.lock().boot_dirty {
         save_boot(cell, ctx).await;
     }
+    let mut wait_first = !fresh;
     for s in steps {
-        step(cell, ctx, id, s, deadline).await?;
+        step(cell, ctx, id, s, deadline, wait_first).await?;
+        wait_first = true;
     }
     settled(cell, ctx, id, deadline).await.map(|_| ())
 }
@@ -320,12 +342,15 @@ async fn refresh(cell: &NodeCell, ctx: &WorkerContext, id: &str) -> Result<Obser
     Ok(Observed::from(&server))
 }
 
+/// Makes one call, after Nova's current task is over (unless `wait_first`
+/// is false: the caller has just seen the server idle).
 async fn step(
     cell: &NodeCell,
     ctx: &WorkerContext,
     id: &str,
     step: Step,
     deadline: Instant,
+    wait_first: bool,
 ) -> Result<(), Abort> {
     let image = cell
         .ipxe_image
@@ -333,10 +358,12 @@ async fn step(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let mut backoff = Backoff::new();
+    let mut wait = wait_first;
     loop {
-        if !matches!(step, Step::PxeFirst(_)) {
+        if wait && !matches!(step, Step::PxeFirst(_)) {
             settled(cell, ctx, id, deadline).await?;
         }
+        wait = true;
         let result = {
             let _permit = ctx.limit.acquire().await;
             call(&ctx.client, id, step, image.as_deref()).await
@@ -361,6 +388,16 @@ async fn step(
             Err(e) if e.is_retryable() => {
                 if Instant::now() > deadline {
                     return Err(Abort::GaveUp(format!("{step:?}: {e}")));
+                }
+                if e.kind == NovaErrorKind::Transient
+                    && let Ok(o) = refresh(cell, ctx, id).await
+                    && o.task_state
+                        .as_deref()
+                        .is_some_and(|t| step.started_tasks().contains(&t))
+                {
+                    // The answer was lost, not the call.
+                    debug!(node = %cell.lock().name, server = %id, ?step, "accepted despite the error");
+                    return Ok(());
                 }
                 if e.kind == NovaErrorKind::Conflict {
                     // The server was busy after all; its task is usually
@@ -524,6 +561,8 @@ mod tests {
         );
         assert!(recipe(Intent::PowerOff, &off, Disk, Rescue).is_empty());
         assert!(boots(Intent::Reboot, &on) && boots(Intent::PowerOn, &off));
+        assert_eq!(recipe(Intent::Nmi, &on, Disk, Rebuild), [CrashDump]);
+        assert!(recipe(Intent::Nmi, &off, Disk, Rebuild).is_empty());
         assert!(!boots(Intent::PowerOn, &on) && !boots(Intent::PowerOff, &on));
     }
 
