@@ -1,8 +1,8 @@
-//! The command line: `novabmc serve --config FILE`, `novabmc demo` and
-//! `novabmc routes show|apply|flush --config FILE`, the logging set-up,
-//! signal handling and the exit status.
+//! The command line: `novabmc serve --config FILE`, `novabmc demo`,
+//! `novabmc routes show|apply|flush --config FILE` and `novabmc
+//! nova-simulator`, the logging set-up, signal handling and the exit status.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::backend::Backend;
+use crate::backend::nova::Nova;
 use crate::backend::simulated::Simulated;
 use crate::config::{BackendConfig, Config};
 use crate::routing::{self, Installation, RouteSpec};
-use crate::{demo, server};
+use crate::{demo, novasim, server};
 
 /// IPMI-over-LAN virtual BMC for cloud servers.
 #[derive(Debug, Parser)]
@@ -51,7 +52,8 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
-    /// Serve simulated machines on loopback, ready to try with ipmitool.
+    /// Serve the servers of a built-in Nova simulator on loopback, ready
+    /// to try with ipmitool.
     Demo {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1")]
@@ -62,6 +64,22 @@ pub enum Command {
         /// Number of nodes.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1000))]
         nodes: u16,
+    },
+    /// Run the Nova simulator alone (Keystone, Nova and Glance on one port,
+    /// controlled under /_sim/), for trying the Nova backend and for tests.
+    NovaSimulator {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:5000")]
+        listen: SocketAddr,
+        /// Write a clouds.yaml naming the simulator as cloud "sim" here.
+        #[arg(long)]
+        clouds_yaml: Option<PathBuf>,
+        /// Create this many servers, named PREFIX-0, PREFIX-1...
+        #[arg(long, default_value_t = 0)]
+        servers: u32,
+        /// Name prefix of the created servers.
+        #[arg(long, default_value = "server")]
+        prefix: String,
     },
     /// Show, install or remove the nodes' policy routes ([nodes.NAME.route]).
     Routes {
@@ -139,17 +157,30 @@ async fn run(cli: Cli) -> Result<()> {
                 nodes = c.nodes.len(),
                 "configuration loaded"
             );
-            serve(c, None).await
+            serve(c, None, CancellationToken::new()).await
         }
         Command::Demo {
             address,
             base_port,
             nodes,
         } => {
-            let c = demo::config(address, base_port, nodes);
-            let text = demo::instructions(&c);
-            serve(c, Some(text)).await
+            let shutdown = CancellationToken::new();
+            let listener = tokio::net::TcpListener::bind((IpAddr::from([127, 0, 0, 1]), 0))
+                .await
+                .context("cannot start the Nova simulator")?;
+            let sim = novasim::start(listener, novasim::Identity::default(), shutdown.clone())
+                .context("cannot start the Nova simulator")?;
+            let c = demo::config(&sim.sim, address, base_port, nodes)
+                .map_err(|e| anyhow::anyhow!("cannot create the demo servers: {e}"))?;
+            let text = demo::instructions(&c, sim.sim.base_url());
+            serve(c, Some(text), shutdown).await
         }
+        Command::NovaSimulator {
+            listen,
+            clouds_yaml,
+            servers,
+            prefix,
+        } => nova_simulator(listen, clouds_yaml, servers, &prefix).await,
         Command::Routes { action, config } => {
             let c = Config::load(&config)?;
             routes(action, &RouteSpec::from_config(&c), &config).await
@@ -201,12 +232,41 @@ async fn routes(action: RoutesAction, specs: &[RouteSpec], config: &std::path::P
     Ok(())
 }
 
+/// `novabmc nova-simulator`: serves until SIGINT or SIGTERM.
+async fn nova_simulator(
+    listen: SocketAddr,
+    clouds_yaml: Option<PathBuf>,
+    servers: u32,
+    prefix: &str,
+) -> Result<()> {
+    let shutdown = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let sim = novasim::start(listener, novasim::Identity::default(), shutdown.clone())
+        .context("cannot start the simulator")?;
+    for i in 0..servers {
+        sim.sim
+            .add_server(novasim::NewServer {
+                name: format!("{prefix}-{i}"),
+                ..novasim::NewServer::default()
+            })
+            .map_err(|e| anyhow::anyhow!("cannot create server {prefix}-{i}: {e}"))?;
+    }
+    if let Some(path) = clouds_yaml {
+        std::fs::write(&path, sim.sim.clouds_yaml("sim"))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        info!(path = %path.display(), "clouds.yaml written (cloud \"sim\")");
+    }
+    let signal = wait_for_signal().await;
+    shutdown.cancel();
+    sim.abort();
+    signal
+}
+
 /// Binds every node, serves until SIGINT or SIGTERM, then stops cleanly.
-async fn serve(config: Config, banner: Option<String>) -> Result<()> {
+async fn serve(config: Config, banner: Option<String>, shutdown: CancellationToken) -> Result<()> {
     raise_fd_limit(config.nodes.len());
-    let backend: Arc<dyn Backend> = match &config.backend {
-        BackendConfig::Simulated(s) => Arc::new(Simulated::new(s.clone(), &config.nodes)),
-    };
     // IP_FREEBIND: a node's address may be configured (by DHCP) after the
     // start; requests arrive as soon as it is.
     let sockets = server::bind_all(&config.nodes, true)
@@ -220,10 +280,18 @@ async fn serve(config: Config, banner: Option<String>) -> Result<()> {
             .context("cannot install the nodes' routes")?;
         Some(installation)
     };
+    let (backend, mut backend_tasks): (Arc<dyn Backend>, _) = match &config.backend {
+        BackendConfig::Simulated(s) => (Arc::new(Simulated::new(s.clone(), &config.nodes)), None),
+        BackendConfig::Nova(n) => {
+            let (nova, tasks) =
+                Nova::start(n.settings.clone(), config.nova_nodes(n), shutdown.clone())
+                    .map_err(|e| anyhow::anyhow!("backend ({}): {e}", n.settings.cloud))?;
+            (nova, Some(tasks))
+        }
+    };
     for n in &config.nodes {
         info!(node = %n.name, listen = %n.listen, server = %n.server, "serving");
     }
-    let shutdown = CancellationToken::new();
     let mut tasks = server::spawn_nodes(
         &config.nodes,
         sockets,
@@ -240,6 +308,16 @@ async fn serve(config: Config, banner: Option<String>) -> Result<()> {
     info!("shutting down");
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
+    if let Some(backend_tasks) = backend_tasks.as_mut() {
+        // Workers save unsaved boot options before they stop.
+        let drained = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            while backend_tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("the backend did not stop within 10 s");
+        }
+    }
     if let Some(routes) = routes {
         routes
             .stop()

@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
+
+use crate::backend::nova::cloud::CloudSource;
+use crate::backend::nova::{NetworkBoot, NovaNode, NovaSettings};
 use figment::providers::{Env, Format, Toml};
 use novabmc_proto::{CipherSuites, DeviceId, Privilege};
 use serde::Deserialize;
@@ -210,6 +213,16 @@ enum RawBackend {
         power_off_ms: Option<u64>,
         efi: Option<bool>,
     },
+    Nova {
+        cloud: Option<String>,
+        clouds_yaml: Option<PathBuf>,
+        refresh_secs: Option<f64>,
+        network_boot: Option<String>,
+        ipxe_image: Option<String>,
+        request_timeout_secs: Option<f64>,
+        give_up_after_secs: Option<u64>,
+        max_concurrent_calls: Option<usize>,
+    },
 }
 
 impl Default for RawBackend {
@@ -229,6 +242,9 @@ struct RawNode {
     port: Option<u16>,
     server: Option<String>,
     route: Option<RawRoute>,
+    network_boot: Option<String>,
+    ipxe_image: Option<String>,
+    efi: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,11 +305,24 @@ impl Default for SimulatedConfig {
     }
 }
 
+/// The Nova backend's settings (`[backend] type = "nova"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NovaConfig {
+    /// Cloud, refresh interval, timeouts.
+    pub settings: NovaSettings,
+    /// Default network boot mode of the nodes.
+    pub network_boot: NetworkBoot,
+    /// Default iPXE image (name or ID).
+    pub ipxe_image: Option<String>,
+}
+
 /// Which cloud the nodes live in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendConfig {
     /// The in-process simulated cloud.
     Simulated(SimulatedConfig),
+    /// OpenStack Nova.
+    Nova(NovaConfig),
 }
 
 /// One virtual bare-metal node.
@@ -307,6 +336,12 @@ pub struct NodeConfig {
     pub server: String,
     /// Policy routing for a node whose address has a NIC of its own.
     pub route: Option<RouteConfig>,
+    /// Network boot mode, overriding the backend's (Nova only).
+    pub network_boot: Option<NetworkBoot>,
+    /// iPXE image, overriding the backend's (Nova only).
+    pub ipxe_image: Option<String>,
+    /// EFI firmware, instead of reading the server's image.
+    pub efi: Option<bool>,
 }
 
 /// `[nodes.NAME.route]`: replies from the node's address leave through its
@@ -518,6 +553,78 @@ impl Config {
                     efi: efi.unwrap_or(d.efi),
                 })
             }
+            RawBackend::Nova {
+                cloud,
+                clouds_yaml,
+                refresh_secs,
+                network_boot,
+                ipxe_image,
+                request_timeout_secs,
+                give_up_after_secs,
+                max_concurrent_calls,
+            } => {
+                let source = match (cloud, clouds_yaml) {
+                    (Some(name), file) => {
+                        if let Some(f) = &file
+                            && std::fs::metadata(f).is_err()
+                        {
+                            return Err(c.error(
+                                "backend.clouds_yaml",
+                                format!("{} cannot be read", f.display()),
+                            ));
+                        }
+                        CloudSource::Named { name, file }
+                    }
+                    (None, Some(_)) => {
+                        return Err(c.error(
+                            "backend.clouds_yaml",
+                            "needs backend.cloud to name the cloud in it",
+                        ));
+                    }
+                    (None, None) => CloudSource::Environment,
+                };
+                let mut settings = NovaSettings::new(source);
+                if let Some(r) = refresh_secs {
+                    if !(0.1..=3600.0).contains(&r) {
+                        return Err(c.error("backend.refresh_secs", "must be between 0.1 and 3600"));
+                    }
+                    settings.refresh = Duration::from_secs_f64(r);
+                }
+                if let Some(t) = request_timeout_secs {
+                    if !(1.0..=600.0).contains(&t) {
+                        return Err(
+                            c.error("backend.request_timeout_secs", "must be between 1 and 600")
+                        );
+                    }
+                    settings.request_timeout = Duration::from_secs_f64(t);
+                }
+                if let Some(g) = give_up_after_secs {
+                    if g < 10 {
+                        return Err(c.error("backend.give_up_after_secs", "must be at least 10"));
+                    }
+                    settings.give_up_after = Duration::from_secs(g);
+                }
+                if let Some(m) = max_concurrent_calls {
+                    if m == 0 {
+                        return Err(c.error("backend.max_concurrent_calls", "must be at least 1"));
+                    }
+                    settings.max_concurrent_calls = m;
+                }
+                let network_boot = match network_boot.as_deref() {
+                    None => NetworkBoot::Rebuild,
+                    Some(m) => NetworkBoot::parse(m).ok_or_else(|| {
+                        c.error(
+                            "backend.network_boot",
+                            format!("unknown mode {m:?} (rebuild, rescue, metadata)"),
+                        )
+                    })?,
+                };
+                BackendConfig::Nova(NovaConfig {
+                    settings,
+                    network_boot,
+                    ipxe_image: ipxe_image.filter(|i| !i.trim().is_empty()),
+                })
+            }
         };
 
         if raw.nodes.is_empty() {
@@ -551,11 +658,43 @@ impl Config {
                 None => None,
                 Some(r) => Some(check_route(&key, n.address, r, c)?),
             };
+            let network_boot = match n.network_boot.as_deref() {
+                None => None,
+                Some(m) => Some(NetworkBoot::parse(m).ok_or_else(|| {
+                    c.error(
+                        &format!("{key}.network_boot"),
+                        format!("unknown mode {m:?} (rebuild, rescue, metadata)"),
+                    )
+                })?),
+            };
+            if let BackendConfig::Nova(nova) = &backend {
+                let mode = network_boot.unwrap_or(nova.network_boot);
+                if mode.needs_image() && n.ipxe_image.is_none() && nova.ipxe_image.is_none() {
+                    return Err(c.error(
+                        &format!("{key}.ipxe_image"),
+                        "network boot by rebuild or rescue needs an iPXE image \
+                         (here or as backend.ipxe_image)",
+                    ));
+                }
+            } else if n.network_boot.is_some() || n.ipxe_image.is_some() {
+                let field = if n.network_boot.is_some() {
+                    "network_boot"
+                } else {
+                    "ipxe_image"
+                };
+                return Err(c.error(
+                    &format!("{key}.{field}"),
+                    "only applies to the nova backend",
+                ));
+            }
             nodes.push(NodeConfig {
                 name,
                 listen,
                 server,
                 route,
+                network_boot,
+                ipxe_image: n.ipxe_image,
+                efi: n.efi,
             });
         }
         check_shared_routes(&nodes, c)?;
@@ -577,6 +716,20 @@ impl Config {
             nodes,
             routing,
         })
+    }
+
+    /// The nodes as the Nova backend needs them (defaults applied).
+    pub fn nova_nodes(&self, nova: &NovaConfig) -> Vec<NovaNode> {
+        self.nodes
+            .iter()
+            .map(|n| NovaNode {
+                name: n.name.clone(),
+                server: n.server.clone(),
+                network_boot: n.network_boot.unwrap_or(nova.network_boot),
+                ipxe_image: n.ipxe_image.clone().or_else(|| nova.ipxe_image.clone()),
+                efi: n.efi,
+            })
+            .collect()
     }
 
     /// The engine configuration all nodes share.
@@ -996,6 +1149,75 @@ mod tests {
             }
             let c = load(jail, &text).expect("valid");
             assert_eq!(c.nodes.iter().filter(|n| n.route.is_some()).count(), 2);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn nova_backend_settings() {
+        Jail::expect_with(|jail| {
+            jail.create_file("clouds.yaml", "clouds: {}\n")?;
+            let nova = |backend: &str, node: &str| {
+                format!(
+                    "[users.admin]\npassword = \"pw\"\n[backend]\ntype = \"nova\"\n{backend}\n\
+                     [nodes.n]\naddress = \"127.0.0.1\"\nserver = \"vm-1\"\n{node}\n"
+                )
+            };
+            let c = load(
+                jail,
+                &nova(
+                    "cloud = \"sim\"\nclouds_yaml = \"clouds.yaml\"\nrefresh_secs = 2.5\nipxe_image = \"ipxe\"",
+                    "network_boot = \"rescue\"\nefi = false",
+                ),
+            )
+            .expect("valid");
+            let BackendConfig::Nova(n) = &c.backend else {
+                panic!("nova expected");
+            };
+            assert_eq!(n.settings.refresh, Duration::from_millis(2500));
+            let nodes = c.nova_nodes(n);
+            assert_eq!(nodes[0].network_boot, NetworkBoot::Rescue);
+            assert_eq!(nodes[0].ipxe_image.as_deref(), Some("ipxe"));
+            assert_eq!(nodes[0].efi, Some(false));
+            let metadata =
+                load(jail, &nova("network_boot = \"metadata\"", "")).expect("no image needed");
+            assert!(matches!(metadata.backend, BackendConfig::Nova(_)));
+            for (backend, node, key) in [
+                ("", "", "nodes.n.ipxe_image"),
+                ("network_boot = \"pxe\"", "", "backend.network_boot"),
+                (
+                    "ipxe_image = \"i\"",
+                    "network_boot = \"tftp\"",
+                    "nodes.n.network_boot",
+                ),
+                (
+                    "clouds_yaml = \"clouds.yaml\"\nipxe_image = \"i\"",
+                    "",
+                    "backend.clouds_yaml",
+                ),
+                (
+                    "cloud = \"x\"\nclouds_yaml = \"absent.yaml\"\nipxe_image = \"i\"",
+                    "",
+                    "backend.clouds_yaml",
+                ),
+                (
+                    "refresh_secs = 0.0\nipxe_image = \"i\"",
+                    "",
+                    "backend.refresh_secs",
+                ),
+            ] {
+                let e = load(jail, &nova(backend, node)).expect_err(key).to_string();
+                assert!(e.contains(key), "{key}: {e}");
+            }
+            let e = load(
+                jail,
+                &format!(
+                    "{GOOD}\n[nodes.x]\naddress = \"127.0.0.2\"\nnetwork_boot = \"rebuild\"\n"
+                ),
+            )
+            .expect_err("simulated backend")
+            .to_string();
+            assert!(e.contains("nodes.x.network_boot"), "{e}");
             Ok(())
         });
     }

@@ -1,31 +1,53 @@
-//! `novabmc demo`: four simulated machines on loopback, ready for ipmitool
-//! and FreeIPMI, with nothing to install or configure.
+//! `novabmc demo`: four virtual machines in a built-in Nova simulator on
+//! loopback, served by the real Nova backend, ready for ipmitool and
+//! FreeIPMI with nothing to install or configure.
 
 use std::net::{IpAddr, SocketAddr};
 
 use novabmc_proto::{CipherSuites, DeviceId, Privilege};
 
+use crate::backend::nova::cloud::CloudSource;
+use crate::backend::nova::{NetworkBoot, NovaSettings};
 use crate::config::{
-    BackendConfig, BmcSettings, Config, NodeConfig, RoutingConfig, SecretBytes, SimulatedConfig,
+    BackendConfig, BmcSettings, Config, NodeConfig, NovaConfig, RoutingConfig, SecretBytes,
     UserConfig,
 };
+use crate::novasim::{NewServer, Sim};
 
 /// The demo's user.
 pub const USER: &str = "admin";
 /// The demo's password.
 pub const PASSWORD: &str = "password";
+/// The iPXE image the simulator holds and the demo boots from the network.
+const IPXE_IMAGE: &str = "ipxe-boot";
 
-/// The demo configuration: `count` nodes on `address`, ports from `base_port`.
-pub fn config(address: IpAddr, base_port: u16, count: u16) -> Config {
-    let nodes = (0..count)
-        .map(|i| NodeConfig {
-            name: format!("demo-{i}"),
+/// Creates the demo's servers in `sim` and returns the configuration that
+/// serves them: `count` nodes on `address`, ports from `base_port`.
+pub fn config(sim: &Sim, address: IpAddr, base_port: u16, count: u16) -> Result<Config, String> {
+    let mut nodes = Vec::new();
+    for i in 0..count {
+        let name = format!("demo-{i}");
+        sim.add_server(NewServer {
+            name: name.clone(),
+            image: Some("centos-stream-9".into()),
+            ..NewServer::default()
+        })?;
+        nodes.push(NodeConfig {
+            name: name.clone(),
             listen: SocketAddr::new(address, base_port.saturating_add(i)),
-            server: format!("demo-{i}"),
+            server: name,
             route: None,
-        })
-        .collect();
-    Config {
+            network_boot: None,
+            ipxe_image: None,
+            efi: None,
+        });
+    }
+    let mut settings = NovaSettings::new(CloudSource::Inline {
+        name: "demo".into(),
+        yaml: sim.clouds_yaml("demo"),
+    });
+    settings.refresh = std::time::Duration::from_secs(2);
+    Ok(Config {
         bmc: BmcSettings {
             cipher_suites: CipherSuites::default(),
             max_sessions: 32,
@@ -39,17 +61,23 @@ pub fn config(address: IpAddr, base_port: u16, count: u16) -> Config {
             password: SecretBytes::new(PASSWORD.as_bytes().to_vec()),
             privilege: Privilege::Administrator,
         }],
-        backend: BackendConfig::Simulated(SimulatedConfig::default()),
+        backend: BackendConfig::Nova(NovaConfig {
+            settings,
+            network_boot: NetworkBoot::Rebuild,
+            ipxe_image: Some(IPXE_IMAGE.into()),
+        }),
         nodes,
         routing: RoutingConfig::default(),
-    }
+    })
 }
 
 /// The lines printed for a newcomer to try.
-pub fn instructions(config: &Config) -> String {
+pub fn instructions(config: &Config, sim_url: &str) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "novabmc demo: {} simulated machines, user {USER}, password {PASSWORD}\n\n",
+        "novabmc demo: {} Nova servers in a built-in Nova simulator at {sim_url}\n\
+         user {USER}, password {PASSWORD}; network boot rebuilds a server with the \
+         {IPXE_IMAGE} image\n\n",
         config.nodes.len()
     ));
     for n in &config.nodes {
@@ -68,7 +96,7 @@ pub fn instructions(config: &Config) -> String {
             "chassis bootdev pxe",
             "chassis bootparam get 5",
             "power cycle",
-            "mc info",
+            "mc guid",
         ] {
             s.push_str(&format!(
                 "  ipmitool -I lanplus -H {h} -p {p} -U {USER} -P {PASSWORD} {cmd}\n"
@@ -79,6 +107,9 @@ pub fn instructions(config: &Config) -> String {
         ));
         s.push_str(&format!(
             "  ipmipower -D LAN_2_0 -I 17 -h {host}:{p} -u {USER} -p {PASSWORD} --on\n"
+        ));
+        s.push_str(&format!(
+            "\nWatch the servers and the Nova calls:\n  curl -s {sim_url}/_sim/servers\n  curl -s {sim_url}/_sim/requests\n"
         ));
     }
     s.push_str("\nStop with Ctrl-C.\n");

@@ -85,7 +85,7 @@ impl Simulated {
                     name: n.name.clone(),
                     uuid,
                     power: Power::Off,
-                    boot: BootOptions::new(config.efi),
+                    boot: BootOptions::new(n.efi.unwrap_or(config.efi)),
                     boots: Vec::new(),
                     nmis: 0,
                 })
@@ -230,6 +230,9 @@ mod tests {
             listen: SocketAddr::from(([127, 0, 0, 1], 6230)),
             server: "n0".into(),
             route: None,
+            network_boot: None,
+            ipxe_image: None,
+            efi: None,
         }];
         Simulated::new(
             SimulatedConfig {

@@ -27,6 +27,13 @@ pub enum CloudSource {
     },
     /// `OS_CLOUD`, else `OS_AUTH_URL`, `OS_USERNAME` and the rest.
     Environment,
+    /// A clouds.yaml document held in memory (the demo's simulator).
+    Inline {
+        /// Entry in the document.
+        name: String,
+        /// The document.
+        yaml: String,
+    },
 }
 
 impl std::fmt::Display for CloudSource {
@@ -40,6 +47,7 @@ impl std::fmt::Display for CloudSource {
             }
             CloudSource::Named { name, file: None } => write!(f, "cloud {name:?} from clouds.yaml"),
             CloudSource::Environment => f.write_str("the OS_CLOUD / OS_* environment"),
+            CloudSource::Inline { name, .. } => write!(f, "built-in cloud {name:?}"),
         }
     }
 }
@@ -64,17 +72,22 @@ pub fn load(source: &CloudSource) -> Result<CloudConfig, String> {
         CloudSource::Environment => CloudConfig::from_env().map_err(|e| {
             format!("no cloud configured (set backend.cloud, OS_CLOUD or OS_AUTH_URL...): {e}")
         }),
+        CloudSource::Inline { name, yaml } => from_text(yaml, name, "the built-in clouds.yaml"),
     }
 }
 
 fn from_file(path: &Path, name: &str) -> Result<CloudConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    from_text(&text, name, &path.display().to_string())
+}
+
+fn from_text(text: &str, name: &str, origin: &str) -> Result<CloudConfig, String> {
     let mut file: CloudsFile =
-        serde_yaml::from_str(&text).map_err(|e| format!("cannot parse {}: {e}", path.display()))?;
+        serde_yaml::from_str(text).map_err(|e| format!("cannot parse {origin}: {e}"))?;
     file.clouds
         .remove(name)
-        .ok_or_else(|| format!("no cloud {name:?} in {}", path.display()))
+        .ok_or_else(|| format!("no cloud {name:?} in {origin}"))
 }
 
 #[cfg(test)]
