@@ -1,0 +1,433 @@
+//! The cloud behind end-to-end tests: by default the Nova simulator run as
+//! its own process (`novabmc nova-simulator`) and driven through its
+//! `/_sim/` control API; opt-in, a real cloud named by `OS_CLOUD` with
+//! disposable servers listed in `NOVABMC_E2E_SERVERS`.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::unique_loopback;
+
+/// A simulator process and its control API.
+pub struct Sim {
+    child: Child,
+    /// `http://host:port`.
+    pub base: String,
+    /// clouds.yaml naming the simulator as cloud `sim`.
+    pub clouds_yaml: PathBuf,
+    dir: tempfile::TempDir,
+    http: reqwest::blocking::Client,
+}
+
+impl Sim {
+    /// Starts a simulator with fast but realistic transitions.
+    pub fn start() -> Sim {
+        let dir = tempfile::tempdir().expect("dir");
+        let listen = SocketAddr::from((unique_loopback(), 5000));
+        let clouds_yaml = dir.path().join("clouds.yaml");
+        let log = std::fs::File::create(dir.path().join("sim.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_novabmc"))
+            .args([
+                "nova-simulator",
+                "--listen",
+                &listen.to_string(),
+                "--clouds-yaml",
+            ])
+            .arg(&clouds_yaml)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start simulator");
+        let sim = Sim {
+            child,
+            base: format!("http://{listen}"),
+            clouds_yaml,
+            dir,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sim
+            .http
+            .get(format!("{}/_sim/faults", sim.base))
+            .send()
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "simulator did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sim.put(
+            "timings",
+            json!({"start_ms": 300, "stop_ms": 200, "reboot_ms": 300, "rebuild_ms": 400, "rescue_ms": 300}),
+        );
+        sim
+    }
+
+    fn put(&self, what: &str, body: Value) {
+        let r = self
+            .http
+            .put(format!("{}/_sim/{what}", self.base))
+            .json(&body)
+            .send()
+            .expect("control request");
+        assert!(r.status().is_success(), "PUT {what}: {}", r.status());
+    }
+
+    /// Adds a server; returns its UUID.
+    pub fn add_server(&self, name: &str, on: bool) -> String {
+        let r: Value = self
+            .http
+            .post(format!("{}/_sim/servers", self.base))
+            .json(&json!({"name": name, "on": on}))
+            .send()
+            .expect("add server")
+            .json()
+            .expect("json");
+        r["id"].as_str().expect("id").to_string()
+    }
+
+    /// Deletes a server.
+    pub fn delete_server(&self, id: &str) {
+        self.http
+            .delete(format!("{}/_sim/servers/{id}", self.base))
+            .send()
+            .expect("delete");
+    }
+
+    /// A server's simulator record (status, boots, nmis, metadata...).
+    pub fn server(&self, name: &str) -> Value {
+        let r: Value = self
+            .http
+            .get(format!("{}/_sim/servers", self.base))
+            .send()
+            .expect("servers")
+            .json()
+            .expect("json");
+        r["servers"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|s| s["name"] == name && s["deleted"] == false)
+            .cloned()
+            .unwrap_or_else(|| panic!("no server {name}"))
+    }
+
+    /// Settled status (ACTIVE, SHUTOFF, RESCUE...).
+    pub fn status(&self, name: &str) -> String {
+        let s = self.server(name);
+        s["stable"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Sets faults.
+    pub fn faults(&self, body: Value) {
+        self.put("faults", body);
+    }
+
+    /// Invalidates every token.
+    pub fn expire_tokens(&self) {
+        self.http
+            .post(format!("{}/_sim/expire-tokens", self.base))
+            .send()
+            .expect("expire");
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Value> {
+        let r: Value = self
+            .http
+            .get(format!("{}/_sim/requests", self.base))
+            .send()
+            .expect("requests")
+            .json()
+            .expect("json");
+        r["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The actions Nova accepted for server `id`, in order (`os-start`,
+    /// `reboot`...); refused or failed attempts are not counted.
+    pub fn actions(&self, id: &str) -> Vec<String> {
+        self.requests()
+            .iter()
+            .filter(|r| {
+                r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with(&format!("{id}/action")))
+            })
+            .filter(|r| {
+                r["status"]
+                    .as_u64()
+                    .is_some_and(|s| (200..300).contains(&s))
+            })
+            .filter_map(|r| r["body"].as_object().and_then(|o| o.keys().next().cloned()))
+            .collect()
+    }
+
+    /// The `[backend]` section for this simulator.
+    pub fn backend_toml(&self, network_boot: &str) -> String {
+        format!(
+            "[backend]\ntype = \"nova\"\ncloud = \"sim\"\nclouds_yaml = \"{}\"\nrefresh_secs = 1\nnetwork_boot = \"{network_boot}\"\nipxe_image = \"ipxe-boot\"\n",
+            self.clouds_yaml.display()
+        )
+    }
+
+    /// The simulator's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sim.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A daemon configuration for the given nodes (name, server) on one
+/// address, with the standard test users.
+pub fn config(
+    backend: &str,
+    address: std::net::Ipv4Addr,
+    nodes: &[(&str, &str)],
+    extra_node: &str,
+) -> (String, Vec<SocketAddr>) {
+    let mut t = String::from(
+        "[users.admin]\npassword = \"password\"\n[users.operator]\npassword = \"op-secret\"\nprivilege = \"operator\"\n",
+    );
+    t.push_str(backend);
+    let mut addrs = Vec::new();
+    for (i, (name, server)) in nodes.iter().enumerate() {
+        let port = 6230 + i as u16;
+        t.push_str(&format!(
+            "[nodes.{name}]\naddress = \"{address}\"\nport = {port}\nserver = \"{server}\"\n{extra_node}\n"
+        ));
+        addrs.push(SocketAddr::from((address, port)));
+    }
+    (t, addrs)
+}
+
+/// A real cloud, for the opt-in runs: `NOVABMC_E2E_CLOUD` names it in
+/// clouds.yaml, `NOVABMC_E2E_SERVERS` lists disposable servers (names or
+/// UUIDs, comma separated) and `NOVABMC_E2E_IPXE_IMAGE` the iPXE image.
+pub struct Real {
+    cloud: String,
+    servers: Vec<String>,
+    ipxe_image: String,
+    client: novabmc::backend::nova::client::NovaClient,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Real {
+    fn from_env() -> Option<Real> {
+        let cloud = std::env::var("NOVABMC_E2E_CLOUD").ok()?;
+        let servers: Vec<String> = std::env::var("NOVABMC_E2E_SERVERS")
+            .expect("NOVABMC_E2E_SERVERS must list disposable servers")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let ipxe_image = std::env::var("NOVABMC_E2E_IPXE_IMAGE")
+            .expect("NOVABMC_E2E_IPXE_IMAGE must name the iPXE image");
+        let source = novabmc::backend::nova::cloud::CloudSource::Named {
+            name: cloud.clone(),
+            file: None,
+        };
+        let config = novabmc::backend::nova::cloud::load(&source).expect("cloud configuration");
+        Some(Real {
+            cloud,
+            servers,
+            ipxe_image,
+            client: novabmc::backend::nova::client::NovaClient::new(
+                config,
+                Duration::from_secs(60),
+            ),
+            runtime: tokio::runtime::Runtime::new().expect("runtime"),
+        })
+    }
+
+    fn server(&self, id: &str) -> novabmc::backend::nova::client::ServerInfo {
+        self.runtime
+            .block_on(self.client.get_server(id))
+            .expect("get server")
+    }
+}
+
+/// The cloud an end-to-end test runs against.
+pub enum TestCloud {
+    /// The simulator (default).
+    Sim(Sim),
+    /// A real cloud (opt-in); boxed, it holds a runtime.
+    Real(Box<Real>),
+}
+
+/// A server a test uses: the name a node refers to, and its UUID.
+#[derive(Clone, Debug)]
+pub struct TestServer {
+    /// Name or reference for `server =`.
+    pub reference: String,
+    /// UUID.
+    pub id: String,
+}
+
+impl TestCloud {
+    /// The simulator unless the environment names a real cloud.
+    pub fn from_env() -> TestCloud {
+        match Real::from_env() {
+            Some(r) => TestCloud::Real(Box::new(r)),
+            None => TestCloud::Sim(Sim::start()),
+        }
+    }
+
+    /// The simulator, if that is what runs.
+    pub fn sim(&self) -> Option<&Sim> {
+        match self {
+            TestCloud::Sim(s) => Some(s),
+            TestCloud::Real(_) => None,
+        }
+    }
+
+    /// The `[backend]` section.
+    pub fn backend_toml(&self, network_boot: &str) -> String {
+        match self {
+            TestCloud::Sim(s) => s.backend_toml(network_boot),
+            TestCloud::Real(r) => format!(
+                "[backend]\ntype = \"nova\"\ncloud = \"{}\"\nrefresh_secs = 5\nnetwork_boot = \"{network_boot}\"\nipxe_image = \"{}\"\n",
+                r.cloud, r.ipxe_image
+            ),
+        }
+    }
+
+    /// `n` servers in the given power state, named with `prefix` in the
+    /// simulator; the first `n` listed ones in a real cloud.
+    pub fn servers(&self, prefix: &str, n: usize, on: bool) -> Vec<TestServer> {
+        match self {
+            TestCloud::Sim(s) => (0..n)
+                .map(|i| {
+                    let name = format!("{prefix}-{i}");
+                    let id = s.add_server(&name, on);
+                    TestServer {
+                        reference: name,
+                        id,
+                    }
+                })
+                .collect(),
+            TestCloud::Real(r) => {
+                assert!(
+                    r.servers.len() >= n,
+                    "NOVABMC_E2E_SERVERS lists fewer than {n} servers"
+                );
+                r.servers[..n]
+                    .iter()
+                    .map(|reference| {
+                        let info = r.server(reference);
+                        let want = if on { "ACTIVE" } else { "SHUTOFF" };
+                        if info.status != want {
+                            let action = if on {
+                                json!({"os-start": null})
+                            } else {
+                                json!({"os-stop": null})
+                            };
+                            let _ = r.runtime.block_on(r.client.action(&info.id, &action, None));
+                        }
+                        let s = TestServer {
+                            reference: info.id.clone(),
+                            id: info.id,
+                        };
+                        crate::common::eventually("server in its starting state", || {
+                            self.status(&s.id) == want && !self.busy(&s.id)
+                        });
+                        s
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn sim_record(s: &Sim, id: &str) -> Value {
+        let r: Value = s
+            .http
+            .get(format!("{}/_sim/servers", s.base))
+            .send()
+            .expect("servers")
+            .json()
+            .expect("json");
+        r["servers"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|x| x["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no server {id}"))
+    }
+
+    /// The settled (or current, for a real cloud) status.
+    pub fn status(&self, id: &str) -> String {
+        match self {
+            TestCloud::Sim(s) => Self::sim_record(s, id)["stable"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            TestCloud::Real(r) => r.server(id).status,
+        }
+    }
+
+    /// Whether a transition is under way.
+    pub fn busy(&self, id: &str) -> bool {
+        match self {
+            TestCloud::Sim(s) => Self::sim_record(s, id)["busy"] == true,
+            TestCloud::Real(r) => r.server(id).task_state.is_some(),
+        }
+    }
+
+    /// Waits until the server is in `status` with no task.
+    pub fn wait_for(&self, id: &str, status: &str) {
+        crate::common::eventually(&format!("{id} {status}"), || {
+            !self.busy(id) && self.status(id) == status
+        });
+    }
+
+    /// The server's metadata.
+    pub fn metadata(&self, id: &str) -> HashMapStrings {
+        match self {
+            TestCloud::Sim(s) => {
+                serde_json::from_value(Self::sim_record(s, id)["metadata"].clone())
+                    .unwrap_or_default()
+            }
+            TestCloud::Real(r) => r.server(id).metadata,
+        }
+    }
+
+    /// Nova actions sent for the server, where they can be seen.
+    pub fn actions(&self, id: &str) -> Option<Vec<String>> {
+        self.sim().map(|s| s.actions(id))
+    }
+
+    /// What the simulated guest booted, in order (`disk`, `network`,
+    /// `rescue`).
+    pub fn boots(&self, id: &str) -> Option<Vec<String>> {
+        self.sim().map(|s| {
+            Self::sim_record(s, id)["boots"]
+                .as_array()
+                .map(|b| {
+                    b.iter()
+                        .filter_map(|x| x["from"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// Metadata as a map.
+pub type HashMapStrings = std::collections::HashMap<String, String>;
