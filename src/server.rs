@@ -25,6 +25,8 @@ use crate::config::NodeConfig;
 
 /// Largest datagram read; RMCP+ requests are far smaller.
 const RECV_BUFFER: usize = 2048;
+/// Datagrams handled per wake-up before the task yields.
+const RECEIVE_BATCH: usize = 32;
 
 /// Random bytes for the engine from the thread-local generator.
 struct ThreadEntropy(rand::rngs::ThreadRng);
@@ -133,23 +135,17 @@ struct NodeTask {
 
 impl NodeTask {
     async fn run(mut self, shutdown: CancellationToken) {
-        let mut recv = vec![0u8; RECV_BUFFER];
-        let mut send = Vec::with_capacity(256);
+        // Grows to the size of a reply on first use; an idle node holds no
+        // buffer at all (datagrams are read into a stack buffer).
+        let mut send = Vec::new();
         loop {
             let deadline = self.engine.poll_timeout();
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                r = self.socket.recv_from(&mut recv) => match r {
-                    Ok((n, from)) => {
-                        let result = self.engine.handle_datagram(Instant::now(), from, &recv[..n], &mut entropy());
-                        if let Err(reason) = result {
-                            debug!(node = %self.name, %from, %reason, "datagram dropped");
-                        }
-                    }
-                    // ICMP errors from earlier sends surface here on Linux;
-                    // they concern one console, not this socket.
-                    Err(e) => debug!(node = %self.name, error = %e, "receive error"),
+                r = self.socket.readable() => match r {
+                    Ok(()) => self.receive(),
+                    Err(e) => debug!(node = %self.name, error = %e, "socket error"),
                 },
                 () = sleep_until(deadline), if deadline.is_some() => {
                     self.engine.handle_timeout(Instant::now());
@@ -163,6 +159,34 @@ impl NodeTask {
             }
         }
         debug!(node = %self.name, "stopped");
+    }
+
+    /// Reads the datagrams waiting on the socket (a bounded batch, so one
+    /// busy node cannot starve the others' tasks) into a stack buffer.
+    fn receive(&mut self) {
+        let mut buf = [0u8; RECV_BUFFER];
+        for _ in 0..RECEIVE_BATCH {
+            match self.socket.try_recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let result = self.engine.handle_datagram(
+                        Instant::now(),
+                        from,
+                        &buf[..n],
+                        &mut entropy(),
+                    );
+                    if let Err(reason) = result {
+                        debug!(node = %self.name, %from, %reason, "datagram dropped");
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                // ICMP errors from earlier sends surface here on Linux;
+                // they concern one console, not this socket.
+                Err(e) => {
+                    debug!(node = %self.name, error = %e, "receive error");
+                    return;
+                }
+            }
+        }
     }
 
     /// Carries out queued actions and logs queued events.
