@@ -36,25 +36,41 @@ pub struct Request<'a> {
     pub data: &'a [u8],
 }
 
+/// Checks both checksums of a message of at least `min` bytes and returns
+/// it without the trailing checksum.
+fn checked<'a>(input: &'a [u8], min: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+    if input.len() < min {
+        return Err(DecodeError::Truncated { field: what });
+    }
+    if checksum(&input[..2]) != input[2] {
+        return Err(DecodeError::Checksum {
+            field: "ipmi header checksum",
+        });
+    }
+    let last = input.len() - 1;
+    if checksum(&input[3..last]) != input[last] {
+        return Err(DecodeError::Checksum {
+            field: "ipmi data checksum",
+        });
+    }
+    Ok(&input[..last])
+}
+
+/// Writes a message: the two address bytes and their checksum, then the
+/// body and data and the checksum over them.
+fn put_message<B: BufMut>(out: &mut B, head: [u8; 2], body: &[u8], data: &[u8]) {
+    out.put_slice(&head);
+    out.put_u8(checksum(&head));
+    out.put_slice(body);
+    out.put_slice(data);
+    let sum = body.iter().chain(data).fold(0u8, |a, b| a.wrapping_add(*b));
+    out.put_u8(sum.wrapping_neg());
+}
+
 impl<'a> Decode<'a> for Request<'a> {
     fn decode(input: &'a [u8]) -> Result<Self, DecodeError> {
-        if input.len() < 7 {
-            return Err(DecodeError::Truncated {
-                field: "ipmi request",
-            });
-        }
-        if checksum(&input[..2]) != input[2] {
-            return Err(DecodeError::Checksum {
-                field: "ipmi header checksum",
-            });
-        }
-        let last = input.len() - 1;
-        if checksum(&input[3..last]) != input[last] {
-            return Err(DecodeError::Checksum {
-                field: "ipmi data checksum",
-            });
-        }
-        decode_all("ipmi request", &input[..last], |i| {
+        let input = checked(input, 7, "ipmi request")?;
+        decode_all("ipmi request", input, |i| {
             let (i, rs_addr) = u8_field("rsSA")(i)?;
             let (i, netfn_lun) = u8_field("netFn/rsLUN")(i)?;
             let (i, _chk1) = u8_field("header checksum")(i)?;
@@ -83,15 +99,7 @@ impl Encode for Request<'_> {
     fn encode<B: BufMut>(&self, out: &mut B) {
         let head = [self.rs_addr, self.netfn.0 << 2 | (self.rs_lun & 3)];
         let body = [self.rq_addr, self.rq_seq << 2 | (self.rq_lun & 3), self.cmd];
-        out.put_slice(&head);
-        out.put_u8(checksum(&head));
-        out.put_slice(&body);
-        out.put_slice(self.data);
-        let sum = body
-            .iter()
-            .chain(self.data)
-            .fold(0u8, |a, b| a.wrapping_add(*b));
-        out.put_u8(sum.wrapping_neg());
+        put_message(out, head, &body, self.data);
     }
 }
 
@@ -149,23 +157,8 @@ impl Response<'_> {
 
 impl<'a> Decode<'a> for Response<'a> {
     fn decode(input: &'a [u8]) -> Result<Self, DecodeError> {
-        if input.len() < 8 {
-            return Err(DecodeError::Truncated {
-                field: "ipmi response",
-            });
-        }
-        if checksum(&input[..2]) != input[2] {
-            return Err(DecodeError::Checksum {
-                field: "ipmi header checksum",
-            });
-        }
-        let last = input.len() - 1;
-        if checksum(&input[3..last]) != input[last] {
-            return Err(DecodeError::Checksum {
-                field: "ipmi data checksum",
-            });
-        }
-        decode_all("ipmi response", &input[..last], |i| {
+        let input = checked(input, 8, "ipmi response")?;
+        decode_all("ipmi response", input, |i| {
             let (i, rq_addr) = u8_field("rqSA")(i)?;
             let (i, netfn_lun) = u8_field("netFn/rqLUN")(i)?;
             let (i, _chk1) = u8_field("header checksum")(i)?;
@@ -204,15 +197,7 @@ impl Encode for Response<'_> {
             h.cmd,
             self.completion.0,
         ];
-        out.put_slice(&head);
-        out.put_u8(checksum(&head));
-        out.put_slice(&body);
-        out.put_slice(self.data);
-        let sum = body
-            .iter()
-            .chain(self.data)
-            .fold(0u8, |a, b| a.wrapping_add(*b));
-        out.put_u8(sum.wrapping_neg());
+        put_message(out, head, &body, self.data);
     }
 }
 
