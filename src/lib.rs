@@ -7,10 +7,15 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (`serve`, `demo`) and process lifecycle;
+//! - [`cli`]: the command line (`serve`, `demo`, `routes`,
+//!   `nova-simulator`) and process lifecycle;
 //! - [`config`]: the TOML configuration and its validation;
 //! - [`server`]: sockets and one task per node driving the engine;
-//! - [`backend`]: the machines behind the BMCs, and the simulated cloud;
+//! - [`backend`]: the machines behind the BMCs: Nova servers
+//!   ([`backend::nova`]) or in-process simulated machines;
+//! - [`routing`]: per-node policy rules and routes through netlink;
+//! - [`novasim`]: a Keystone/Nova/Glance simulator over HTTP, for the demo
+//!   and the tests;
 //! - [`demo`]: the self-contained demonstration setup.
 //!
 //! The IPMI protocol itself is the sans-IO crate `novabmc-proto`.
