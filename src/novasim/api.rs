@@ -1,5 +1,5 @@
 //! The simulator's HTTP surface: Keystone v3 tokens, Nova's compute API,
-//! Glance's image API, and the `/_sim/` control API.
+//! Glance's image API, Cinder's volume show, and the `/_sim/` control API.
 //!
 //! Bodies follow the real services: Nova's error envelopes
 //! (`itemNotFound`, `conflictingRequest`, `computeFault`), keystonemiddleware's
@@ -25,7 +25,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::model::{Conflict, Server, iso8601, new_uuid};
-use super::{Faults, LoggedRequest, NewServer, Sim, Timings, now_iso};
+use super::{Faults, Flavor, LoggedRequest, NewImage, NewServer, Sim, Timings, now_iso};
 
 type St = Arc<Sim>;
 
@@ -62,7 +62,14 @@ pub(super) fn router(sim: St) -> Router {
         .route("/image", get(image_versions))
         .route("/image/", get(image_versions))
         .route("/image/v2/images", get(list_images))
-        .route("/image/v2/images/{id}", get(get_image));
+        .route("/image/v2/images/{id}", get(get_image))
+        .route("/volume", get(volume_versions))
+        .route("/volume/", get(volume_versions))
+        .route("/volume/v3", get(volume_versions))
+        .route("/volume/v3/", get(volume_versions))
+        .route("/volume/v3/{project}/volumes/{id}", get(get_volume))
+        // Cinder 3.67 and later also accept URLs without the project.
+        .route("/volume/v3/volumes/{id}", get(get_project_volume));
     let identity = Router::new()
         .route("/identity", get(identity_versions))
         .route("/identity/", get(identity_versions))
@@ -73,6 +80,7 @@ pub(super) fn router(sim: St) -> Router {
         .route("/_sim/servers", get(sim_servers).post(sim_add_server))
         .route("/_sim/servers/{id}", delete(sim_delete_server))
         .route("/_sim/images", post(sim_add_image))
+        .route("/_sim/flavors", post(sim_add_flavor))
         .route("/_sim/faults", get(sim_get_faults).put(sim_put_faults))
         .route("/_sim/timings", put(sim_put_timings))
         .route("/_sim/expire-tokens", post(sim_expire_tokens))
@@ -102,7 +110,8 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     let microversion = requested_microversion(req.headers());
-    let service = path.starts_with("/compute") || path.starts_with("/image");
+    let service =
+        path.starts_with("/compute") || path.starts_with("/image") || path.starts_with("/volume");
     let token = req
         .headers()
         .get("x-auth-token")
@@ -154,7 +163,11 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
                 .as_ref()
                 .and_then(|t| m.tokens.get(t))
                 .is_some_and(|exp| *exp > now);
-            if !valid && !path.ends_with("/compute") && !path.ends_with("/compute/") {
+            // Version documents are public, as in the real services.
+            let public = ["/compute", "/compute/", "/volume", "/volume/"]
+                .iter()
+                .any(|p| path == *p);
+            if !valid && !public {
                 Injected::Unauthorized
             } else {
                 Injected::None
@@ -383,10 +396,14 @@ async fn issue_token(State(sim): State<St>, body: Bytes) -> Response {
         "user": {"id": sim.user_id, "name": id.user, "domain": {"id": "default", "name": "Default"}},
         "project": {"id": sim.project_id, "name": id.project, "domain": {"id": "default", "name": "Default"}},
         "roles": [{"id": new_uuid(), "name": "member"}],
+        // Cinder under both of its catalog names, with the project in the
+        // URL as most deployments still register it.
         "catalog": [
             endpoint("compute", "/compute/v2.1"),
             endpoint("image", "/image"),
             endpoint("identity", "/identity"),
+            endpoint("volumev3", &format!("/volume/v3/{}", sim.project_id)),
+            endpoint("block-storage", &format!("/volume/v3/{}", sim.project_id)),
         ],
     }});
     let mut r = (StatusCode::CREATED, Json(body)).into_response();
@@ -485,9 +502,13 @@ fn server_json(sim: &Sim, m: &super::Model, s: &Server, minor: u32) -> Value {
         "OS-EXT-STS:task_state": task,
         "OS-EXT-STS:vm_state": vm,
         "OS-EXT-STS:power_state": power,
-        "os-extended-volumes:volumes_attached": [],
+        "os-extended-volumes:volumes_attached": volumes_attached(s, minor),
         "security_groups": [{"name": "default"}],
     });
+    if minor >= 3 {
+        j["OS-EXT-SRV-ATTR:root_device_name"] = json!("/dev/vda");
+        j["OS-EXT-SRV-ATTR:hostname"] = json!(s.name);
+    }
     if minor >= 9 {
         j["locked"] = json!(false);
     }
@@ -501,6 +522,21 @@ fn server_json(sim: &Sim, m: &super::Model, s: &Server, minor: u32) -> Value {
         j["locked_reason"] = Value::Null;
     }
     j
+}
+
+/// `os-extended-volumes:volumes_attached`: the IDs, and from 2.3 whether
+/// each goes with the server.
+fn volumes_attached(s: &Server, minor: u32) -> Value {
+    s.volumes
+        .iter()
+        .map(|id| {
+            if minor >= 3 {
+                json!({"id": id, "delete_on_termination": true})
+            } else {
+                json!({"id": id})
+            }
+        })
+        .collect()
 }
 
 /// Nova's name filter is a regular expression; the simulator supports
@@ -914,6 +950,13 @@ async fn delete_metadata_key(
 }
 
 async fn os_interfaces(State(sim): State<St>, Path(id): Path<String>) -> Response {
+    if sim.lock().faults.forbid_os_interface {
+        return nova_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Policy doesn't allow os_compute_api:os-attach-interfaces:list to be performed.",
+        );
+    }
     json_or(with_server(&sim, &id, |s| {
         let list: Vec<Value> = s
             .macs
@@ -964,6 +1007,13 @@ fn image_json(i: &super::Image) -> Value {
         "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
         "self": format!("/v2/images/{}", i.id), "file": format!("/v2/images/{}/file", i.id),
         "schema": "/v2/schemas/image"});
+    // Glance v2 shows extra properties as top-level keys; they never
+    // replace the core ones.
+    for (k, v) in &i.properties {
+        if j.get(k).is_none() {
+            j[k] = json!(v);
+        }
+    }
     if let Some(fw) = &i.hw_firmware_type {
         j["hw_firmware_type"] = json!(fw);
     }
@@ -993,6 +1043,68 @@ async fn get_image(State(sim): State<St>, Path(id): Path<String>) -> Response {
             format!("404 Not Found\n\nNo image found with ID {id}\n\n"),
         )
             .into_response(),
+    }
+}
+
+// ----- Cinder: versions and volumes -------------------------------------------
+
+async fn volume_versions(State(sim): State<St>) -> Response {
+    Json(
+        json!({"versions": [{"id": "v3.0", "status": "CURRENT", "version": "3.70",
+        "min_version": "3.0", "updated": "2023-08-31T00:00:00Z",
+        "links": [{"rel": "self", "href": format!("{}/volume/v3/", sim.base_url)}],
+        "media-types": [{"base": "application/json",
+            "type": "application/vnd.openstack.volume+json;version=3"}]}]}),
+    )
+    .into_response()
+}
+
+fn volume_not_found(id: &str) -> Response {
+    nova_error(
+        StatusCode::NOT_FOUND,
+        "itemNotFound",
+        &format!("Volume {id} could not be found."),
+    )
+}
+
+fn volume_json(sim: &Sim, v: &super::Volume) -> Value {
+    let attachments: Vec<Value> = match (&v.server, &v.device) {
+        (Some(server), Some(device)) => {
+            vec![json!({"server_id": server, "attachment_id": new_uuid(),
+            "attached_at": "2026-01-01T00:00:00.000000", "host_name": "compute-0", "volume_id": v.id,
+            "device": device, "id": v.id})]
+        }
+        _ => Vec::new(),
+    };
+    let mut j = json!({"id": v.id, "name": "", "status": if attachments.is_empty() { "available" } else { "in-use" },
+        "size": v.size, "bootable": if v.bootable { "true" } else { "false" },
+        "availability_zone": "nova", "created_at": "2026-01-01T00:00:00.000000",
+        "updated_at": "2026-01-01T00:00:00.000000", "description": null, "volume_type": "lvmdriver-1",
+        "snapshot_id": null, "source_volid": null, "metadata": {}, "multiattach": false,
+        "encrypted": false, "replication_status": null, "consistencygroup_id": null,
+        "user_id": sim.user_id, "attachments": attachments,
+        "links": [{"rel": "self", "href": format!("{}/volume/v3/{}/volumes/{}", sim.base_url, sim.project_id, v.id)}]});
+    if !v.image_metadata.is_empty() {
+        j["volume_image_metadata"] = json!(v.image_metadata);
+    }
+    j
+}
+
+async fn get_volume(
+    State(sim): State<St>,
+    Path((project, id)): Path<(String, String)>,
+) -> Response {
+    if project != sim.project_id {
+        return volume_not_found(&id);
+    }
+    get_project_volume(State(sim), Path(id)).await
+}
+
+async fn get_project_volume(State(sim): State<St>, Path(id): Path<String>) -> Response {
+    let m = sim.lock();
+    match m.volumes.iter().find(|v| v.id == id) {
+        Some(v) => Json(json!({"volume": volume_json(&sim, v)})).into_response(),
+        None => volume_not_found(&id),
     }
 }
 
@@ -1028,15 +1140,24 @@ async fn sim_delete_server(State(sim): State<St>, Path(id): Path<String>) -> Res
     }
 }
 
-#[derive(serde::Deserialize)]
-struct NewImage {
-    name: String,
-    hw_firmware_type: Option<String>,
+async fn sim_add_image(State(sim): State<St>, Json(i): Json<NewImage>) -> Response {
+    if i.name.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "name is required"})),
+        )
+            .into_response();
+    }
+    let id = sim.add_image_with(i);
+    (StatusCode::CREATED, Json(json!({"id": id}))).into_response()
 }
 
-async fn sim_add_image(State(sim): State<St>, Json(i): Json<NewImage>) -> Response {
-    let id = sim.add_image(&i.name, i.hw_firmware_type.as_deref());
-    (StatusCode::CREATED, Json(json!({"id": id}))).into_response()
+async fn sim_add_flavor(State(sim): State<St>, Json(f): Json<Flavor>) -> Response {
+    let id = f.id.clone();
+    match sim.add_flavor(f) {
+        Ok(()) => (StatusCode::CREATED, Json(json!({"id": id}))).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
+    }
 }
 
 async fn sim_get_faults(State(sim): State<St>) -> Response {

@@ -1,5 +1,6 @@
-//! A Nova simulator: Keystone v3, Nova (compute API 2.1 to 2.96) and Glance
-//! v2 over real HTTP on loopback, for `novabmc demo` and for tests.
+//! A Nova simulator: Keystone v3, Nova (compute API 2.1 to 2.96), Glance
+//! v2 and the little of Cinder v3 that describes a server's root volume,
+//! over real HTTP on loopback, for `novabmc demo` and for tests.
 //!
 //! It answers the way a real Nova does (see [`model`] for the state
 //! machine): 202 with an empty body for power actions, a server body for
@@ -15,7 +16,7 @@
 mod api;
 pub mod model;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -72,6 +73,9 @@ pub struct Faults {
     pub lose_answer_next: u32,
     /// Lifetime of new tokens.
     pub token_lifetime_secs: u64,
+    /// `GET /servers/{id}/os-interface` is refused by policy (403), as on
+    /// clouds that keep the attached interfaces to administrators.
+    pub forbid_os_interface: bool,
 }
 
 /// One request as the simulator saw it.
@@ -104,6 +108,28 @@ pub struct Image {
     pub name: String,
     /// `hw_firmware_type` property, if set.
     pub hw_firmware_type: Option<String>,
+    /// Other properties (`architecture`, `hw_architecture`...), shown as
+    /// top-level keys of the image as Glance v2 does.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// A Cinder volume: only root volumes of servers booted from a volume.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Volume {
+    /// ID.
+    pub id: String,
+    /// Size in GiB.
+    pub size: u32,
+    /// Whether it holds a bootable image.
+    pub bootable: bool,
+    /// The properties of the image it was made from, as Cinder copies them
+    /// (`image_id`, `image_name`, `hw_firmware_type`, `architecture`...).
+    pub image_metadata: BTreeMap<String, String>,
+    /// The server it is attached to.
+    pub server: Option<String>,
+    /// Where the server sees it.
+    pub device: Option<String>,
 }
 
 /// A Nova flavor.
@@ -143,10 +169,23 @@ pub struct NewServer {
     pub ports: Option<u32>,
 }
 
+/// How to create an image through the control API.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NewImage {
+    /// Name (required).
+    pub name: String,
+    /// `hw_firmware_type`.
+    pub hw_firmware_type: Option<String>,
+    /// Other properties.
+    pub properties: BTreeMap<String, String>,
+}
+
 pub(crate) struct Model {
     servers: Vec<Server>,
     images: Vec<Image>,
     flavors: Vec<Flavor>,
+    volumes: Vec<Volume>,
     tokens: HashMap<String, SystemTime>,
     faults: Faults,
     timings: Timings,
@@ -205,21 +244,28 @@ impl Sim {
         )
     }
 
-    /// Adds a server.
+    /// Adds a server. With `volume_gb` it boots from a new volume of that
+    /// size made from the image (the first image when none is named), as
+    /// `openstack server create --boot-from-volume` does: the server shows
+    /// no image, and the volume carries the image's properties.
     pub fn add_server(&self, spec: NewServer) -> Result<String, String> {
         let mut m = self.lock();
         if spec.name.is_empty() {
             return Err("name is required".into());
         }
-        let image = match (&spec.image, spec.volume_gb) {
-            (_, Some(_)) => String::new(),
-            (Some(i), None) => m
-                .images
-                .iter()
-                .find(|x| &x.id == i || &x.name == i)
-                .map(|x| x.id.clone())
-                .ok_or_else(|| format!("no image {i}"))?,
-            (None, None) => m.images.first().map(|x| x.id.clone()).unwrap_or_default(),
+        let source = match &spec.image {
+            Some(i) => Some(
+                m.images
+                    .iter()
+                    .find(|x| &x.id == i || &x.name == i)
+                    .cloned()
+                    .ok_or_else(|| format!("no image {i}"))?,
+            ),
+            None => m.images.first().cloned(),
+        };
+        let image = match (&source, spec.volume_gb) {
+            (_, Some(_)) | (None, None) => String::new(),
+            (Some(i), None) => i.id.clone(),
         };
         let flavor = match &spec.flavor {
             Some(f) => m
@@ -236,6 +282,27 @@ impl Sim {
         }
         let mut s = Server::new(id.clone(), spec.name, flavor, image, spec.on);
         s.volume_gb = spec.volume_gb;
+        if let Some(size) = spec.volume_gb {
+            let mut image_metadata = BTreeMap::new();
+            if let Some(i) = &source {
+                image_metadata.extend(i.properties.clone());
+                if let Some(fw) = &i.hw_firmware_type {
+                    image_metadata.insert("hw_firmware_type".into(), fw.clone());
+                }
+                image_metadata.insert("image_id".into(), i.id.clone());
+                image_metadata.insert("image_name".into(), i.name.clone());
+            }
+            let volume = Volume {
+                id: new_uuid(),
+                size,
+                bootable: source.is_some(),
+                image_metadata,
+                server: Some(id.clone()),
+                device: Some("/dev/vda".into()),
+            };
+            s.volumes.push(volume.id.clone());
+            m.volumes.push(volume);
+        }
         s.metadata = spec.metadata.into_iter().collect();
         for _ in 0..spec.ports.unwrap_or(1) {
             m.mac_counter += 1;
@@ -266,13 +333,33 @@ impl Sim {
 
     /// Adds an image.
     pub fn add_image(&self, name: &str, hw_firmware_type: Option<&str>) -> String {
+        self.add_image_with(NewImage {
+            name: name.into(),
+            hw_firmware_type: hw_firmware_type.map(str::to_string),
+            properties: BTreeMap::new(),
+        })
+    }
+
+    /// Adds an image with properties.
+    pub fn add_image_with(&self, spec: NewImage) -> String {
         let id = new_uuid();
         self.lock().images.push(Image {
             id: id.clone(),
-            name: name.into(),
-            hw_firmware_type: hw_firmware_type.map(str::to_string),
+            name: spec.name,
+            hw_firmware_type: spec.hw_firmware_type,
+            properties: spec.properties,
         });
         id
+    }
+
+    /// Adds a flavor (an existing ID is refused).
+    pub fn add_flavor(&self, flavor: Flavor) -> Result<(), String> {
+        let mut m = self.lock();
+        if flavor.id.is_empty() || m.flavors.iter().any(|f| f.id == flavor.id) {
+            return Err(format!("flavor ID {:?} is empty or taken", flavor.id));
+        }
+        m.flavors.push(flavor);
+        Ok(())
     }
 
     /// Replaces the injected faults.
@@ -342,6 +429,7 @@ fn seed(m: &mut Model) {
             id: new_uuid(),
             name: name.into(),
             hw_firmware_type: fw.map(str::to_string),
+            properties: BTreeMap::new(),
         });
     }
 }
@@ -357,6 +445,7 @@ pub fn start(
         servers: Vec::new(),
         images: Vec::new(),
         flavors: Vec::new(),
+        volumes: Vec::new(),
         tokens: HashMap::new(),
         faults: Faults {
             token_lifetime_secs: 3600,

@@ -107,6 +107,8 @@ pub struct Server {
     pub image: String,
     /// Root volume size in GiB when booted from volume.
     pub volume_gb: Option<u32>,
+    /// IDs of the attached volumes (the root volume first).
+    pub volumes: Vec<String>,
     /// Metadata.
     pub metadata: BTreeMap<String, String>,
     /// MAC addresses, one per port.
@@ -145,6 +147,7 @@ impl Server {
             flavor,
             image,
             volume_gb: None,
+            volumes: Vec::new(),
             metadata: BTreeMap::new(),
             macs: Vec::new(),
             created: iso8601(now),
