@@ -1,9 +1,11 @@
-//! The Nova and Glance calls the backend makes, on an `osauth` session.
+//! The Nova, Glance and Cinder calls novabmc makes, on an `osauth`
+//! session: the backend's, and the few reads `novabmc export` adds (a
+//! server with its flavor, its interfaces, image properties, volumes).
 //!
 //! The `openstack` crate covers image lookup; everything it lacks or gets
 //! wrong for us (`changes-since`, rebuild, rescue, metadata writes, the
-//! crash dump that needs microversion 2.17) is a raw request on the same
-//! session. Responses are read into small structures holding only what the
+//! crash dump that needs microversion 2.17, flavors embedded in servers,
+//! Cinder) is a raw request on the same session. Responses are read into small structures holding only what the
 //! backend uses, so unknown statuses or new fields never break parsing.
 //!
 //! A session whose token Keystone no longer accepts (revoked, or expired
@@ -14,7 +16,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use osauth::services::{COMPUTE, ServiceType};
+use osauth::services::{COMPUTE, IMAGE, ServiceType};
 use osauth::{ApiVersion, CloudConfig, ErrorKind, ServiceRequestBuilder, Session};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -129,6 +131,174 @@ struct Link {
 struct ServerRoot {
     server: ServerInfo,
 }
+
+/// The microversion that embeds the flavor (vcpus, ram, disk) in a server,
+/// so the export needs no flavor call (which a deleted or private flavor
+/// would fail).
+const FLAVOR_EMBEDDED: ApiVersion = ApiVersion(2, 47);
+
+/// A server as `novabmc export` needs it (read at microversion 2.47).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerDetail {
+    /// UUID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The embedded flavor.
+    pub flavor: FlavorInfo,
+    /// `{"id": ...}`, or `""` for a server booted from a volume.
+    #[serde(default)]
+    pub image: Value,
+    /// Attached volumes (for a server booted from a volume, its root disk
+    /// is one of them).
+    #[serde(rename = "os-extended-volumes:volumes_attached", default)]
+    pub volumes_attached: Vec<AttachedVolume>,
+    /// The root disk's device (`/dev/vda`), shown to administrators.
+    #[serde(rename = "OS-EXT-SRV-ATTR:root_device_name", default)]
+    pub root_device_name: Option<String>,
+    /// Addresses per network, each with its port's MAC.
+    #[serde(default)]
+    pub addresses: HashMap<String, Vec<AddressInfo>>,
+}
+
+impl ServerDetail {
+    /// The root disk's image ID, if booted from an image.
+    pub fn image_id(&self) -> Option<&str> {
+        self.image
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|i| !i.is_empty())
+    }
+
+    /// The MACs of `addresses`, in network name order and without
+    /// repeats (a port with two addresses shows twice).
+    pub fn address_macs(&self) -> Vec<String> {
+        let mut networks: Vec<_> = self.addresses.iter().collect();
+        networks.sort_by(|a, b| a.0.cmp(b.0));
+        let mut macs: Vec<String> = Vec::new();
+        for (_, list) in networks {
+            for a in list {
+                if let Some(mac) = &a.mac
+                    && !macs.contains(mac)
+                {
+                    macs.push(mac.clone());
+                }
+            }
+        }
+        macs
+    }
+}
+
+/// The flavor as embedded in a server from microversion 2.47.
+#[derive(Clone, Debug, Deserialize)]
+pub struct FlavorInfo {
+    /// vCPUs.
+    pub vcpus: u32,
+    /// RAM in MiB.
+    pub ram: u64,
+    /// Root disk in GiB (0 for flavors meant to boot from volume).
+    pub disk: u64,
+    /// The flavor's name when the server was created.
+    #[serde(default)]
+    pub original_name: Option<String>,
+}
+
+/// One entry of `os-extended-volumes:volumes_attached`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AttachedVolume {
+    /// Volume ID.
+    pub id: String,
+}
+
+/// One address of a server.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AddressInfo {
+    /// The port's MAC.
+    #[serde(rename = "OS-EXT-IPS-MAC:mac_addr", default)]
+    pub mac: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ServerDetailRoot {
+    server: ServerDetail,
+}
+
+#[derive(Deserialize)]
+struct InterfaceList {
+    #[serde(rename = "interfaceAttachments")]
+    interfaces: Vec<Interface>,
+}
+
+#[derive(Deserialize)]
+struct Interface {
+    mac_addr: String,
+}
+
+/// A Cinder volume as `novabmc export` needs it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct VolumeInfo {
+    /// ID.
+    pub id: String,
+    /// Size in GiB.
+    pub size: u64,
+    /// `"true"` or `"false"` (Cinder sends a string).
+    #[serde(default)]
+    pub bootable: Value,
+    /// The properties of the image the volume was made from.
+    #[serde(default)]
+    pub volume_image_metadata: HashMap<String, Value>,
+    /// Where it is attached.
+    #[serde(default)]
+    pub attachments: Vec<VolumeAttachment>,
+}
+
+impl VolumeInfo {
+    /// Whether Cinder marks the volume bootable.
+    pub fn is_bootable(&self) -> bool {
+        match &self.bootable {
+            Value::Bool(b) => *b,
+            Value::String(s) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        }
+    }
+}
+
+/// One attachment of a volume.
+#[derive(Clone, Debug, Deserialize)]
+pub struct VolumeAttachment {
+    /// The server.
+    #[serde(default)]
+    pub server_id: Option<String>,
+    /// The device the server sees.
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct VolumeRoot {
+    volume: VolumeInfo,
+}
+
+/// Cinder v3 under one catalog name, without version discovery: the
+/// catalog URL is the API root as it is. Discovery would move to the
+/// unversioned document's link, which drops the project ID that most
+/// catalogs put in the URL and that Cinder before 3.67 requires.
+#[derive(Clone, Copy, Debug)]
+struct Volumes(&'static str);
+
+impl ServiceType for Volumes {
+    fn catalog_type(&self) -> &'static str {
+        self.0
+    }
+
+    fn version_discovery_supported(&self) -> bool {
+        false
+    }
+}
+
+/// Cinder's catalog names, newest first (`volumev3` is what older
+/// deployments register).
+const VOLUME_SERVICES: [&str; 2] = ["block-storage", "volumev3"];
 
 /// An image as the backend needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -335,14 +505,68 @@ impl NovaClient {
     /// An image's `hw_firmware_type` property (read raw: the `openstack`
     /// crate does not expose image properties).
     pub async fn image_firmware(&self, image_id: &str) -> Result<Option<String>, NovaError> {
-        let v: Value = json_of(
-            self.send(|s| s.get(osauth::services::IMAGE, &["images", image_id]))
-                .await?,
-        )
-        .await?;
+        let v = self.image(image_id).await?;
         Ok(v.get("hw_firmware_type")
             .and_then(Value::as_str)
             .map(str::to_string))
+    }
+
+    /// An image as Glance v2 shows it: core fields and properties as
+    /// top-level keys.
+    pub async fn image(&self, image_id: &str) -> Result<Value, NovaError> {
+        json_of(self.send(|s| s.get(IMAGE, &["images", image_id])).await?).await
+    }
+
+    /// One server with its flavor embedded (microversion 2.47).
+    pub async fn get_server_detail(&self, id: &str) -> Result<ServerDetail, NovaError> {
+        let root: ServerDetailRoot = json_of(
+            self.send(|s| {
+                s.get(COMPUTE, &["servers", id])
+                    .api_version(FLAVOR_EMBEDDED)
+            })
+            .await?,
+        )
+        .await?;
+        Ok(root.server)
+    }
+
+    /// The MACs of a server's ports, in Nova's order
+    /// (`GET /servers/{id}/os-interface`).
+    pub async fn interface_macs(&self, id: &str) -> Result<Vec<String>, NovaError> {
+        let list: InterfaceList = json_of(
+            self.send(|s| s.get(COMPUTE, &["servers", id, "os-interface"]))
+                .await?,
+        )
+        .await?;
+        Ok(list.interfaces.into_iter().map(|i| i.mac_addr).collect())
+    }
+
+    /// One Cinder volume, from whichever of Cinder's catalog names the
+    /// cloud registers.
+    pub async fn volume(&self, id: &str) -> Result<VolumeInfo, NovaError> {
+        let service = self.volume_service().await?;
+        let root: VolumeRoot =
+            json_of(self.send(|s| s.get(service, &["volumes", id])).await?).await?;
+        Ok(root.volume)
+    }
+
+    /// The first Cinder catalog entry the session knows.
+    async fn volume_service(&self) -> Result<Volumes, NovaError> {
+        let session = self.session().await?;
+        for name in VOLUME_SERVICES {
+            match session.get_endpoint(Volumes(name), &[] as &[&str]).await {
+                Ok(_) => return Ok(Volumes(name)),
+                Err(e) if e.kind() == ErrorKind::EndpointNotFound => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(NovaError {
+            kind: NovaErrorKind::Config,
+            message: format!(
+                "the cloud's catalog has no block storage service ({})",
+                VOLUME_SERVICES.join(" or ")
+            ),
+        })
     }
 }
 

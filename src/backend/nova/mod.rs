@@ -381,8 +381,13 @@ impl Nova {
     }
 }
 
-/// The server a node names: by UUID, else by exact name.
-fn find_server<'a>(servers: &'a [ServerInfo], reference: &str) -> Result<&'a ServerInfo, String> {
+/// The server a node names: by UUID, else by exact name; a name several
+/// live servers share is an error naming their UUIDs. `serve` and `export`
+/// both resolve nodes with this, so a node means the same server to both.
+pub fn find_server<'a>(
+    servers: &'a [ServerInfo],
+    reference: &str,
+) -> Result<&'a ServerInfo, String> {
     let live = || servers.iter().filter(|s| s.status != "DELETED");
     if let Some(s) = live().find(|s| s.id == reference) {
         return Ok(s);
