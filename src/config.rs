@@ -263,6 +263,9 @@ pub struct UserConfig {
     pub name: String,
     /// Password bytes.
     pub password: SecretBytes,
+    /// Where the password came from, so `novabmc export --password-ref`
+    /// can name the file or variable instead of printing the secret.
+    pub password_source: Secret,
     /// Privilege limit.
     pub privilege: Privilege,
 }
@@ -276,6 +279,8 @@ pub struct BmcSettings {
     pub max_sessions: usize,
     /// The BMC key Kg, if any.
     pub kg: Option<SecretBytes>,
+    /// Where the key came from (see [`UserConfig::password_source`]).
+    pub kg_source: Option<Secret>,
     /// How long a half-open session may live.
     pub setup_timeout: Duration,
     /// How long an idle session may live.
@@ -534,6 +539,7 @@ impl Config {
             users.push(UserConfig {
                 name,
                 password,
+                password_source: u.password,
                 privilege,
             });
         }
@@ -707,6 +713,7 @@ impl Config {
                 cipher_suites,
                 max_sessions,
                 kg,
+                kg_source: b.kg,
                 setup_timeout,
                 idle_timeout,
                 device,

@@ -9,7 +9,7 @@ use novabmc_proto::{CipherSuites, DeviceId, Privilege};
 use crate::backend::nova::cloud::CloudSource;
 use crate::backend::nova::{NetworkBoot, NovaSettings};
 use crate::config::{
-    BackendConfig, BmcSettings, Config, NodeConfig, NovaConfig, RoutingConfig, SecretBytes,
+    BackendConfig, BmcSettings, Config, NodeConfig, NovaConfig, RoutingConfig, Secret, SecretBytes,
     UserConfig,
 };
 use crate::novasim::{NewServer, Sim};
@@ -52,6 +52,7 @@ pub fn config(sim: &Sim, address: IpAddr, base_port: u16, count: u16) -> Result<
             cipher_suites: CipherSuites::default(),
             max_sessions: 32,
             kg: None,
+            kg_source: None,
             setup_timeout: std::time::Duration::from_secs(5),
             idle_timeout: std::time::Duration::from_secs(60),
             device: DeviceId::default(),
@@ -59,6 +60,7 @@ pub fn config(sim: &Sim, address: IpAddr, base_port: u16, count: u16) -> Result<
         users: vec![UserConfig {
             name: USER.into(),
             password: SecretBytes::new(PASSWORD.as_bytes().to_vec()),
+            password_source: Secret::Inline(PASSWORD.into()),
             privilege: Privilege::Administrator,
         }],
         backend: BackendConfig::Nova(NovaConfig {
