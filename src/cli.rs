@@ -1,6 +1,7 @@
 //! The command line: `novabmc serve --config FILE`, `novabmc demo`,
-//! `novabmc routes show|apply|flush --config FILE` and `novabmc
-//! nova-simulator`, the logging set-up, signal handling and the exit status.
+//! `novabmc routes show|apply|flush --config FILE`, `novabmc export` and
+//! `novabmc nova-simulator`, the logging set-up, signal handling and the
+//! exit status.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use crate::backend::nova::Nova;
 use crate::backend::simulated::Simulated;
 use crate::config::{BackendConfig, Config};
 use crate::routing::{self, Installation, RouteSpec};
-use crate::{demo, novasim, server};
+use crate::{demo, export, novasim, server};
 
 /// IPMI-over-LAN virtual BMC for cloud servers.
 #[derive(Debug, Parser)]
@@ -89,6 +90,32 @@ pub enum Command {
         /// The TOML configuration.
         #[arg(short, long)]
         config: PathBuf,
+    },
+    /// Write what Ironic, TripleO or MAAS needs to enroll the nodes: BMC
+    /// address, port and credentials, and the machine as Nova describes it
+    /// (MACs, vCPUs, RAM, disk, architecture, firmware).
+    Export {
+        /// The TOML configuration.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// What to write.
+        #[arg(long, value_enum)]
+        format: export::Format,
+        /// The BMC user to export (default: the first administrator for
+        /// ironic and instackenv, the first operator or administrator for
+        /// maas).
+        #[arg(long)]
+        user: Option<String>,
+        /// Refer to the file or environment variable the password (and BMC
+        /// key) comes from instead of writing it.
+        #[arg(long)]
+        password_ref: bool,
+        /// MAAS CLI profile for the maas format (default: "$PROFILE").
+        #[arg(long)]
+        maas_profile: Option<String>,
+        /// Write here (mode 0600) instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -184,6 +211,56 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Routes { action, config } => {
             let c = Config::load(&config)?;
             routes(action, &RouteSpec::from_config(&c), &config).await
+        }
+        Command::Export {
+            config,
+            format,
+            user,
+            password_ref,
+            maas_profile,
+            output,
+        } => {
+            let c = Config::load(&config)?;
+            let options = export::Options {
+                format,
+                user,
+                password_ref,
+                maas_profile,
+            };
+            let text = export::export(&c, &options).await?;
+            write_export(&text, output.as_deref())?;
+            info!(nodes = c.nodes.len(), ?format, "exported");
+            Ok(())
+        }
+    }
+}
+
+/// Writes an export: to standard output, or to a file only the owner can
+/// read, as it may hold passwords. Nothing is written unless the export
+/// succeeded as a whole.
+fn write_export(text: &str, output: Option<&std::path::Path>) -> Result<()> {
+    use std::io::Write;
+    match output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .context("cannot write to standard output")
+        }
+        Some(path) => {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            // An existing file keeps its mode on open; narrow it first.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot restrict {}", path.display()))?;
+            file.write_all(text.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))
         }
     }
 }

@@ -7,15 +7,17 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (`serve`, `demo`, `routes`,
+//! - [`cli`]: the command line (`serve`, `demo`, `routes`, `export`,
 //!   `nova-simulator`) and process lifecycle;
 //! - [`config`]: the TOML configuration and its validation;
+//! - [`export`]: enrollment files for Ironic, TripleO and MAAS, from the
+//!   configuration and the cloud;
 //! - [`server`]: sockets and one task per node driving the engine;
 //! - [`backend`]: the machines behind the BMCs: Nova servers
 //!   ([`backend::nova`]) or in-process simulated machines;
 //! - [`routing`]: per-node policy rules and routes through netlink;
-//! - [`novasim`]: a Keystone/Nova/Glance simulator over HTTP, for the demo
-//!   and the tests;
+//! - [`novasim`]: a Keystone/Nova/Glance/Cinder simulator over HTTP, for
+//!   the demo and the tests;
 //! - [`demo`]: the self-contained demonstration setup.
 //!
 //! The IPMI protocol itself is the sans-IO crate `novabmc-proto`.
@@ -24,6 +26,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod export;
 pub mod novasim;
 pub mod routing;
 pub mod server;
