@@ -94,6 +94,44 @@ impl Sim {
         r["id"].as_str().expect("id").to_string()
     }
 
+    /// Adds a server from a full control-API spec (`name`, `image`,
+    /// `flavor`, `volume_gb` for a server booted from a volume, `ports`,
+    /// `on`, `id`); returns its UUID.
+    pub fn add_server_spec(&self, spec: Value) -> String {
+        self.create("servers", &spec)
+    }
+
+    /// Adds an image with `hw_firmware_type` and other properties
+    /// (`{"hw_architecture": "aarch64"}`); returns its ID.
+    pub fn add_image(&self, name: &str, firmware: Option<&str>, properties: Value) -> String {
+        self.create(
+            "images",
+            &json!({"name": name, "hw_firmware_type": firmware, "properties": properties}),
+        )
+    }
+
+    /// Adds a flavor.
+    pub fn add_flavor(&self, id: &str, vcpus: u32, ram_mb: u32, disk_gb: u32) {
+        self.create(
+            "flavors",
+            &json!({"id": id, "name": id, "vcpus": vcpus, "ram": ram_mb, "disk": disk_gb}),
+        );
+    }
+
+    /// POSTs to the control API and returns the new object's ID.
+    fn create(&self, what: &str, body: &Value) -> String {
+        let r = self
+            .http
+            .post(format!("{}/_sim/{what}", self.base))
+            .json(body)
+            .send()
+            .expect("control request");
+        let status = r.status();
+        let v: Value = r.json().expect("json");
+        assert!(status.is_success(), "POST {what} {body}: {status} {v}");
+        v["id"].as_str().expect("id").to_string()
+    }
+
     /// Deletes a server.
     pub fn delete_server(&self, id: &str) {
         self.http
