@@ -6,9 +6,10 @@ mod common;
 
 use common::*;
 
-/// MAAS's common arguments: `-W opensesspriv --driver-type LAN_2_0 -h host:port
-/// -u user -p pass -I 3 -l OPERATOR`.
-fn maas_ipmipower(node: std::net::SocketAddr, args: &[&str]) -> Out {
+/// Runs a FreeIPMI `tool` with MAAS's common arguments (`-W opensesspriv
+/// --driver-type LAN_2_0 -h host:port -u user -p pass -I 3 -l OPERATOR`)
+/// followed by `args`.
+fn maas_run(tool: &str, node: std::net::SocketAddr, args: &[&str]) -> Out {
     let h = hostport(node);
     let mut all = vec![
         "-W",
@@ -27,7 +28,12 @@ fn maas_ipmipower(node: std::net::SocketAddr, args: &[&str]) -> Out {
         "OPERATOR",
     ];
     all.extend_from_slice(args);
-    run("ipmipower", &all)
+    run(tool, &all)
+}
+
+/// MAAS's `ipmipower` invocation.
+fn maas_ipmipower(node: std::net::SocketAddr, args: &[&str]) -> Out {
+    maas_run("ipmipower", node, args)
 }
 
 /// Item 33, 36, 37, 38: MAAS's power query and actions, with its parsing.
@@ -180,33 +186,15 @@ fn full_table_is_busy() {
 fn maas_chassis_config_commit() {
     let d = Daemon::start(&Setup::default());
     let n = d.nodes[0];
-    let h = hostport(n);
     let file = write_file(
         d.dir(),
         "boot.conf",
         "Section Chassis_Boot_Flags\n        Boot_Flags_Persistent No\n        Boot_Device PXE\nEndSection\n",
     );
-    let out = run(
+    let out = maas_run(
         "ipmi-chassis-config",
-        &[
-            "-W",
-            "opensesspriv",
-            "--driver-type",
-            "LAN_2_0",
-            "-h",
-            &h,
-            "-u",
-            ADMIN.0,
-            "-p",
-            ADMIN.1,
-            "-I",
-            "3",
-            "-l",
-            "OPERATOR",
-            "--commit",
-            "--filename",
-            file.to_str().expect("path"),
-        ],
+        n,
+        &["--commit", "--filename", file.to_str().expect("path")],
     );
     out.ok();
     assert_eq!(out.stderr, "");
