@@ -140,21 +140,26 @@ impl Sim {
             .expect("delete");
     }
 
-    /// A server's simulator record (status, boots, nmis, metadata...).
-    pub fn server(&self, name: &str) -> Value {
-        let r: Value = self
+    /// Every simulator record, deleted servers included.
+    pub fn records(&self) -> Vec<Value> {
+        let mut r: Value = self
             .http
             .get(format!("{}/_sim/servers", self.base))
             .send()
             .expect("servers")
             .json()
             .expect("json");
-        r["servers"]
-            .as_array()
-            .expect("array")
-            .iter()
+        match r["servers"].take() {
+            Value::Array(v) => v,
+            other => panic!("servers is not an array: {other}"),
+        }
+    }
+
+    /// A server's simulator record (status, boots, nmis, metadata...).
+    pub fn server(&self, name: &str) -> Value {
+        self.records()
+            .into_iter()
             .find(|s| s["name"] == name && s["deleted"] == false)
-            .cloned()
             .unwrap_or_else(|| panic!("no server {name}"))
     }
 
@@ -393,19 +398,9 @@ impl TestCloud {
     }
 
     fn sim_record(s: &Sim, id: &str) -> Value {
-        let r: Value = s
-            .http
-            .get(format!("{}/_sim/servers", s.base))
-            .send()
-            .expect("servers")
-            .json()
-            .expect("json");
-        r["servers"]
-            .as_array()
-            .expect("array")
-            .iter()
+        s.records()
+            .into_iter()
             .find(|x| x["id"] == id)
-            .cloned()
             .unwrap_or_else(|| panic!("no server {id}"))
     }
 
