@@ -14,8 +14,8 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use cloud::Sim;
 use common::{Out, unique_loopback};
@@ -255,21 +255,14 @@ fn toml_string(s: &str) -> String {
 
 /// Runs `novabmc export --config novabmc.toml ARGS` in `dir`.
 fn export(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
-    let start = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_novabmc"))
-        .args(["--log", "warn", "export", "--config", "novabmc.toml"])
-        .args(args)
-        .current_dir(dir)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run novabmc export");
-    Out {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
+    Out::collect(
+        Command::new(env!("CARGO_BIN_EXE_novabmc"))
+            .args(["--log", "warn", "export", "--config", "novabmc.toml"])
+            .args(args)
+            .current_dir(dir)
+            .envs(env.iter().copied()),
+        "run novabmc export",
+    )
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
@@ -294,22 +287,16 @@ fn run_maas_script(script: &str, env: &[(&str, &str)]) -> Result<Vec<Vec<String>
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("enroll.sh");
     std::fs::write(&path, script).expect("script");
-    let output = Command::new("sh")
-        .arg("-c")
-        .arg("maas() { printf '%s\\n' \"$@\"; echo '--end--'; }; . \"$1\"")
-        .arg("sh")
-        .arg(&path)
-        .env_remove("PROFILE")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sh");
-    let out = Out {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: Duration::ZERO,
-    };
+    let out = Out::collect(
+        Command::new("sh")
+            .arg("-c")
+            .arg("maas() { printf '%s\\n' \"$@\"; echo '--end--'; }; . \"$1\"")
+            .arg("sh")
+            .arg(&path)
+            .env_remove("PROFILE")
+            .envs(env.iter().copied()),
+        "run sh",
+    );
     if out.code != Some(0) {
         return Err(out);
     }

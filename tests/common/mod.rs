@@ -258,6 +258,22 @@ pub struct Out {
 }
 
 impl Out {
+    /// Runs `cmd` to completion with stdin closed, capturing its output and
+    /// wall time; `what` names it if it cannot be started at all.
+    pub fn collect(cmd: &mut Command, what: &str) -> Out {
+        let start = Instant::now();
+        let output = cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        Out {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed: start.elapsed(),
+        }
+    }
+
     /// Asserts exit status 0 and returns stdout.
     pub fn ok(&self) -> &str {
         assert_eq!(self.code, Some(0), "command failed: {self:#?}");
@@ -283,20 +299,10 @@ impl Out {
 /// Runs `program args` with a 60 s limit.
 pub fn run(program: &str, args: &[&str]) -> Out {
     require_tool(program);
-    let start = Instant::now();
-    let output = Command::new("timeout")
-        .arg("60")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run tool");
-    Out {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
+    Out::collect(
+        Command::new("timeout").arg("60").arg(program).args(args),
+        "run tool",
+    )
 }
 
 /// `ipmitool -I lanplus -H host -p port -U user -P pass <args>`.

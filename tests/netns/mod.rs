@@ -170,19 +170,12 @@ pub fn ip_output(args: &[&str]) -> String {
 
 /// Runs `program args` inside `ns` with a 60 s limit.
 pub fn exec(ns: &str, program: &str, args: &[&str]) -> Out {
-    let start = Instant::now();
-    let output = Command::new("ip")
-        .args(["netns", "exec", ns, "timeout", "60", program])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ip netns exec");
-    Out {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: start.elapsed(),
-    }
+    Out::collect(
+        Command::new("ip")
+            .args(["netns", "exec", ns, "timeout", "60", program])
+            .args(args),
+        "run ip netns exec",
+    )
 }
 
 /// One ipmitool call from `ns`: one try with a one-second timeout, so a
