@@ -6,19 +6,15 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::backend::Backend;
-use crate::backend::nova::Nova;
-use crate::backend::simulated::Simulated;
-use crate::config::{BackendConfig, Config};
-use crate::routing::{self, Installation, RouteSpec};
-use crate::{demo, export, novasim, server};
+use crate::config::Config;
+use crate::routing::{self, RouteSpec};
+use crate::{daemon, demo, export, novasim, server};
 
 /// IPMI-over-LAN virtual BMC for cloud servers.
 #[derive(Debug, Parser)]
@@ -184,7 +180,7 @@ async fn run(cli: Cli) -> Result<()> {
                 nodes = c.nodes.len(),
                 "configuration loaded"
             );
-            serve(c, None, CancellationToken::new()).await
+            serve(c, None).await
         }
         Command::Demo {
             address,
@@ -197,10 +193,13 @@ async fn run(cli: Cli) -> Result<()> {
                 .context("cannot start the Nova simulator")?;
             let sim = novasim::start(listener, novasim::Identity::default(), shutdown.clone())
                 .context("cannot start the Nova simulator")?;
-            let c = demo::config(&sim.sim, address, base_port, nodes)
+            let state = tempfile::tempdir().context("cannot create the demo's state directory")?;
+            let c = demo::config(&sim.sim, address, base_port, nodes, state.path())
                 .map_err(|e| anyhow::anyhow!("cannot create the demo servers: {e}"))?;
             let text = demo::instructions(&c, sim.sim.base_url());
-            serve(c, Some(text), shutdown).await
+            let served = serve(c, Some(text)).await;
+            shutdown.cancel();
+            served
         }
         Command::NovaSimulator {
             listen,
@@ -341,68 +340,30 @@ async fn nova_simulator(
     signal
 }
 
-/// Binds every node, serves until SIGINT or SIGTERM, then stops cleanly.
-async fn serve(config: Config, banner: Option<String>, shutdown: CancellationToken) -> Result<()> {
+/// Binds every node and serves until SIGINT or SIGTERM; the banner is
+/// printed once the sockets are bound.
+async fn serve(config: Config, banner: Option<String>) -> Result<()> {
     raise_fd_limit(config.nodes.len());
     // IP_FREEBIND: a node's address may be configured (by DHCP) after the
     // start; requests arrive as soon as it is.
     let sockets = server::bind_all(&config.nodes, true)
         .map_err(|errors| anyhow::anyhow!(server::report_bind_errors(&errors)))?;
-    let specs = RouteSpec::from_config(&config);
-    let routes = if specs.is_empty() {
-        None
-    } else {
-        let installation = Installation::start(specs, config.routing.keep_routes)
-            .await
-            .context("cannot install the nodes' routes")?;
-        Some(installation)
-    };
-    let (backend, mut backend_tasks): (Arc<dyn Backend>, _) = match &config.backend {
-        BackendConfig::Simulated(s) => (Arc::new(Simulated::new(s.clone(), &config.nodes)), None),
-        BackendConfig::Nova(n) => {
-            let (nova, tasks) =
-                Nova::start(n.settings.clone(), config.nova_nodes(n), shutdown.clone())
-                    .map_err(|e| anyhow::anyhow!("backend ({}): {e}", n.settings.cloud))?;
-            (nova, Some(tasks))
-        }
-    };
-    for n in &config.nodes {
-        info!(node = %n.name, listen = %n.listen, server = %n.server, "serving");
-    }
-    let mut tasks = server::spawn_nodes(
-        &config.nodes,
-        sockets,
-        Arc::new(config.engine_config()),
-        backend,
-        shutdown.clone(),
-    );
+    let (signal_tx, signal_rx) = tokio::sync::oneshot::channel();
+    let signals = tokio::spawn(async move {
+        let r = wait_for_signal().await;
+        let _ = signal_tx.send(());
+        r
+    });
     if let Some(text) = banner {
         print!("{text}");
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
-    let signal = wait_for_signal().await;
-    info!("shutting down");
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
-    if let Some(backend_tasks) = backend_tasks.as_mut() {
-        // Workers save unsaved boot options before they stop.
-        let drained = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-            while backend_tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!("the backend did not stop within 10 s");
-        }
-    }
-    if let Some(routes) = routes {
-        routes
-            .stop()
-            .await
-            .context("cannot remove the nodes' routes")?;
-    }
-    signal?;
-    info!("stopped");
+    daemon::serve(config, sockets, async {
+        let _ = signal_rx.await;
+    })
+    .await?;
+    signals.abort();
     Ok(())
 }
 

@@ -222,6 +222,7 @@ enum RawBackend {
         request_timeout_secs: Option<f64>,
         give_up_after_secs: Option<u64>,
         max_concurrent_calls: Option<usize>,
+        state_dir: Option<PathBuf>,
     },
 }
 
@@ -568,6 +569,7 @@ impl Config {
                 request_timeout_secs,
                 give_up_after_secs,
                 max_concurrent_calls,
+                state_dir,
             } => {
                 let source = match (cloud, clouds_yaml) {
                     (Some(name), file) => {
@@ -615,6 +617,12 @@ impl Config {
                         return Err(c.error("backend.max_concurrent_calls", "must be at least 1"));
                     }
                     settings.max_concurrent_calls = m;
+                }
+                if let Some(d) = state_dir {
+                    if d.as_os_str().is_empty() {
+                        return Err(c.error("backend.state_dir", "must not be empty"));
+                    }
+                    settings.state_dir = d;
                 }
                 let network_boot = match network_boot.as_deref() {
                     None => NetworkBoot::Rebuild,

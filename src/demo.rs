@@ -22,8 +22,15 @@ pub const PASSWORD: &str = "password";
 const IPXE_IMAGE: &str = "ipxe-boot";
 
 /// Creates the demo's servers in `sim` and returns the configuration that
-/// serves them: `count` nodes on `address`, ports from `base_port`.
-pub fn config(sim: &Sim, address: IpAddr, base_port: u16, count: u16) -> Result<Config, String> {
+/// serves them: `count` nodes on `address`, ports from `base_port`, with
+/// pending work kept in `state_dir` (a temporary directory).
+pub fn config(
+    sim: &Sim,
+    address: IpAddr,
+    base_port: u16,
+    count: u16,
+    state_dir: &std::path::Path,
+) -> Result<Config, String> {
     let mut nodes = Vec::new();
     for i in 0..count {
         let name = format!("demo-{i}");
@@ -47,6 +54,7 @@ pub fn config(sim: &Sim, address: IpAddr, base_port: u16, count: u16) -> Result<
         yaml: sim.clouds_yaml("demo"),
     });
     settings.refresh = std::time::Duration::from_secs(2);
+    settings.state_dir = state_dir.to_path_buf();
     Ok(Config {
         bmc: BmcSettings {
             cipher_suites: CipherSuites::default(),

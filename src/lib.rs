@@ -12,6 +12,8 @@
 //! - [`config`]: the TOML configuration and its validation;
 //! - [`export`]: enrollment files for Ironic, TripleO and MAAS, from the
 //!   configuration and the cloud;
+//! - [`daemon`]: serving a configuration until shutdown, as a library
+//!   function;
 //! - [`server`]: sockets and one task per node driving the engine;
 //! - [`backend`]: the machines behind the BMCs: Nova servers
 //!   ([`backend::nova`]) or in-process simulated machines;
@@ -25,6 +27,7 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod export;
 pub mod novasim;

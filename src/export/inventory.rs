@@ -110,20 +110,13 @@ pub async fn gather(
         cloud: settings.cloud.to_string(),
         error,
     };
-    // Keystone is reached before any timeout of ours applies to a call.
-    match tokio::time::timeout(settings.request_timeout, client.connect()).await {
-        Ok(r) => r.map_err(unreachable)?,
-        Err(_) => {
-            return Err(unreachable(NovaError {
-                kind: NovaErrorKind::Transient,
-                message: format!(
-                    "Keystone did not answer within {:?}",
-                    settings.request_timeout
-                ),
-            }));
-        }
-    }
-    let servers = client.list_servers(None).await.map_err(unreachable)?;
+    // Bounded by the request timeout, authentication included.
+    client.connect().await.map_err(unreachable)?;
+    let servers = client
+        .list_servers(None, None)
+        .await
+        .map_err(unreachable)?
+        .servers;
 
     let mut failures = Vec::new();
     let mut resolved = Vec::new();

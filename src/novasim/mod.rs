@@ -10,23 +10,42 @@
 //! Keystone down) and every request is recorded, through a small control
 //! API under `/_sim/` that tests drive over HTTP.
 //!
+//! The same simulated cloud also runs in process, without HTTP
+//! ([`local::LocalCloud`]), on tokio's clock, so that tests of the Nova
+//! backend's worker run on paused time.
+//!
 //! This is a development tool: it accepts one user and one project and
 //! keeps everything in memory.
+//!
+//! # Layout
+//!
+//! - [`model`]: servers and the transitions Nova walks them through;
+//! - `http`: the router, request log, faults, tokens, error envelopes and
+//!   microversions; one module per service owns its routes: `identity`
+//!   (Keystone), `compute` (Nova), `image` (Glance), `volume` (Cinder) and
+//!   `control` (`/_sim/`);
+//! - [`local`]: the in-process cloud.
 
-mod api;
+mod compute;
+mod control;
+mod http;
+mod identity;
+mod image;
+pub mod local;
 pub mod model;
+mod volume;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use model::Timings;
-use model::{Server, iso8601, new_uuid};
+use model::{Phase, Server, iso8601, new_uuid};
 
 /// Credentials and names the simulated Keystone accepts.
 #[derive(Clone, Debug)]
@@ -76,6 +95,67 @@ pub struct Faults {
     /// `GET /servers/{id}/os-interface` is refused by policy (403), as on
     /// clouds that keep the attached interfaces to administrators.
     pub forbid_os_interface: bool,
+    /// Every Nova, Glance and Cinder request fails with 503 while set (the
+    /// API is down; Keystone still answers).
+    pub nova_down: bool,
+    /// The next N Nova/Glance requests are accepted and never answered.
+    pub hang_next: u32,
+    /// The next N Nova/Glance requests get their status and headers, then
+    /// a body that never ends (a Nova hanging mid-response).
+    pub stall_body_next: u32,
+    /// Keystone accepts token requests and never answers them.
+    pub keystone_hang: bool,
+    /// Server actions are accepted (202) but the task ends in ERROR, as on
+    /// a compute host that fails everything.
+    pub tasks_fail: bool,
+}
+
+/// Which service a request is for, as far as faults are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Service {
+    /// Keystone.
+    Identity,
+    /// Nova, Glance or Cinder.
+    Cloud,
+    /// The control API.
+    None,
+}
+
+/// What a request gets instead of (or on top of) its answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Injected {
+    /// This status.
+    Fail(u16),
+    /// The connection drops before the answer.
+    Drop,
+    /// The call is carried out, then the connection drops.
+    LoseAnswer,
+    /// The answer's body never ends.
+    StallBody,
+    /// No answer ever.
+    Hang,
+    /// 401: the token is missing, unknown or expired.
+    Unauthorized,
+    /// Nothing.
+    None,
+}
+
+/// Where the simulator's time comes from.
+#[derive(Clone, Copy, Debug)]
+enum Clock {
+    /// The wall clock (the HTTP simulator).
+    System {
+        /// When it started, for request times.
+        start: std::time::Instant,
+    },
+    /// tokio's clock, from a wall-clock origin (the in-process cloud, so
+    /// that paused time moves servers along).
+    Tokio {
+        /// The wall-clock time at `start`.
+        origin: SystemTime,
+        /// When it started.
+        start: tokio::time::Instant,
+    },
 }
 
 /// One request as the simulator saw it.
@@ -197,7 +277,7 @@ pub(crate) struct Model {
 pub struct Sim {
     model: Mutex<Model>,
     identity: Identity,
-    started: Instant,
+    clock: Clock,
     project_id: String,
     user_id: String,
     base_url: String,
@@ -219,6 +299,132 @@ impl Sim {
     /// The base URL, e.g. `http://127.0.0.1:5000`.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The simulator's time.
+    pub fn now(&self) -> SystemTime {
+        match self.clock {
+            Clock::System { .. } => SystemTime::now(),
+            Clock::Tokio { origin, start } => origin + start.elapsed(),
+        }
+    }
+
+    /// The simulator's time in Nova's format.
+    pub fn now_iso(&self) -> String {
+        iso8601(self.now())
+    }
+
+    /// A request's arrival: milliseconds since the start and since the
+    /// Unix epoch.
+    pub(crate) fn stamp(&self) -> (f64, u64) {
+        let since_start = match self.clock {
+            Clock::System { start } => start.elapsed(),
+            Clock::Tokio { start, .. } => start.elapsed(),
+        };
+        let unix = self
+            .now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        (since_start.as_secs_f64() * 1000.0, unix)
+    }
+
+    /// Records a request.
+    pub(crate) fn log(&self, entry: LoggedRequest) {
+        self.lock().log.push(entry);
+    }
+
+    /// Decides what a request gets, consuming one-shot faults: the added
+    /// latency and the fault. `token` is `None` for public paths, else the
+    /// request's token (checked against the issued ones).
+    pub(crate) fn take_fault(
+        &self,
+        service: Service,
+        is_action: bool,
+        is_token_request: bool,
+        token: Option<Option<&str>>,
+    ) -> (Duration, Injected) {
+        let now = self.now();
+        let mut m = self.lock();
+        match service {
+            Service::None => (Duration::ZERO, Injected::None),
+            Service::Identity if is_token_request && m.faults.keystone_hang => {
+                (Duration::ZERO, Injected::Hang)
+            }
+            Service::Identity => (Duration::ZERO, Injected::None),
+            Service::Cloud => {
+                let latency = Duration::from_millis(m.faults.latency_ms);
+                let f = &mut m.faults;
+                let injected = if f.nova_down {
+                    Injected::Fail(503)
+                } else if f.hang_next > 0 {
+                    f.hang_next -= 1;
+                    Injected::Hang
+                } else if f.drop_next > 0 {
+                    f.drop_next -= 1;
+                    Injected::Drop
+                } else if f.fail_next > 0 {
+                    f.fail_next -= 1;
+                    Injected::Fail(f.fail_status)
+                } else if f.lose_answer_next > 0 && is_action {
+                    f.lose_answer_next -= 1;
+                    Injected::LoseAnswer
+                } else if f.stall_body_next > 0 {
+                    f.stall_body_next -= 1;
+                    Injected::StallBody
+                } else {
+                    match token {
+                        None => Injected::None,
+                        Some(t) => {
+                            let valid = t
+                                .and_then(|t| m.tokens.get(t))
+                                .is_some_and(|exp| *exp > now);
+                            if valid {
+                                Injected::None
+                            } else {
+                                Injected::Unauthorized
+                            }
+                        }
+                    }
+                };
+                (latency, injected)
+            }
+        }
+    }
+
+    /// Issues a token valid for `lifetime`; returns it and its expiry.
+    pub(crate) fn issue_token(&self, lifetime: Duration) -> (String, SystemTime) {
+        let token = new_uuid().replace('-', "");
+        let expires = self.now() + lifetime;
+        self.lock().tokens.insert(token.clone(), expires);
+        (token, expires)
+    }
+
+    /// The guest of a server halts by itself.
+    pub fn halt(&self, id: &str) -> bool {
+        let now = self.now();
+        let mut m = self.lock();
+        match m.servers.iter_mut().find(|s| s.id == id && !s.deleted) {
+            Some(s) => {
+                s.settle(now);
+                s.halt(now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Puts a server in a settled state.
+    pub fn set_state(&self, id: &str, phase: Phase) -> bool {
+        let now = self.now();
+        let mut m = self.lock();
+        match m.servers.iter_mut().find(|s| s.id == id && !s.deleted) {
+            Some(s) => {
+                s.set_state(now, phase);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The Keystone URL clients authenticate against.
@@ -280,7 +486,7 @@ impl Sim {
         if m.servers.iter().any(|s| s.id == id) {
             return Err(format!("server {id} exists"));
         }
-        let mut s = Server::new(id.clone(), spec.name, flavor, image, spec.on);
+        let mut s = Server::new(self.now(), id.clone(), spec.name, flavor, image, spec.on);
         s.volume_gb = spec.volume_gb;
         if let Some(size) = spec.volume_gb {
             let mut image_metadata = BTreeMap::new();
@@ -324,7 +530,7 @@ impl Sim {
         match m.servers.iter_mut().find(|s| s.id == id && !s.deleted) {
             Some(s) => {
                 s.deleted = true;
-                s.updated = SystemTime::now();
+                s.updated = self.now();
                 true
             }
             None => false,
@@ -362,8 +568,15 @@ impl Sim {
         Ok(())
     }
 
-    /// Replaces the injected faults.
-    pub fn set_faults(&self, faults: Faults) {
+    /// Replaces the injected faults (a zero token lifetime or failure
+    /// status means the default: an hour, 500).
+    pub fn set_faults(&self, mut faults: Faults) {
+        if faults.token_lifetime_secs == 0 {
+            faults.token_lifetime_secs = 3600;
+        }
+        if faults.fail_status == 0 {
+            faults.fail_status = 500;
+        }
         self.lock().faults = faults;
     }
 
@@ -384,7 +597,7 @@ impl Sim {
 
     /// Settled snapshot of every server, as the control API shows it.
     pub fn servers(&self) -> Vec<Server> {
-        let now = SystemTime::now();
+        let now = self.now();
         let mut m = self.lock();
         m.servers.iter_mut().for_each(|s| {
             s.settle(now);
@@ -434,6 +647,49 @@ fn seed(m: &mut Model) {
     }
 }
 
+impl Sim {
+    /// A simulator with the default flavors and images, on `clock`.
+    fn new(identity: Identity, clock: Clock, base_url: String) -> Sim {
+        let mut model = Model {
+            servers: Vec::new(),
+            images: Vec::new(),
+            flavors: Vec::new(),
+            volumes: Vec::new(),
+            tokens: HashMap::new(),
+            faults: Faults {
+                token_lifetime_secs: 3600,
+                fail_status: 500,
+                ..Faults::default()
+            },
+            timings: Timings::default(),
+            log: Vec::new(),
+            mac_counter: 0,
+        };
+        seed(&mut model);
+        Sim {
+            model: Mutex::new(model),
+            identity,
+            clock,
+            project_id: new_uuid().replace('-', ""),
+            user_id: new_uuid().replace('-', ""),
+            base_url,
+        }
+    }
+
+    /// A simulator with no HTTP server, on tokio's clock, for
+    /// [`local::LocalCloud`].
+    pub fn in_process() -> Arc<Sim> {
+        Arc::new(Sim::new(
+            Identity::default(),
+            Clock::Tokio {
+                origin: SystemTime::now(),
+                start: tokio::time::Instant::now(),
+            },
+            "http://in-process.invalid".into(),
+        ))
+    }
+}
+
 /// Starts a simulator on `listener` until `shutdown` is cancelled.
 pub fn start(
     listener: TcpListener,
@@ -441,31 +697,14 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> std::io::Result<SimServer> {
     let addr = listener.local_addr()?;
-    let mut model = Model {
-        servers: Vec::new(),
-        images: Vec::new(),
-        flavors: Vec::new(),
-        volumes: Vec::new(),
-        tokens: HashMap::new(),
-        faults: Faults {
-            token_lifetime_secs: 3600,
-            fail_status: 500,
-            ..Faults::default()
-        },
-        timings: Timings::default(),
-        log: Vec::new(),
-        mac_counter: 0,
-    };
-    seed(&mut model);
-    let sim = Arc::new(Sim {
-        model: Mutex::new(model),
+    let sim = Arc::new(Sim::new(
         identity,
-        started: Instant::now(),
-        project_id: new_uuid().replace('-', ""),
-        user_id: new_uuid().replace('-', ""),
-        base_url: format!("http://{addr}"),
-    });
-    let app = api::router(sim.clone());
+        Clock::System {
+            start: std::time::Instant::now(),
+        },
+        format!("http://{addr}"),
+    ));
+    let app = http::router(sim.clone());
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.cancelled().await;
@@ -476,8 +715,4 @@ pub fn start(
     });
     tracing::info!(url = %sim.base_url, "nova simulator listening");
     Ok(SimServer { sim, addr, task })
-}
-
-pub(crate) fn now_iso() -> String {
-    iso8601(SystemTime::now())
 }

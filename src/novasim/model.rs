@@ -14,34 +14,26 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-/// Nova's power_state values.
-pub mod power {
-    /// NOSTATE.
-    pub const NOSTATE: u8 = 0;
-    /// RUNNING.
-    pub const RUNNING: u8 = 1;
-    /// SHUTDOWN.
-    pub const SHUTDOWN: u8 = 4;
-}
+use crate::backend::nova::states::{PowerState, Status, TaskState, VmState};
 
 /// One observable step of a server's life.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Phase {
     /// API status (ACTIVE, SHUTOFF, HARD_REBOOT, REBUILD, RESCUE, ...).
-    pub status: &'static str,
+    pub status: Status,
     /// task_state, or none.
-    pub task_state: Option<&'static str>,
+    pub task_state: Option<TaskState>,
     /// vm_state.
-    pub vm_state: &'static str,
+    pub vm_state: VmState,
     /// power_state.
-    pub power_state: u8,
+    pub power_state: PowerState,
 }
 
 const fn phase(
-    status: &'static str,
-    task_state: Option<&'static str>,
-    vm_state: &'static str,
-    power_state: u8,
+    status: Status,
+    task_state: Option<TaskState>,
+    vm_state: VmState,
+    power_state: PowerState,
 ) -> Phase {
     Phase {
         status,
@@ -51,9 +43,14 @@ const fn phase(
     }
 }
 
-const ACTIVE: Phase = phase("ACTIVE", None, "active", power::RUNNING);
-const SHUTOFF: Phase = phase("SHUTOFF", None, "stopped", power::SHUTDOWN);
-const RESCUED: Phase = phase("RESCUE", None, "rescued", power::RUNNING);
+const ACTIVE: Phase = phase(Status::Active, None, VmState::Active, PowerState::Running);
+const SHUTOFF: Phase = phase(
+    Status::Shutoff,
+    None,
+    VmState::Stopped,
+    PowerState::Shutdown,
+);
+const RESCUED: Phase = phase(Status::Rescue, None, VmState::Rescued, PowerState::Running);
 
 /// How long each kind of transition takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,8 +136,14 @@ pub struct Conflict(pub String);
 
 impl Server {
     /// A server in a settled state.
-    pub fn new(id: String, name: String, flavor: String, image: String, on: bool) -> Self {
-        let now = SystemTime::now();
+    pub fn new(
+        now: SystemTime,
+        id: String,
+        name: String,
+        flavor: String,
+        image: String,
+        on: bool,
+    ) -> Self {
         Server {
             id,
             name,
@@ -183,7 +186,7 @@ impl Server {
 
     fn conflict(&self, action: &str) -> Conflict {
         let v = self.visible();
-        let why = match v.task_state {
+        let why = match &v.task_state {
             Some(t) => format!("task_state {t}"),
             None => format!("vm_state {}", v.vm_state),
         };
@@ -194,11 +197,16 @@ impl Server {
     }
 
     /// Requires one of `vm_states` and no task (or one of `tasks`).
-    fn check(&self, action: &str, vm_states: &[&str], tasks: &[&str]) -> Result<(), Conflict> {
+    fn check(
+        &self,
+        action: &str,
+        vm_states: &[VmState],
+        tasks: &[TaskState],
+    ) -> Result<(), Conflict> {
         let v = self.visible();
-        let task_ok = match v.task_state {
+        let task_ok = match &v.task_state {
             None => true,
-            Some(t) => tasks.contains(&t),
+            Some(t) => tasks.contains(t),
         };
         if vm_states.contains(&v.vm_state) && task_ok {
             Ok(())
@@ -238,15 +246,15 @@ impl Server {
 
     /// os-start.
     pub fn start(&mut self, now: SystemTime, t: &Timings) -> Result<(), Conflict> {
-        self.check("start", &["stopped"], &[])?;
+        self.check("start", &[VmState::Stopped], &[])?;
         let step = Duration::from_millis(t.start_ms);
         self.transition(
             now,
             &[phase(
-                "SHUTOFF",
-                Some("powering-on"),
-                "stopped",
-                power::SHUTDOWN,
+                Status::Shutoff,
+                Some(TaskState::PoweringOn),
+                VmState::Stopped,
+                PowerState::Shutdown,
             )],
             step,
             ACTIVE,
@@ -257,15 +265,15 @@ impl Server {
 
     /// os-stop.
     pub fn stop(&mut self, now: SystemTime, t: &Timings) -> Result<(), Conflict> {
-        self.check("stop", &["active", "error"], &[])?;
+        self.check("stop", &[VmState::Active, VmState::Error], &[])?;
         let step = Duration::from_millis(t.stop_ms);
         self.transition(
             now,
             &[phase(
-                "ACTIVE",
-                Some("powering-off"),
-                "active",
-                power::RUNNING,
+                Status::Active,
+                Some(TaskState::PoweringOff),
+                VmState::Active,
+                PowerState::Running,
             )],
             step,
             SHUTOFF,
@@ -279,31 +287,31 @@ impl Server {
         if hard {
             self.check(
                 "reboot",
-                &["active", "stopped", "error"],
+                &[VmState::Active, VmState::Stopped, VmState::Error],
                 &[
-                    "rebooting",
-                    "reboot_pending",
-                    "reboot_started",
-                    "rebooting_hard",
-                    "reboot_pending_hard",
-                    "reboot_started_hard",
+                    TaskState::Rebooting,
+                    TaskState::RebootPending,
+                    TaskState::RebootStarted,
+                    TaskState::RebootingHard,
+                    TaskState::RebootPendingHard,
+                    TaskState::RebootStartedHard,
                 ],
             )?;
-            if self.visible().vm_state == "stopped" {
+            if self.visible().vm_state == VmState::Stopped {
                 self.transition(
                     now,
                     &[
                         phase(
-                            "SHUTOFF",
-                            Some("rebooting_hard"),
-                            "stopped",
-                            power::SHUTDOWN,
+                            Status::Shutoff,
+                            Some(TaskState::RebootingHard),
+                            VmState::Stopped,
+                            PowerState::Shutdown,
                         ),
                         phase(
-                            "SHUTOFF",
-                            Some("reboot_started_hard"),
-                            "stopped",
-                            power::SHUTDOWN,
+                            Status::Shutoff,
+                            Some(TaskState::RebootStartedHard),
+                            VmState::Stopped,
+                            PowerState::Shutdown,
                         ),
                     ],
                     step,
@@ -314,22 +322,22 @@ impl Server {
                     now,
                     &[
                         phase(
-                            "HARD_REBOOT",
-                            Some("rebooting_hard"),
-                            "active",
-                            power::RUNNING,
+                            Status::HardReboot,
+                            Some(TaskState::RebootingHard),
+                            VmState::Active,
+                            PowerState::Running,
                         ),
                         phase(
-                            "HARD_REBOOT",
-                            Some("reboot_pending_hard"),
-                            "active",
-                            power::RUNNING,
+                            Status::HardReboot,
+                            Some(TaskState::RebootPendingHard),
+                            VmState::Active,
+                            PowerState::Running,
                         ),
                         phase(
-                            "HARD_REBOOT",
-                            Some("reboot_started_hard"),
-                            "active",
-                            power::RUNNING,
+                            Status::HardReboot,
+                            Some(TaskState::RebootStartedHard),
+                            VmState::Active,
+                            PowerState::Running,
                         ),
                     ],
                     step,
@@ -337,12 +345,22 @@ impl Server {
                 );
             }
         } else {
-            self.check("reboot", &["active"], &[])?;
+            self.check("reboot", &[VmState::Active], &[])?;
             self.transition(
                 now,
                 &[
-                    phase("REBOOT", Some("rebooting"), "active", power::RUNNING),
-                    phase("REBOOT", Some("reboot_started"), "active", power::RUNNING),
+                    phase(
+                        Status::Reboot,
+                        Some(TaskState::Rebooting),
+                        VmState::Active,
+                        PowerState::Running,
+                    ),
+                    phase(
+                        Status::Reboot,
+                        Some(TaskState::RebootStarted),
+                        VmState::Active,
+                        PowerState::Running,
+                    ),
                 ],
                 step,
                 ACTIVE,
@@ -355,18 +373,32 @@ impl Server {
     /// rebuild with a new image. A stopped server is rebuilt and stopped
     /// again, passing through ACTIVE/powering-off as Nova does.
     pub fn rebuild(&mut self, now: SystemTime, t: &Timings, image: &str) -> Result<(), Conflict> {
-        self.check("rebuild", &["active", "stopped", "error"], &[])?;
+        self.check(
+            "rebuild",
+            &[VmState::Active, VmState::Stopped, VmState::Error],
+            &[],
+        )?;
         let step = Duration::from_millis(t.rebuild_ms);
         self.image = image.to_string();
-        if self.visible().vm_state == "stopped" {
+        if self.visible().vm_state == VmState::Stopped {
             self.pending.clear();
             self.pending.push((
                 now + step,
-                phase("REBUILD", Some("rebuilding"), "stopped", power::SHUTDOWN),
+                phase(
+                    Status::Rebuild,
+                    Some(TaskState::Rebuilding),
+                    VmState::Stopped,
+                    PowerState::Shutdown,
+                ),
             ));
             self.pending.push((
                 now + step + Duration::from_millis(100),
-                phase("ACTIVE", Some("powering-off"), "active", power::RUNNING),
+                phase(
+                    Status::Active,
+                    Some(TaskState::PoweringOff),
+                    VmState::Active,
+                    PowerState::Running,
+                ),
             ));
             self.stable = SHUTOFF;
             self.updated = now;
@@ -374,10 +406,10 @@ impl Server {
             self.transition(
                 now,
                 &[phase(
-                    "REBUILD",
-                    Some("rebuilding"),
-                    "active",
-                    power::RUNNING,
+                    Status::Rebuild,
+                    Some(TaskState::Rebuilding),
+                    VmState::Active,
+                    PowerState::Running,
                 )],
                 step,
                 ACTIVE,
@@ -390,16 +422,20 @@ impl Server {
 
     /// rescue with an image; the guest then runs the rescue image.
     pub fn rescue(&mut self, now: SystemTime, t: &Timings, image: &str) -> Result<(), Conflict> {
-        self.check("rescue", &["active", "stopped", "error"], &[])?;
+        self.check(
+            "rescue",
+            &[VmState::Active, VmState::Stopped, VmState::Error],
+            &[],
+        )?;
         let step = Duration::from_millis(t.rescue_ms);
-        let (status, vm, power) = if self.visible().vm_state == "stopped" {
-            ("SHUTOFF", "stopped", power::SHUTDOWN)
+        let (status, vm, power) = if self.visible().vm_state == VmState::Stopped {
+            (Status::Shutoff, VmState::Stopped, PowerState::Shutdown)
         } else {
-            ("ACTIVE", "active", power::RUNNING)
+            (Status::Active, VmState::Active, PowerState::Running)
         };
         self.transition(
             now,
-            &[phase(status, Some("rescuing"), vm, power)],
+            &[phase(status, Some(TaskState::Rescuing), vm, power)],
             step,
             RESCUED,
         );
@@ -410,15 +446,15 @@ impl Server {
 
     /// unrescue: back to ACTIVE, booting the root disk.
     pub fn unrescue(&mut self, now: SystemTime, t: &Timings) -> Result<(), Conflict> {
-        self.check("unrescue", &["rescued"], &[])?;
+        self.check("unrescue", &[VmState::Rescued], &[])?;
         let step = Duration::from_millis(t.rescue_ms);
         self.transition(
             now,
             &[phase(
-                "RESCUE",
-                Some("unrescuing"),
-                "rescued",
-                power::RUNNING,
+                Status::Rescue,
+                Some(TaskState::Unrescuing),
+                VmState::Rescued,
+                PowerState::Running,
             )],
             step,
             ACTIVE,
@@ -430,14 +466,49 @@ impl Server {
 
     /// trigger_crash_dump: an NMI to a running guest.
     pub fn crash_dump(&mut self) -> Result<(), Conflict> {
-        self.check("trigger_crash_dump", &["active", "rescued", "error"], &[])?;
+        self.check(
+            "trigger_crash_dump",
+            &[VmState::Active, VmState::Rescued, VmState::Error],
+            &[],
+        )?;
         self.nmis += 1;
         Ok(())
     }
 
+    /// The guest halts by itself (a `poweroff` inside it). Nova's power
+    /// sync then shows an active server SHUTOFF/stopped, and a rescued one
+    /// still RESCUE/rescued but with power_state SHUTDOWN (which os-start
+    /// refuses for vm_state rescued).
+    pub fn halt(&mut self, now: SystemTime) {
+        let v = self.visible();
+        self.pending.clear();
+        self.stable = if v.vm_state == VmState::Rescued {
+            phase(Status::Rescue, None, VmState::Rescued, PowerState::Shutdown)
+        } else {
+            SHUTOFF
+        };
+        self.updated = now;
+    }
+
+    /// Puts the server in a settled state of the caller's choosing (an
+    /// ERROR server, say).
+    pub fn set_state(&mut self, now: SystemTime, mut p: Phase) {
+        p.task_state = None;
+        self.pending.clear();
+        self.stable = p;
+        self.updated = now;
+    }
+
+    /// Makes the transition under way end in ERROR instead of its normal
+    /// end, the power state staying `power` (a compute host that fails
+    /// every task).
+    pub fn fail_task(&mut self, power: PowerState) {
+        self.stable = phase(Status::Error, None, VmState::Error, power);
+    }
+
     /// Metadata writes: refused while rescued, allowed during tasks.
     pub fn check_metadata_write(&self) -> Result<(), Conflict> {
-        if self.visible().vm_state == "rescued" {
+        if self.visible().vm_state == VmState::Rescued {
             return Err(self.conflict("update_instance_metadata"));
         }
         Ok(())
@@ -483,10 +554,13 @@ mod tests {
     #[test]
     fn start_and_stop_sequences() {
         let now = SystemTime::now();
-        let mut s = Server::new(new_uuid(), "a".into(), "f".into(), "i".into(), false);
+        let mut s = Server::new(now, new_uuid(), "a".into(), "f".into(), "i".into(), false);
         s.start(now, &t()).expect("start");
         let v = s.settle(now);
-        assert_eq!((v.status, v.task_state), ("SHUTOFF", Some("powering-on")));
+        assert_eq!(
+            (v.status, v.task_state),
+            (Status::Shutoff, Some(TaskState::PoweringOn))
+        );
         assert_eq!(
             s.start(now, &t()),
             Err(Conflict(format!(
@@ -495,7 +569,10 @@ mod tests {
             )))
         );
         let v = s.settle(now + Duration::from_millis(150));
-        assert_eq!((v.status, v.power_state), ("ACTIVE", power::RUNNING));
+        assert_eq!(
+            (v.status, v.power_state),
+            (Status::Active, PowerState::Running)
+        );
         assert_eq!(
             s.start(now, &t()),
             Err(Conflict(format!(
@@ -504,42 +581,55 @@ mod tests {
             )))
         );
         s.stop(now, &t()).expect("stop");
-        assert_eq!(s.visible().task_state, Some("powering-off"));
+        assert_eq!(s.visible().task_state, Some(TaskState::PoweringOff));
     }
 
     #[test]
     fn rebuild_of_stopped_server_ends_stopped() {
         let now = SystemTime::now();
-        let mut s = Server::new(new_uuid(), "a".into(), "f".into(), "disk".into(), false);
+        let mut s = Server::new(
+            now,
+            new_uuid(),
+            "a".into(),
+            "f".into(),
+            "disk".into(),
+            false,
+        );
         s.rebuild(now, &t(), "ipxe").expect("rebuild");
-        assert_eq!(s.visible().status, "REBUILD");
+        assert_eq!(s.visible().status, Status::Rebuild);
         let v = s.settle(now + Duration::from_millis(150));
-        assert_eq!((v.status, v.task_state), ("ACTIVE", Some("powering-off")));
+        assert_eq!(
+            (v.status, v.task_state),
+            (Status::Active, Some(TaskState::PoweringOff))
+        );
         let v = s.settle(now + Duration::from_millis(250));
-        assert_eq!(v.status, "SHUTOFF");
+        assert_eq!(v.status, Status::Shutoff);
         assert_eq!(s.image, "ipxe");
     }
 
     #[test]
     fn hard_reboot_starts_a_stopped_server_and_soft_does_not() {
         let now = SystemTime::now();
-        let mut s = Server::new(new_uuid(), "a".into(), "f".into(), "i".into(), false);
+        let mut s = Server::new(now, new_uuid(), "a".into(), "f".into(), "i".into(), false);
         assert!(s.reboot(now, &t(), false).is_err());
         s.reboot(now, &t(), true).expect("hard");
-        assert_eq!(s.visible().status, "SHUTOFF");
-        assert_eq!(s.visible().task_state, Some("rebooting_hard"));
+        assert_eq!(s.visible().status, Status::Shutoff);
+        assert_eq!(s.visible().task_state, Some(TaskState::RebootingHard));
         s.reboot(now, &t(), true)
             .expect("second hard reboot is accepted");
-        assert_eq!(s.settle(now + Duration::from_secs(1)).status, "ACTIVE");
+        assert_eq!(
+            s.settle(now + Duration::from_secs(1)).status,
+            Status::Active
+        );
     }
 
     #[test]
     fn rescue_blocks_metadata_and_stop() {
         let now = SystemTime::now();
-        let mut s = Server::new(new_uuid(), "a".into(), "f".into(), "disk".into(), true);
+        let mut s = Server::new(now, new_uuid(), "a".into(), "f".into(), "disk".into(), true);
         s.rescue(now, &t(), "ipxe").expect("rescue");
         s.settle(now + Duration::from_secs(1));
-        assert_eq!(s.visible().status, "RESCUE");
+        assert_eq!(s.visible().status, Status::Rescue);
         assert!(s.check_metadata_write().is_err());
         assert!(s.stop(now, &t()).is_err());
         s.unrescue(now, &t()).expect("unrescue");

@@ -216,12 +216,24 @@ impl Sim {
             .collect()
     }
 
-    /// The `[backend]` section for this simulator.
+    /// The `[backend]` section for this simulator, keeping pending work in
+    /// a state directory of the simulator's (so a restarted daemon finds it).
     pub fn backend_toml(&self, network_boot: &str) -> String {
+        self.backend_toml_in(network_boot, &self.dir.path().join("state"))
+    }
+
+    /// Like [`Sim::backend_toml`], with the state directory `state_dir`.
+    pub fn backend_toml_in(&self, network_boot: &str, state_dir: &std::path::Path) -> String {
         format!(
-            "[backend]\ntype = \"nova\"\ncloud = \"sim\"\nclouds_yaml = \"{}\"\nrefresh_secs = 1\nnetwork_boot = \"{network_boot}\"\nipxe_image = \"ipxe-boot\"\n",
-            self.clouds_yaml.display()
+            "[backend]\ntype = \"nova\"\ncloud = \"sim\"\nclouds_yaml = \"{}\"\nrefresh_secs = 1\nnetwork_boot = \"{network_boot}\"\nipxe_image = \"ipxe-boot\"\nstate_dir = \"{}\"\n",
+            self.clouds_yaml.display(),
+            state_dir.display()
         )
+    }
+
+    /// The state directory of [`Sim::backend_toml`].
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
     }
 
     /// The simulator's log.
@@ -264,6 +276,7 @@ pub fn config(
 /// clouds.yaml, `NOVABMC_E2E_SERVERS` lists disposable servers (names or
 /// UUIDs, comma separated) and `NOVABMC_E2E_IPXE_IMAGE` the iPXE image.
 pub struct Real {
+    state: tempfile::TempDir,
     cloud: String,
     servers: Vec<String>,
     ipxe_image: String,
@@ -288,6 +301,7 @@ impl Real {
         };
         let config = novabmc::backend::nova::cloud::load(&source).expect("cloud configuration");
         Some(Real {
+            state: tempfile::tempdir().expect("state dir"),
             cloud,
             servers,
             ipxe_image,
@@ -345,8 +359,10 @@ impl TestCloud {
         match self {
             TestCloud::Sim(s) => s.backend_toml(network_boot),
             TestCloud::Real(r) => format!(
-                "[backend]\ntype = \"nova\"\ncloud = \"{}\"\nrefresh_secs = 5\nnetwork_boot = \"{network_boot}\"\nipxe_image = \"{}\"\n",
-                r.cloud, r.ipxe_image
+                "[backend]\ntype = \"nova\"\ncloud = \"{}\"\nrefresh_secs = 5\nnetwork_boot = \"{network_boot}\"\nipxe_image = \"{}\"\nstate_dir = \"{}\"\n",
+                r.cloud,
+                r.ipxe_image,
+                r.state.path().display()
             ),
         }
     }
@@ -376,12 +392,13 @@ impl TestCloud {
                         let info = r.server(reference);
                         let want = if on { "ACTIVE" } else { "SHUTOFF" };
                         if info.status != want {
+                            use novabmc::backend::nova::client::ServerAction;
                             let action = if on {
-                                json!({"os-start": null})
+                                ServerAction::Start
                             } else {
-                                json!({"os-stop": null})
+                                ServerAction::Stop
                             };
-                            let _ = r.runtime.block_on(r.client.action(&info.id, &action, None));
+                            let _ = r.runtime.block_on(r.client.act(&info.id, &action));
                         }
                         let s = TestServer {
                             reference: info.id.clone(),
@@ -411,7 +428,7 @@ impl TestCloud {
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
-            TestCloud::Real(r) => r.server(id).status,
+            TestCloud::Real(r) => r.server(id).status.to_string(),
         }
     }
 
@@ -464,3 +481,58 @@ impl TestCloud {
 
 /// Metadata as a map.
 pub type HashMapStrings = std::collections::HashMap<String, String>;
+
+/// The nodes with a power operation acknowledged and not yet carried out,
+/// as the daemon's state directory shows them (it writes a node's file
+/// before answering a command and removes the power part once Nova is
+/// there).
+pub fn pending_power(state_dir: &std::path::Path) -> Vec<String> {
+    let Ok(list) = std::fs::read_dir(state_dir.join("nodes")) else {
+        return Vec::new();
+    };
+    list.flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
+        .filter(|v| !v["power"].is_null())
+        .filter_map(|v| v["node"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Whether `calls` are one reboot of a running server from disk, as
+/// convergent commands make Ironic's "off, then on": a stop and a start
+/// when the stop went out before the "on" arrived, else a hard reboot (and
+/// for a rescued server, the unrescue that boots its disk, possibly
+/// followed by either).
+pub fn is_one_disk_reboot(calls: &[String]) -> bool {
+    let calls: Vec<&str> = calls.iter().map(String::as_str).collect();
+    let rest = match calls.split_first() {
+        Some((&"unrescue", rest)) => {
+            if rest.is_empty() {
+                return true;
+            }
+            rest
+        }
+        _ => &calls[..],
+    };
+    matches!(rest, ["reboot"] | ["os-stop", "os-start"])
+}
+
+impl TestCloud {
+    /// Where the daemons of [`TestCloud::backend_toml`] keep pending work.
+    pub fn state_dir(&self) -> PathBuf {
+        match self {
+            TestCloud::Sim(s) => s.state_dir(),
+            TestCloud::Real(r) => r.state.path().to_path_buf(),
+        }
+    }
+
+    /// Waits until the daemon has carried out everything acknowledged and
+    /// Nova has finished with server `id`.
+    pub fn wait_settled(&self, id: &str) {
+        let dir = self.state_dir();
+        crate::common::eventually("pending work carried out", || {
+            pending_power(&dir).is_empty() && !self.busy(id)
+        });
+    }
+}

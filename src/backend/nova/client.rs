@@ -5,8 +5,21 @@
 //! The `openstack` crate covers image lookup; everything it lacks or gets
 //! wrong for us (`changes-since`, rebuild, rescue, metadata writes, the
 //! crash dump that needs microversion 2.17, flavors embedded in servers,
-//! Cinder) is a raw request on the same session. Responses are read into small structures holding only what the
-//! backend uses, so unknown statuses or new fields never break parsing.
+//! Cinder) is a raw request on the same session. Responses are read into
+//! small structures holding only what the backend uses, so unknown statuses
+//! or new fields never break parsing.
+//!
+//! Nova's answers are typed here, once: a 409 says whether the server is
+//! busy with a task (retry after it) or in the wrong state for the call
+//! (re-read it and plan again), from the "while it is in task_state X" /
+//! "vm_state X" that Nova puts in every such message; callers decide on
+//! [`NovaErrorKind`], never on message text.
+//!
+//! Every call is bounded: authentication, token renewal, catalog and
+//! version discovery happen inside the call that needs them, and the whole
+//! call, body included, must finish within the request timeout, so a
+//! Keystone or Nova that accepts the connection and never answers costs one
+//! timeout, not a stuck task.
 //!
 //! A session whose token Keystone no longer accepts (revoked, or expired
 //! earlier than announced) answers 401; osauth does not re-authenticate on
@@ -14,24 +27,35 @@
 //! the cloud configuration, once per call.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
 use osauth::services::{COMPUTE, IMAGE, ServiceType};
 use osauth::{ApiVersion, CloudConfig, ErrorKind, ServiceRequestBuilder, Session};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
-/// How a call failed, as far as retrying is concerned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use super::states::{PowerState, Status, TaskState, VmState};
+
+/// How a call failed, as far as the caller's next move is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NovaErrorKind {
-    /// 409: the server is busy with another task; retry later.
+    /// 409 while the server runs a task: retry once the task is over.
+    Busy(TaskState),
+    /// 409 because the call does not apply to the server's vm_state
+    /// (start of an active server, stop of a rescued one): read the server
+    /// again and plan from what it really is.
+    WrongState(VmState),
+    /// Any other 409 (a locked server, say): retry later.
     Conflict,
     /// 404: the server (or image) does not exist.
     NotFound,
     /// Keystone refused the credentials.
     Auth,
-    /// 5xx, timeouts, refused or dropped connections: retry.
+    /// No complete answer within the request timeout.
+    Timeout,
+    /// 5xx, refused or dropped connections, unreadable answers: retry.
     Transient,
     /// The request itself was wrong; retrying will not help.
     Permanent,
@@ -45,7 +69,7 @@ pub enum NovaErrorKind {
 pub struct NovaError {
     /// For retry decisions.
     pub kind: NovaErrorKind,
-    /// Nova's message, or the transport error.
+    /// Nova's message, or the transport error, naming the call.
     pub message: String,
 }
 
@@ -54,18 +78,61 @@ impl NovaError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind,
-            NovaErrorKind::Conflict | NovaErrorKind::Transient | NovaErrorKind::Auth
+            NovaErrorKind::Busy(_)
+                | NovaErrorKind::Conflict
+                | NovaErrorKind::Timeout
+                | NovaErrorKind::Transient
+                | NovaErrorKind::Auth
         )
+    }
+
+    /// The error of a call that got no complete answer in time.
+    pub fn timeout(call: &str, after: Duration) -> Self {
+        NovaError {
+            kind: NovaErrorKind::Timeout,
+            message: format!("{call}: no answer within {after:?}"),
+        }
+    }
+
+    /// Types a 409 from Nova's message: "Cannot 'stop' instance X while it
+    /// is in task_state rebooting_hard" or "... in vm_state stopped".
+    pub fn conflict(message: String) -> Self {
+        let state = message
+            .rfind("while it is in ")
+            .map(|i| &message[i + "while it is in ".len()..]);
+        let word = |s: &str| {
+            s.split(|c: char| c.is_whitespace() || c == '.' || c == '"')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let kind = match state {
+            Some(s) if s.starts_with("task_state ") => {
+                NovaErrorKind::Busy(TaskState::parse(&word(&s["task_state ".len()..])))
+            }
+            Some(s) if s.starts_with("vm_state ") => {
+                NovaErrorKind::WrongState(VmState::parse(&word(&s["vm_state ".len()..])))
+            }
+            _ => NovaErrorKind::Conflict,
+        };
+        NovaError { kind, message }
+    }
+
+    /// Prefixes the message with the call that failed.
+    fn during(mut self, call: &str) -> Self {
+        self.message = format!("{call}: {}", self.message);
+        self
     }
 }
 
 impl From<osauth::Error> for NovaError {
     fn from(e: osauth::Error) -> Self {
         let kind = match e.kind() {
-            ErrorKind::Conflict => NovaErrorKind::Conflict,
+            ErrorKind::Conflict => return NovaError::conflict(e.to_string()),
             ErrorKind::ResourceNotFound => NovaErrorKind::NotFound,
             ErrorKind::AuthenticationFailed | ErrorKind::AccessDenied => NovaErrorKind::Auth,
             ErrorKind::InvalidConfig => NovaErrorKind::Config,
+            ErrorKind::OperationTimedOut => NovaErrorKind::Timeout,
             ErrorKind::InvalidInput
             | ErrorKind::IncompatibleApiVersion
             | ErrorKind::TooManyItems => NovaErrorKind::Permanent,
@@ -78,6 +145,24 @@ impl From<osauth::Error> for NovaError {
     }
 }
 
+/// Nova shows "no task" as null; some versions and proxies send "".
+fn non_empty<'de, D: Deserializer<'de>, T: From<String>>(d: D) -> Result<Option<T>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    Ok(s.filter(|s| !s.is_empty()).map(T::from))
+}
+
+impl From<String> for TaskState {
+    fn from(s: String) -> Self {
+        TaskState::parse(&s)
+    }
+}
+
+impl From<String> for VmState {
+    fn from(s: String) -> Self {
+        VmState::parse(&s)
+    }
+}
+
 /// What the backend reads from a server body.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct ServerInfo {
@@ -85,17 +170,25 @@ pub struct ServerInfo {
     pub id: String,
     /// Name.
     pub name: String,
-    /// API status (ACTIVE, SHUTOFF, RESCUE, DELETED, ...).
-    pub status: String,
+    /// API status.
+    pub status: Status,
     /// Task in progress, if any.
-    #[serde(rename = "OS-EXT-STS:task_state", default)]
-    pub task_state: Option<String>,
+    #[serde(
+        rename = "OS-EXT-STS:task_state",
+        default,
+        deserialize_with = "non_empty"
+    )]
+    pub task_state: Option<TaskState>,
     /// vm_state.
-    #[serde(rename = "OS-EXT-STS:vm_state", default)]
-    pub vm_state: Option<String>,
-    /// power_state (1 running, 4 shut down).
+    #[serde(
+        rename = "OS-EXT-STS:vm_state",
+        default,
+        deserialize_with = "non_empty"
+    )]
+    pub vm_state: Option<VmState>,
+    /// power_state.
     #[serde(rename = "OS-EXT-STS:power_state", default)]
-    pub power_state: Option<u8>,
+    pub power_state: Option<PowerState>,
     /// Metadata.
     #[serde(default)]
     pub metadata: HashMap<String, String>,
@@ -112,6 +205,92 @@ impl ServerInfo {
     pub fn image_id(&self) -> Option<&str> {
         self.image.get("id").and_then(Value::as_str)
     }
+}
+
+/// A server action (`POST /servers/{id}/action`) the backend makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerAction {
+    /// `os-start`.
+    Start,
+    /// `os-stop` (graceful; Nova has no hard power-off).
+    Stop,
+    /// `reboot` of type HARD (it also starts a stopped server).
+    HardReboot,
+    /// `rebuild` with an image.
+    Rebuild {
+        /// Image ID.
+        image: String,
+    },
+    /// `rescue` with an image.
+    Rescue {
+        /// Image ID.
+        image: String,
+    },
+    /// `unrescue`.
+    Unrescue,
+    /// `trigger_crash_dump` (an NMI), microversion 2.17.
+    CrashDump,
+}
+
+impl ServerAction {
+    /// The action's key in the request body, as Nova names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ServerAction::Start => "os-start",
+            ServerAction::Stop => "os-stop",
+            ServerAction::HardReboot => "reboot",
+            ServerAction::Rebuild { .. } => "rebuild",
+            ServerAction::Rescue { .. } => "rescue",
+            ServerAction::Unrescue => "unrescue",
+            ServerAction::CrashDump => "trigger_crash_dump",
+        }
+    }
+
+    /// The request body.
+    pub fn body(&self) -> Value {
+        match self {
+            ServerAction::HardReboot => json!({"reboot": {"type": "HARD"}}),
+            ServerAction::Rebuild { image } => json!({"rebuild": {"imageRef": image}}),
+            ServerAction::Rescue { image } => json!({"rescue": {"rescue_image_ref": image}}),
+            other => json!({ other.name(): null }),
+        }
+    }
+
+    /// The microversion the action needs, if above 2.1.
+    pub fn microversion(&self) -> Option<ApiVersion> {
+        match self {
+            ServerAction::CrashDump => Some(ApiVersion(2, 17)),
+            _ => None,
+        }
+    }
+
+    /// The task_states Nova shows once it has accepted this call: after a
+    /// lost answer, finding one means the call went through and must not be
+    /// sent again (a second hard reboot or rebuild would not be harmless).
+    pub fn started_tasks(&self) -> &'static [TaskState] {
+        use TaskState::*;
+        match self {
+            ServerAction::Start => &[PoweringOn],
+            ServerAction::Stop => &[PoweringOff],
+            ServerAction::HardReboot => &[RebootingHard, RebootPendingHard, RebootStartedHard],
+            ServerAction::Rebuild { .. } => {
+                &[Rebuilding, RebuildBlockDeviceMapping, RebuildSpawning]
+            }
+            ServerAction::Rescue { .. } => &[Rescuing],
+            ServerAction::Unrescue => &[Unrescuing],
+            ServerAction::CrashDump => &[],
+        }
+    }
+}
+
+/// A page-joined server listing, with the time Nova answered it (its
+/// `Date` header): the next `changes-since` must come from Nova's clock.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    /// The servers.
+    pub servers: Vec<ServerInfo>,
+    /// When the API server answered the first page.
+    pub answered: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Deserialize)]
@@ -307,31 +486,66 @@ pub struct ImageInfo {
     pub id: String,
     /// Name.
     pub name: String,
-    /// `hw_firmware_type` (`uefi` or `bios`), if set.
-    pub firmware: Option<String>,
 }
 
 /// A Nova (and Glance) client that rebuilds its session when Keystone
-/// stops accepting the token.
+/// stops accepting the token, and bounds every call.
 pub struct NovaClient {
     cloud: CloudConfig,
+    /// The Keystone URL, for messages.
+    auth_url: String,
     session: RwLock<Option<Session>>,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for NovaClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NovaClient").finish_non_exhaustive()
+        f.debug_struct("NovaClient")
+            .field("auth_url", &self.auth_url)
+            .finish_non_exhaustive()
     }
 }
 
+/// The `auth_url` of a cloud configuration, for messages (the type keeps
+/// its fields private but serializes them).
+fn auth_url_of(cloud: &CloudConfig) -> String {
+    serde_json::to_value(cloud)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/auth/auth_url")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "the cloud's identity service".into())
+}
+
 impl NovaClient {
-    /// A client for `cloud`; nothing is sent until the first call.
+    /// A client for `cloud` whose every call must finish within `timeout`;
+    /// nothing is sent until the first call.
     pub fn new(cloud: CloudConfig, timeout: Duration) -> Self {
         NovaClient {
+            auth_url: auth_url_of(&cloud),
             cloud,
             session: RwLock::new(None),
             timeout,
+        }
+    }
+
+    /// The timeout of one call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs `fut` (one whole call: authentication, discovery, request and
+    /// body) within the timeout; `call` names it in the error.
+    async fn bounded<T>(
+        &self,
+        call: &str,
+        fut: impl Future<Output = Result<T, NovaError>>,
+    ) -> Result<T, NovaError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => r.map_err(|e| e.during(call)),
+            Err(_) => Err(NovaError::timeout(call, self.timeout)),
         }
     }
 
@@ -344,14 +558,20 @@ impl NovaClient {
         if let Some(s) = slot.as_ref() {
             return Ok(s.clone());
         }
-        let s = self.cloud.clone().create_session().await?;
+        let s = self.cloud.clone().create_session().await.map_err(|e| {
+            NovaError::from(e).during(&format!("authentication at {}", self.auth_url))
+        })?;
         *slot = Some(s.clone());
         Ok(s)
     }
 
     /// Authenticates now (used at start-up to report problems early).
     pub async fn connect(&self) -> Result<(), NovaError> {
-        self.session().await.map(|_| ())
+        let call = format!("authentication at {}", self.auth_url);
+        match tokio::time::timeout(self.timeout, self.session()).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err(NovaError::timeout(&call, self.timeout)),
+        }
     }
 
     async fn drop_session(&self) {
@@ -379,127 +599,146 @@ impl NovaClient {
     }
 
     /// Servers with details, following pagination; with `changes_since`,
-    /// only those changed since then (deleted ones included).
+    /// only those changed since then (deleted ones included); with `name`,
+    /// those whose name matches it exactly.
     pub async fn list_servers(
         &self,
         changes_since: Option<&str>,
-    ) -> Result<Vec<ServerInfo>, NovaError> {
-        self.list_servers_at(changes_since)
-            .await
-            .map(|(servers, _)| servers)
-    }
-
-    /// Like [`Self::list_servers`], also returning the time the API server
-    /// answered (its `Date` header), as the next `changes-since` must come
-    /// from Nova's clock, not ours.
-    pub async fn list_servers_at(
-        &self,
-        changes_since: Option<&str>,
-    ) -> Result<(Vec<ServerInfo>, Option<chrono::DateTime<chrono::Utc>>), NovaError> {
-        let mut server_time = None;
-        let mut all = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let mut query: Vec<(&str, String)> = Vec::new();
-            if let Some(t) = changes_since {
-                query.push(("changes-since", t.to_string()));
+        name: Option<&str>,
+    ) -> Result<Listing, NovaError> {
+        let call = match (changes_since, name) {
+            (Some(t), _) => format!("GET servers/detail?changes-since={t}"),
+            (None, Some(n)) => format!("GET servers/detail?name={n}"),
+            (None, None) => "GET servers/detail".to_string(),
+        };
+        self.bounded(&call, async {
+            let mut listing = Listing::default();
+            let mut marker: Option<String> = None;
+            loop {
+                let mut query: Vec<(&str, String)> = Vec::new();
+                if let Some(t) = changes_since {
+                    query.push(("changes-since", t.to_string()));
+                }
+                if let Some(n) = name {
+                    // Nova's name filter is a regular expression.
+                    query.push(("name", format!("^{}$", regex_escape(n))));
+                }
+                if let Some(m) = &marker {
+                    query.push(("marker", m.clone()));
+                }
+                let response = self
+                    .send(|s| s.get(COMPUTE, &["servers", "detail"]).query(&query))
+                    .await?;
+                if listing.answered.is_none() {
+                    listing.answered = response
+                        .headers()
+                        .get("date")
+                        .and_then(|d| d.to_str().ok())
+                        .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+                        .map(|d| d.with_timezone(&chrono::Utc));
+                }
+                let page: ServersPage = json_of(response).await?;
+                let next = page
+                    .servers_links
+                    .iter()
+                    .find(|l| l.rel == "next")
+                    .and_then(|l| marker_of(&l.href));
+                listing.servers.extend(page.servers);
+                match next {
+                    Some(m) if Some(&m) != marker.as_ref() => marker = Some(m),
+                    _ => break,
+                }
             }
-            if let Some(m) = &marker {
-                query.push(("marker", m.clone()));
+            if let Some(n) = name {
+                listing.servers.retain(|s| s.name == n);
             }
-            let response = self
-                .send(|s| s.get(COMPUTE, &["servers", "detail"]).query(&query))
-                .await?;
-            if server_time.is_none() {
-                server_time = response
-                    .headers()
-                    .get("date")
-                    .and_then(|d| d.to_str().ok())
-                    .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
-                    .map(|d| d.with_timezone(&chrono::Utc));
-            }
-            let page: ServersPage = json_of(response).await?;
-            let next = page
-                .servers_links
-                .iter()
-                .find(|l| l.rel == "next")
-                .and_then(|l| marker_of(&l.href));
-            all.extend(page.servers);
-            match next {
-                Some(m) if Some(&m) != marker.as_ref() => marker = Some(m),
-                _ => return Ok((all, server_time)),
-            }
-        }
+            Ok(listing)
+        })
+        .await
     }
 
     /// One server.
     pub async fn get_server(&self, id: &str) -> Result<ServerInfo, NovaError> {
-        let root: ServerRoot =
-            json_of(self.send(|s| s.get(COMPUTE, &["servers", id])).await?).await?;
-        Ok(root.server)
-    }
-
-    /// `POST /servers/{id}/action` with `body`, at `microversion` if given.
-    pub async fn action(
-        &self,
-        id: &str,
-        body: &Value,
-        microversion: Option<ApiVersion>,
-    ) -> Result<(), NovaError> {
-        self.send(|s| {
-            let b = s.post(COMPUTE, &["servers", id, "action"]).json(body);
-            match microversion {
-                Some(v) => b.api_version(v),
-                None => b,
-            }
+        self.bounded(&format!("GET servers/{id}"), async {
+            let root: ServerRoot =
+                json_of(self.send(|s| s.get(COMPUTE, &["servers", id])).await?).await?;
+            Ok(root.server)
         })
         .await
-        .map(|_| ())
+    }
+
+    /// `POST /servers/{id}/action`.
+    pub async fn act(&self, id: &str, action: &ServerAction) -> Result<(), NovaError> {
+        let body = action.body();
+        let version = action.microversion();
+        self.bounded(
+            &format!("POST servers/{id}/action ({})", action.name()),
+            async {
+                self.send(|s| {
+                    let b = s.post(COMPUTE, &["servers", id, "action"]).json(&body);
+                    match version {
+                        Some(v) => b.api_version(v),
+                        None => b,
+                    }
+                })
+                .await
+                .map(|_| ())
+            },
+        )
+        .await
     }
 
     /// Sets one metadata key.
     pub async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), NovaError> {
         let body = json!({ "meta": { key: value } });
-        self.send(|s| {
-            s.put(COMPUTE, &["servers", id, "metadata", key])
-                .json(&body)
+        self.bounded(&format!("PUT servers/{id}/metadata/{key}"), async {
+            self.send(|s| {
+                s.put(COMPUTE, &["servers", id, "metadata", key])
+                    .json(&body)
+            })
+            .await
+            .map(|_| ())
         })
         .await
-        .map(|_| ())
     }
 
     /// Removes one metadata key; a missing key is not an error.
     pub async fn delete_metadata(&self, id: &str, key: &str) -> Result<(), NovaError> {
-        match self
-            .send(|s| s.delete(COMPUTE, &["servers", id, "metadata", key]))
-            .await
-        {
-            Err(e) if e.kind == NovaErrorKind::NotFound => Ok(()),
-            r => r.map(|_| ()),
-        }
+        self.bounded(&format!("DELETE servers/{id}/metadata/{key}"), async {
+            match self
+                .send(|s| s.delete(COMPUTE, &["servers", id, "metadata", key]))
+                .await
+            {
+                Err(e) if e.kind == NovaErrorKind::NotFound => Ok(()),
+                r => r.map(|_| ()),
+            }
+        })
+        .await
     }
 
     /// Finds an image by ID or exact name through Glance.
     pub async fn find_image(&self, id_or_name: &str) -> Result<ImageInfo, NovaError> {
-        let mut renewed = false;
-        loop {
-            let s = self.session().await?;
-            let cloud = openstack::Cloud::from(s);
-            match cloud.get_image(id_or_name).await {
-                Ok(image) => {
-                    return Ok(ImageInfo {
-                        id: image.id().clone(),
-                        name: image.name().clone(),
-                        firmware: None,
-                    });
+        self.bounded(&format!("image {id_or_name}"), async {
+            let mut renewed = false;
+            loop {
+                let s = self.session().await?;
+                let cloud = openstack::Cloud::from(s);
+                match cloud.get_image(id_or_name).await {
+                    Ok(image) => {
+                        return Ok(ImageInfo {
+                            id: image.id().clone(),
+                            name: image.name().clone(),
+                        });
+                    }
+                    Err(e) if e.kind() == ErrorKind::AuthenticationFailed && !renewed => {
+                        self.drop_session().await;
+                        renewed = true;
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) if e.kind() == ErrorKind::AuthenticationFailed && !renewed => {
-                    self.drop_session().await;
-                    renewed = true;
-                }
-                Err(e) => return Err(e.into()),
             }
-        }
+        })
+        .await
     }
 
     /// An image's `hw_firmware_type` property (read raw: the `openstack`
@@ -514,40 +753,52 @@ impl NovaClient {
     /// An image as Glance v2 shows it: core fields and properties as
     /// top-level keys.
     pub async fn image(&self, image_id: &str) -> Result<Value, NovaError> {
-        json_of(self.send(|s| s.get(IMAGE, &["images", image_id])).await?).await
+        self.bounded(&format!("GET images/{image_id}"), async {
+            json_of(self.send(|s| s.get(IMAGE, &["images", image_id])).await?).await
+        })
+        .await
     }
 
     /// One server with its flavor embedded (microversion 2.47).
     pub async fn get_server_detail(&self, id: &str) -> Result<ServerDetail, NovaError> {
-        let root: ServerDetailRoot = json_of(
-            self.send(|s| {
-                s.get(COMPUTE, &["servers", id])
-                    .api_version(FLAVOR_EMBEDDED)
-            })
-            .await?,
-        )
-        .await?;
-        Ok(root.server)
+        self.bounded(&format!("GET servers/{id} (2.47)"), async {
+            let root: ServerDetailRoot = json_of(
+                self.send(|s| {
+                    s.get(COMPUTE, &["servers", id])
+                        .api_version(FLAVOR_EMBEDDED)
+                })
+                .await?,
+            )
+            .await?;
+            Ok(root.server)
+        })
+        .await
     }
 
     /// The MACs of a server's ports, in Nova's order
     /// (`GET /servers/{id}/os-interface`).
     pub async fn interface_macs(&self, id: &str) -> Result<Vec<String>, NovaError> {
-        let list: InterfaceList = json_of(
-            self.send(|s| s.get(COMPUTE, &["servers", id, "os-interface"]))
-                .await?,
-        )
-        .await?;
-        Ok(list.interfaces.into_iter().map(|i| i.mac_addr).collect())
+        self.bounded(&format!("GET servers/{id}/os-interface"), async {
+            let list: InterfaceList = json_of(
+                self.send(|s| s.get(COMPUTE, &["servers", id, "os-interface"]))
+                    .await?,
+            )
+            .await?;
+            Ok(list.interfaces.into_iter().map(|i| i.mac_addr).collect())
+        })
+        .await
     }
 
     /// One Cinder volume, from whichever of Cinder's catalog names the
     /// cloud registers.
     pub async fn volume(&self, id: &str) -> Result<VolumeInfo, NovaError> {
-        let service = self.volume_service().await?;
-        let root: VolumeRoot =
-            json_of(self.send(|s| s.get(service, &["volumes", id])).await?).await?;
-        Ok(root.volume)
+        self.bounded(&format!("GET volumes/{id}"), async {
+            let service = self.volume_service().await?;
+            let root: VolumeRoot =
+                json_of(self.send(|s| s.get(service, &["volumes", id])).await?).await?;
+            Ok(root.volume)
+        })
+        .await
     }
 
     /// The first Cinder catalog entry the session knows.
@@ -586,6 +837,18 @@ fn marker_of(href: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Escapes a server name for Nova's regular-expression name filter.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,9 +865,46 @@ mod tests {
     #[test]
     fn server_body_with_unknown_fields_parses() {
         let body = json!({"id": "u", "name": "n", "status": "SOFT_DELETED", "future": 1,
-            "OS-EXT-STS:power_state": 4, "image": ""});
+            "OS-EXT-STS:power_state": 4, "OS-EXT-STS:task_state": "", "image": ""});
         let s: ServerInfo = serde_json::from_value(body).expect("parse");
         assert_eq!(s.image_id(), None);
-        assert_eq!(s.power_state, Some(4));
+        assert_eq!(s.power_state, Some(PowerState::Shutdown));
+        assert_eq!(s.status, Status::SoftDeleted);
+        assert_eq!(s.task_state, None);
+    }
+
+    #[test]
+    fn conflicts_are_typed_from_novas_message() {
+        let e = NovaError::conflict(
+            "Requested cannot be fulfilled due to a conflict: Cannot 'stop' instance \
+             8a3c while it is in task_state rebooting_hard"
+                .into(),
+        );
+        assert_eq!(e.kind, NovaErrorKind::Busy(TaskState::RebootingHard));
+        let e = NovaError::conflict(
+            "Cannot 'start' instance 8a3c while it is in vm_state rescued".into(),
+        );
+        assert_eq!(e.kind, NovaErrorKind::WrongState(VmState::Rescued));
+        let e = NovaError::conflict("Instance 8a3c is locked".into());
+        assert_eq!(e.kind, NovaErrorKind::Conflict);
+        assert!(e.is_retryable());
+    }
+
+    #[test]
+    fn action_bodies() {
+        assert_eq!(ServerAction::Start.body(), json!({"os-start": null}));
+        assert_eq!(
+            ServerAction::HardReboot.body(),
+            json!({"reboot": {"type": "HARD"}})
+        );
+        assert_eq!(
+            ServerAction::Rescue { image: "i".into() }.body(),
+            json!({"rescue": {"rescue_image_ref": "i"}})
+        );
+        assert_eq!(
+            ServerAction::CrashDump.microversion(),
+            Some(ApiVersion(2, 17))
+        );
+        assert_eq!(regex_escape("a.b[1]"), "a\\.b\\[1\\]");
     }
 }

@@ -8,20 +8,35 @@
 //!   images and restores the boot options saved in metadata;
 //! - the poller keeps every node's view current with one
 //!   `GET /servers/detail?changes-since=...` per refresh interval, however
-//!   many nodes there are;
-//! - one worker per node carries out its queued power operations
-//!   ([`worker`]).
+//!   many nodes there are (and, every few minutes, one full listing, which
+//!   catches what `changes-since` cannot show); it also finds servers that
+//!   were deleted and re-created under the same name;
+//! - one worker per node drives Nova towards what the node was asked
+//!   ([`node`] for the semantics, [`plan`] for the calls, [`worker`] for
+//!   the retries and time limits).
 //!
 //! The UDP side only ever touches each node's state under a short lock, so
-//! replies never wait for the cloud.
+//! replies never wait for the cloud. What has been acknowledged and not yet
+//! carried out is written to the state directory ([`store`]) before the
+//! reply leaves, and resumed at the next start.
+//!
+//! Each instance writes its name (host and state directory) once into the
+//! metadata of the servers it serves, and warns when a listing shows
+//! another instance's name there: two BMCs driving one server would undo
+//! each other's work.
 
 pub mod client;
 pub mod cloud;
+pub mod compute;
 pub mod guid;
 pub mod node;
+pub mod plan;
+pub mod states;
+pub mod store;
 pub mod worker;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,14 +44,18 @@ use chrono::Datelike;
 use novabmc_proto::{BootOptions, BootParameterWrite, ChassisControl, ChassisState};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{Backend, BackendError, NodeId};
 use client::{NovaClient, NovaError, ServerInfo};
 use cloud::CloudSource;
-use node::{NodeState, Resolution};
-use worker::{BOOT_KEY, NodeCell, WorkerContext};
+use compute::Compute;
+use node::{Desired, Nmi, NodeState, Power, Resolution};
+use states::Status;
+use store::{Entry, Store, StoreError};
+use worker::{BOOT_KEY, NodeCell, OWNER_KEY, WorkerContext};
 
 /// How a node boots from the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +93,7 @@ pub struct NovaSettings {
     pub cloud: CloudSource,
     /// How often the poller lists changed servers.
     pub refresh: Duration,
-    /// HTTP timeout of one Nova call.
+    /// Longest time one cloud call may take, body included.
     pub request_timeout: Duration,
     /// How long a power operation may take before the worker gives up.
     pub give_up_after: Duration,
@@ -82,6 +101,8 @@ pub struct NovaSettings {
     pub max_concurrent_calls: usize,
     /// How often a worker reads its server while Nova runs a task.
     pub task_poll: Duration,
+    /// Where pending work is kept across restarts.
+    pub state_dir: PathBuf,
 }
 
 impl NovaSettings {
@@ -94,6 +115,7 @@ impl NovaSettings {
             give_up_after: Duration::from_secs(600),
             max_concurrent_calls: 16,
             task_poll: Duration::from_millis(500),
+            state_dir: PathBuf::from(store::DEFAULT_STATE_DIR),
         }
     }
 }
@@ -113,30 +135,72 @@ pub struct NovaNode {
     pub efi: Option<bool>,
 }
 
+/// The backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The cloud configuration is missing or wrong.
+    #[error("{0}")]
+    Cloud(String),
+    /// The state directory cannot be used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How often the poller lists every server instead of the changed ones.
+const FULL_LISTING_EVERY: Duration = Duration::from_secs(300);
+
 /// The Nova backend.
 #[derive(Debug)]
-pub struct Nova {
+pub struct Nova<C = NovaClient> {
     cells: Vec<Arc<NodeCell>>,
     specs: Vec<NovaNode>,
-    ctx: Arc<WorkerContext>,
+    ctx: Arc<WorkerContext<C>>,
     settings: NovaSettings,
 }
 
-impl Nova {
-    /// Reads the cloud configuration (an error there stops the start) and
-    /// starts the resolver, poller and workers on the current runtime.
+impl Nova<NovaClient> {
+    /// Reads the cloud configuration and opens the state directory (an
+    /// error in either stops the start), then starts the resolver, poller
+    /// and workers on the current runtime.
     pub fn start(
         settings: NovaSettings,
         nodes: Vec<NovaNode>,
         shutdown: CancellationToken,
-    ) -> Result<(Arc<Nova>, JoinSet<()>), String> {
-        let cloud = cloud::load(&settings.cloud)?;
-        let client = Arc::new(NovaClient::new(cloud, settings.request_timeout));
+    ) -> Result<(Arc<Nova>, JoinSet<()>), StartError> {
+        let cloud = cloud::load(&settings.cloud).map_err(StartError::Cloud)?;
+        let client = NovaClient::new(cloud, settings.request_timeout);
+        Nova::start_with(client, settings, nodes, shutdown)
+    }
+}
+
+/// This instance's name in the servers' metadata: the host and the state
+/// directory, which together name one novabmc process (the directory is
+/// locked).
+fn instance_name(state_dir: &std::path::Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", state_dir.display())
+}
+
+impl<C: Compute> Nova<C> {
+    /// Like [`Nova::start`], on any [`Compute`].
+    pub fn start_with(
+        client: C,
+        settings: NovaSettings,
+        nodes: Vec<NovaNode>,
+        shutdown: CancellationToken,
+    ) -> Result<(Arc<Self>, JoinSet<()>), StartError> {
+        let store = Store::open(&settings.state_dir)?;
         let ctx = Arc::new(WorkerContext {
             client,
             limit: Semaphore::new(settings.max_concurrent_calls.max(1)),
             give_up_after: settings.give_up_after,
             poll: settings.task_poll,
+            owner: instance_name(&settings.state_dir),
+            store,
         });
         let cells: Vec<Arc<NodeCell>> = nodes
             .iter()
@@ -155,6 +219,7 @@ impl Nova {
             ctx: ctx.clone(),
             settings,
         });
+        nova.resume();
         let mut tasks = JoinSet::new();
         for cell in &nova.cells {
             tasks.spawn(worker::run(cell.clone(), ctx.clone(), shutdown.clone()));
@@ -170,9 +235,99 @@ impl Nova {
         Ok((nova, tasks))
     }
 
-    /// Whether a node has no power operation queued or running.
-    pub fn is_idle(&self, node: NodeId) -> bool {
-        self.cells.get(node).is_none_or(|c| c.lock().idle())
+    /// The state directory in use.
+    pub fn state_dir(&self) -> &std::path::Path {
+        self.ctx.store.dir()
+    }
+
+    /// Picks up what the state directory holds from the previous run:
+    /// records younger than the give-up time are resumed (the worker checks
+    /// Nova before calling anything), older ones are logged and dropped;
+    /// unsaved boot options are kept whatever their age, as they are
+    /// settings, not operations.
+    fn resume(&self) {
+        let (mut entries, problems) = self.ctx.store.load();
+        for p in problems {
+            warn!(dir = %self.state_dir().display(), "{p}");
+        }
+        let now_ms = worker::unix_ms();
+        let give_up_ms = self.settings.give_up_after.as_millis() as u64;
+        for cell in &self.cells {
+            let mut s = cell.lock();
+            let Some(e) = entries.remove(&s.name) else {
+                continue;
+            };
+            s.server_id = e.server.clone();
+            if let Some(p) = &e.power {
+                let age_ms = now_ms.saturating_sub(p.changed_unix_ms);
+                let what = if p.on { "power on" } else { "power off" };
+                if age_ms > give_up_ms {
+                    warn!(
+                        node = %s.name,
+                        age_secs = age_ms / 1000,
+                        "dropping a {what} acknowledged before the restart: older than give_up_after_secs"
+                    );
+                } else {
+                    let age = Duration::from_millis(age_ms);
+                    let now = Instant::now();
+                    s.desired = Some(Desired {
+                        power: if p.on { Power::On } else { Power::Off },
+                        reboot: p.reboot,
+                        nmi: match p.nmi.as_deref() {
+                            Some("now") => Some(Nmi::Now),
+                            Some("after_boot") => Some(Nmi::AfterBoot),
+                            _ => None,
+                        },
+                        changed: now.checked_sub(age).unwrap_or(now),
+                        changed_unix_ms: p.changed_unix_ms,
+                        generation: 1,
+                    });
+                    info!(
+                        node = %s.name,
+                        age_secs = age_ms / 1000,
+                        reboot = p.reboot,
+                        "resuming a {what} acknowledged before the restart"
+                    );
+                }
+            }
+            if let Some(text) = &e.boot {
+                match worker::decode_boot(text) {
+                    Some(b) => {
+                        s.boot = Some(b);
+                        s.boot_dirty = true;
+                        info!(node = %s.name, "restored boot options not yet saved in Nova");
+                    }
+                    None => {
+                        warn!(node = %s.name, "unreadable boot options in the state directory; ignored")
+                    }
+                }
+            }
+            self.ctx.persist(&s);
+        }
+        for (node, e) in entries {
+            warn!(node = %node, "the state directory holds work for a node no longer configured; dropped");
+            let _ = self.ctx.store.save(&Entry::new(&e.node, None));
+        }
+    }
+
+    /// A copy of a node's state (for `check` and tests).
+    pub fn node_state(&self, node: NodeId) -> Option<NodeState> {
+        self.cells.get(node).map(|c| c.lock().clone())
+    }
+
+    /// One line per node with work pending, for the shutdown log.
+    pub fn log_pending(&self) {
+        let mut n = 0;
+        for cell in &self.cells {
+            let s = cell.lock();
+            if let Some(what) = s.pending() {
+                n += 1;
+                warn!(node = %s.name, pending = %what, dir = %self.state_dir().display(), "stopping with work pending; it resumes at the next start");
+            }
+        }
+        if n == 0 {
+            info!("no work pending");
+        }
     }
 
     fn cell(&self, node: NodeId) -> Result<&NodeCell, BackendError> {
@@ -184,34 +339,41 @@ impl Nova {
 
     /// Connects, resolves, then polls for ever.
     async fn control(&self) {
-        let mut delay = Duration::from_secs(1);
-        let servers = loop {
+        let mut attempt = 0;
+        let listing = loop {
             match self.connect_and_list().await {
-                Ok(servers) => break servers,
+                Ok(l) => break l,
                 Err(e) => {
-                    warn!(error = %e, retry_in = ?delay, "cannot reach the cloud; nodes answer 'node busy' until it is back");
+                    attempt += 1;
+                    let delay = worker::backoff(attempt + 1);
+                    warn!(error = %e, retry_in = ?delay, "cannot reach the cloud; nodes without pending work answer 'node busy' until it is back");
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
                 }
             }
         };
-        let (servers, answered) = servers;
-        self.resolve_all(&servers).await;
-        let mut since = next_since(answered, &servers);
+        self.resolve_all(&listing.servers).await;
+        let mut since = next_since(listing.answered, &listing.servers);
+        let full_every = (FULL_LISTING_EVERY.as_secs_f64() / self.settings.refresh.as_secs_f64())
+            .ceil()
+            .max(1.0) as u64;
         // A fixed rate: a slow listing does not stretch the interval.
         let mut tick = tokio::time::interval(self.settings.refresh);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        let mut n: u64 = 0;
         loop {
             tick.tick().await;
+            n += 1;
+            let full = n.is_multiple_of(full_every);
             let listed = {
                 let _permit = self.ctx.limit.acquire().await;
-                self.ctx.client.list_servers_at(since.as_deref()).await
+                let since = if full { None } else { since.as_deref() };
+                self.ctx.client.list_servers(since, None).await
             };
             match listed {
-                Ok((changed, answered)) => {
-                    self.apply(&changed).await;
-                    if let Some(t) = next_since(answered, &changed) {
+                Ok(l) => {
+                    self.apply(&l.servers, full).await;
+                    if let Some(t) = next_since(l.answered, &l.servers) {
                         since = Some(t);
                     }
                 }
@@ -220,12 +382,10 @@ impl Nova {
         }
     }
 
-    async fn connect_and_list(
-        &self,
-    ) -> Result<(Vec<ServerInfo>, Option<chrono::DateTime<chrono::Utc>>), NovaError> {
+    async fn connect_and_list(&self) -> Result<client::Listing, NovaError> {
         self.ctx.client.connect().await?;
         let _permit = self.ctx.limit.acquire().await;
-        self.ctx.client.list_servers_at(None).await
+        self.ctx.client.list_servers(None, None).await
     }
 
     /// Finds every node's server in one listing.
@@ -259,7 +419,7 @@ impl Nova {
             Ok(s) => s,
             Err(why) => {
                 error!(node = %spec.name, server = %spec.server, "{why}");
-                cell.lock().resolution = Resolution::Failed(why);
+                cell.lock().resolution = Resolution::Missing(why);
                 return;
             }
         };
@@ -271,13 +431,12 @@ impl Nova {
                 return;
             };
             if !images.contains_key(image_ref) {
-                let found = self
-                    .ctx
-                    .client
-                    .find_image(image_ref)
-                    .await
-                    .map(|i| i.id)
-                    .map_err(|e| format!("iPXE image {image_ref}: {e}"));
+                let found = {
+                    let _permit = self.ctx.limit.acquire().await;
+                    self.ctx.client.find_image(image_ref).await
+                }
+                .map(|i| i.id)
+                .map_err(|e| format!("iPXE image {image_ref}: {e}"));
                 images.insert(image_ref.clone(), found);
             }
             match images.get(image_ref) {
@@ -297,13 +456,12 @@ impl Nova {
             None => match server.image_id() {
                 Some(image) => {
                     if !firmware.contains_key(image) {
-                        let fw = self
-                            .ctx
-                            .client
-                            .image_firmware(image)
-                            .await
-                            .ok()
-                            .map(|f| f.is_some_and(|f| f.eq_ignore_ascii_case("uefi")));
+                        let fw = {
+                            let _permit = self.ctx.limit.acquire().await;
+                            self.ctx.client.image_firmware(image).await
+                        }
+                        .ok()
+                        .map(|f| f.is_some_and(|f| f.eq_ignore_ascii_case("uefi")));
                         firmware.insert(image.to_string(), fw);
                     }
                     firmware.get(image).copied().flatten().unwrap_or(false)
@@ -312,7 +470,7 @@ impl Nova {
             },
         };
         let saved = server.metadata.get(BOOT_KEY);
-        let boot = match saved.map(|v| worker::decode_boot(v)) {
+        let from_metadata = match saved.map(|v| worker::decode_boot(v)) {
             Some(Some(b)) => b,
             Some(None) => {
                 warn!(node = %spec.name, "unreadable {BOOT_KEY} metadata; starting from defaults");
@@ -321,61 +479,116 @@ impl Nova {
             None => BootOptions::new(efi),
         };
         let uuid = guid::parse_uuid(&server.id);
+        let now = Instant::now();
         {
             let mut s = cell.lock();
+            if let Some(old) = s.server_id.clone()
+                && old != server.id
+            {
+                if let Some(what) = s.pending() {
+                    warn!(node = %spec.name, old = %old, new = %server.id, pending = %what,
+                        "the node's server is not the one the pending work was for; dropped");
+                }
+                s.desired = None;
+                s.boot = None;
+                s.boot_dirty = false;
+            }
+            if s.boot.is_none() {
+                s.boot = Some(from_metadata);
+            }
             s.resolution = Resolution::Found {
                 id: server.id.clone(),
             };
+            s.server_id = Some(server.id.clone());
             s.uuid = uuid;
-            s.observe(server);
-            s.boot = Some(boot);
+            s.observe(server, OWNER_KEY, now);
+            match server.metadata.get(OWNER_KEY) {
+                Some(v) if *v == self.ctx.owner => {}
+                Some(other) => {
+                    warn!(node = %spec.name, server = %server.id, other = %other,
+                        "the server's metadata names another novabmc instance serving it; two BMCs \
+                         for one server undo each other's work. Serve each server from one instance \
+                         (if that one no longer runs, ignore this: this instance now claims the server)");
+                    s.owner_warned = Some(other.clone());
+                    s.owner_dirty = true;
+                }
+                None => s.owner_dirty = true,
+            }
+            self.ctx.persist(&s);
         }
-        info!(node = %spec.name, server = %server.id, name = %server.name,
+        debug!(node = %spec.name, server = %server.id, name = %server.name,
             status = %server.status, efi, restored = saved.is_some(), "serving server");
         cell.wake.notify_one();
     }
 
-    /// Applies a changes-since listing.
-    async fn apply(&self, changed: &[ServerInfo]) {
-        let mut newly_listed = Vec::new();
-        for server in changed {
+    /// Applies a listing (only changed servers, unless `full`).
+    async fn apply(&self, listed: &[ServerInfo], full: bool) {
+        let now = Instant::now();
+        let mut unmatched = Vec::new();
+        for server in listed {
             let mut matched = false;
             for cell in &self.cells {
                 let mut s = cell.lock();
-                if let Resolution::Found { id } = &s.resolution
-                    && id == &server.id
+                if !matches!(&s.resolution, Resolution::Found { id } if id == &server.id) {
+                    continue;
+                }
+                matched = true;
+                s.observe(server, OWNER_KEY, now);
+                if server.status == Status::Deleted {
+                    warn!(node = %s.name, server = %server.id, "the node's server was deleted; looking for it again by name");
+                }
+                if let Some(other) = server.metadata.get(OWNER_KEY)
+                    && *other != self.ctx.owner
+                    && s.owner_warned.as_ref() != Some(other)
                 {
-                    s.observe(server);
-                    matched = true;
+                    warn!(node = %s.name, server = %server.id, other = %other,
+                        "another novabmc instance now claims this server in its metadata; two BMCs \
+                         for one server undo each other's work. Serve each server from one instance");
+                    s.owner_warned = Some(other.clone());
                 }
             }
-            if !matched && server.status != "DELETED" {
-                newly_listed.push(server.clone());
+            if !matched && server.status != Status::Deleted {
+                unmatched.push(server);
             }
         }
-        // A server created after start (or a cloud that was down) now
-        // resolves the nodes still waiting for it.
-        if !newly_listed.is_empty() {
-            let waiting: Vec<usize> = (0..self.cells.len())
-                .filter(|i| match &self.cells[*i].lock().resolution {
-                    Resolution::Failed(why) => why.contains("not found"),
-                    _ => false,
-                })
-                .collect();
-            for i in waiting {
-                if find_server(&newly_listed, &self.specs[i].server).is_ok() {
-                    self.cells[i].lock().resolution = Resolution::Pending;
+        if unmatched.is_empty() && !full {
+            return;
+        }
+        // A server created after start (a redeploy deletes and re-creates
+        // it, or the cloud was down) resolves the nodes still looking.
+        for (cell, spec) in self.cells.iter().zip(&self.specs) {
+            if !matches!(cell.lock().resolution, Resolution::Missing(_)) {
+                continue;
+            }
+            let candidate = unmatched
+                .iter()
+                .any(|s| s.id == spec.server || s.name == spec.server);
+            if !candidate {
+                continue;
+            }
+            // A listing of changes shows only the new server: ask for every
+            // server of that name, so a duplicate is still noticed.
+            let named = if full {
+                Ok(listed.to_vec())
+            } else {
+                let _permit = self.ctx.limit.acquire().await;
+                self.ctx
+                    .client
+                    .list_servers(None, Some(&spec.server))
+                    .await
+                    .map(|l| l.servers)
+            };
+            match named {
+                Ok(servers) => {
                     let mut images = HashMap::new();
                     let mut fw = HashMap::new();
-                    self.resolve_one(
-                        &self.cells[i],
-                        &self.specs[i],
-                        &newly_listed,
-                        &mut images,
-                        &mut fw,
-                    )
-                    .await;
+                    self.resolve_one(cell, spec, &servers, &mut images, &mut fw)
+                        .await;
+                    if matches!(cell.lock().resolution, Resolution::Found { .. }) {
+                        info!(node = %spec.name, server = %spec.server, "server found again");
+                    }
                 }
+                Err(e) => warn!(node = %spec.name, error = %e, "cannot look the server up"),
             }
         }
     }
@@ -388,7 +601,7 @@ pub fn find_server<'a>(
     servers: &'a [ServerInfo],
     reference: &str,
 ) -> Result<&'a ServerInfo, String> {
-    let live = || servers.iter().filter(|s| s.status != "DELETED");
+    let live = || servers.iter().filter(|s| s.status != Status::Deleted);
     if let Some(s) = live().find(|s| s.id == reference) {
         return Ok(s);
     }
@@ -430,20 +643,24 @@ fn next_since(
     })
 }
 
-impl Backend for Nova {
+impl<C: Compute> Backend for Nova<C> {
     fn chassis_status(&self, node: NodeId) -> Result<ChassisState, BackendError> {
         self.cell(node)?.lock().reported()
     }
 
     fn chassis_control(&self, node: NodeId, control: ChassisControl) -> Result<(), BackendError> {
         let cell = self.cell(node)?;
-        let wake = {
+        let changed = {
             let mut s = cell.lock();
-            let wake = s.accept(control)?;
-            info!(node = %s.name, control = control.name(), queued = wake, "chassis control");
-            wake
+            let changed = s.accept(control, Instant::now(), worker::unix_ms())?;
+            if changed {
+                // Written before the console gets its answer.
+                self.ctx.persist(&s);
+            }
+            info!(node = %s.name, control = control.name(), changed, "chassis control");
+            changed
         };
-        if wake {
+        if changed {
             cell.wake.notify_one();
         }
         Ok(())
@@ -452,8 +669,10 @@ impl Backend for Nova {
     fn boot_options(&self, node: NodeId) -> Result<BootOptions, BackendError> {
         let s = self.cell(node)?.lock();
         match (&s.resolution, &s.boot) {
-            (Resolution::Found { .. }, Some(b)) => Ok(*b),
-            (Resolution::Failed(why), _) => Err(BackendError::Unavailable(why.clone())),
+            (Resolution::Failed(why) | Resolution::Missing(why), _) => {
+                Err(BackendError::Unavailable(why.clone()))
+            }
+            (_, Some(b)) => Ok(*b),
             _ => Err(BackendError::NotReady(format!(
                 "boot options of server {} not restored yet",
                 s.server_ref
@@ -472,14 +691,18 @@ impl Backend for Nova {
             let mut s = cell.lock();
             let s = &mut *s;
             match (&s.resolution, s.boot.as_mut()) {
-                (Resolution::Found { .. }, Some(b)) => {
+                (Resolution::Failed(why) | Resolution::Missing(why), _) => {
+                    return Err(BackendError::Unavailable(why.clone()));
+                }
+                (_, Some(b)) => {
                     let before = *b;
                     b.apply(write, mark_invalid);
                     if *b != before {
                         s.boot_dirty = true;
+                        s.boot_generation += 1;
+                        self.ctx.persist(s);
                     }
                 }
-                (Resolution::Failed(why), _) => return Err(BackendError::Unavailable(why.clone())),
                 _ => {
                     return Err(BackendError::NotReady(format!(
                         "boot options of server {} not restored yet",
@@ -498,7 +721,9 @@ impl Backend for Nova {
             (Resolution::Found { .. }, Some(uuid)) => {
                 Ok(guid::system_guid(uuid, chrono::Utc::now().year()))
             }
-            (Resolution::Failed(why), _) => Err(BackendError::Unavailable(why.clone())),
+            (Resolution::Failed(why) | Resolution::Missing(why), _) => {
+                Err(BackendError::Unavailable(why.clone()))
+            }
             _ => Err(BackendError::NotReady(format!(
                 "server {} not resolved yet",
                 s.server_ref
@@ -515,7 +740,7 @@ mod tests {
         ServerInfo {
             id: id.into(),
             name: name.into(),
-            status: status.into(),
+            status: Status::parse(status),
             task_state: None,
             vm_state: None,
             power_state: None,

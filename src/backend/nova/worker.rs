@@ -1,125 +1,57 @@
-//! The per-node worker: carries queued intents out against Nova, one at a
-//! time, in order.
+//! The per-node worker: drives Nova towards the node's [`Desired`] record,
+//! one call at a time.
 //!
-//! An intent becomes a short recipe of Nova calls chosen from the server's
-//! state and the boot device (see [`recipe`]); the boot flags are consumed
-//! when a recipe that boots is made, and saved back to the server's
-//! metadata. Each call waits for Nova to finish the previous task, retries a
-//! 409 for a busy server and transient failures with backoff, treats a 409
-//! that says the server is already in the wanted state as done, and gives up
-//! (logging the server and Nova's message) only after a long deadline. A 202
-//! is not trusted: the worker reads the server again at once and waits until
-//! its task is over before it considers the intent done, which is also when
-//! the reported state falls back from the intent's target to Nova's view.
+//! Each round waits until Nova has no task for the server, takes the record
+//! as it is then (so commands that arrived meanwhile count), and asks
+//! [`plan::next`] for the next move. A boot takes the boot device when it
+//! starts (using up a one-time flag, which is then saved to the metadata).
+//! Nova's answers are acted on by kind ([`NovaErrorKind`]): a busy server
+//! is waited out and the plan made again; a call that does not fit the
+//! server's state makes the worker read the server and plan again from
+//! what it really is; timeouts, 5xx and dropped connections are retried
+//! with backoff, after checking that the call did not go through with its
+//! answer lost; a server that no longer exists is looked for again by the
+//! poller. A 202 is not trusted: the server is read again at once.
+//!
+//! Every wait is bounded by the record's give-up time
+//! (`give_up_after_secs`, counted from the last command), and a call that
+//! is still outstanding then is abandoned; the record is dropped and the
+//! failure logged at error with Nova's own message, so the reported state
+//! falls back to what Nova says. At shutdown an outstanding call gets a
+//! grace period to finish; nothing new is started, and the record stays in
+//! the state directory for the next start.
+//!
+//! Time comes from tokio, so tests run all of this on paused time.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use novabmc_proto::{BootDevice, BootOptions};
-use osauth::ApiVersion;
-use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::NetworkBoot;
-use super::client::{NovaClient, NovaError, NovaErrorKind};
-use super::node::{Intent, NodeState, Observed, Resolution};
+use super::client::{NovaError, NovaErrorKind, ServerAction, ServerInfo};
+use super::compute::Compute;
+use super::node::{Desired, FRESH, Nmi, NodeState, Observed, PXE_FIRST_KEY, Resolution};
+use super::plan::{self, Plan, Step};
+use super::store::{Entry, Store, StoredPower};
 
 /// Metadata key holding a node's boot options.
 pub const BOOT_KEY: &str = "novabmc_boot";
-/// Metadata key OVB's Nova patch reads to boot from the network first.
-pub const PXE_FIRST_KEY: &str = "libvirt:pxe-first";
+/// Metadata key naming the novabmc instance that serves the server.
+pub const OWNER_KEY: &str = "novabmc_owner";
 
-/// One Nova call of a recipe.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
-    /// os-start.
-    Start,
-    /// os-stop.
-    Stop,
-    /// Hard reboot.
-    HardReboot,
-    /// Rebuild with the iPXE image.
-    Rebuild,
-    /// Rescue with the iPXE image.
-    Rescue,
-    /// Unrescue.
-    Unrescue,
-    /// trigger_crash_dump (microversion 2.17).
-    CrashDump,
-    /// Set or clear `libvirt:pxe-first`.
-    PxeFirst(bool),
-}
+/// How long an outstanding call may finish after shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-impl Step {
-    /// The task_states Nova shows once it has accepted this call: after a
-    /// lost answer, finding one means the call went through and must not
-    /// be sent again (a second hard reboot or rebuild would not be
-    /// harmless).
-    fn started_tasks(self) -> &'static [&'static str] {
-        match self {
-            Step::Start => &["powering-on"],
-            Step::Stop => &["powering-off"],
-            Step::HardReboot => &[
-                "rebooting_hard",
-                "reboot_pending_hard",
-                "reboot_started_hard",
-            ],
-            Step::Rebuild => &[
-                "rebuilding",
-                "rebuild_block_device_mapping",
-                "rebuild_spawning",
-            ],
-            Step::Rescue => &["rescuing"],
-            Step::Unrescue => &["unrescuing"],
-            Step::CrashDump | Step::PxeFirst(_) => &[],
-        }
-    }
-}
+/// How often unsaved metadata (Nova refuses writes while a server is
+/// rescued) is tried again.
+const METADATA_RETRY: Duration = Duration::from_secs(30);
 
-/// The Nova calls that carry out `intent` from state `o`, booting from
-/// `device` where the intent boots.
-pub fn recipe(intent: Intent, o: &Observed, device: BootDevice, mode: NetworkBoot) -> Vec<Step> {
-    let network = device.is_network();
-    match intent {
-        Intent::Nmi if o.running() => vec![Step::CrashDump],
-        Intent::Nmi => vec![],
-        Intent::PowerOff if !o.running() => vec![],
-        Intent::PowerOff if o.rescued() => vec![Step::Unrescue, Step::Stop],
-        Intent::PowerOff => vec![Step::Stop],
-        Intent::PowerOn if o.running() => vec![],
-        Intent::PowerOn | Intent::Reboot if !o.running() => match (network, mode) {
-            // Nova rebuilds a stopped server and leaves it stopped.
-            (true, NetworkBoot::Rebuild) => vec![Step::Rebuild, Step::Start],
-            (true, NetworkBoot::Rescue) => vec![Step::Rescue],
-            (true, NetworkBoot::Metadata) => vec![Step::PxeFirst(true), Step::Start],
-            (false, NetworkBoot::Metadata) => vec![Step::PxeFirst(false), Step::Start],
-            (false, _) => vec![Step::Start],
-        },
-        Intent::PowerOn | Intent::Reboot => match (network, mode) {
-            (true, NetworkBoot::Rebuild) => vec![Step::Rebuild],
-            (true, NetworkBoot::Rescue) if o.rescued() => vec![Step::Unrescue, Step::Rescue],
-            (true, NetworkBoot::Rescue) => vec![Step::Rescue],
-            (true, NetworkBoot::Metadata) => vec![Step::PxeFirst(true), Step::HardReboot],
-            (false, NetworkBoot::Rescue) if o.rescued() => vec![Step::Unrescue],
-            (false, NetworkBoot::Metadata) => vec![Step::PxeFirst(false), Step::HardReboot],
-            (false, _) => vec![Step::HardReboot],
-        },
-    }
-}
-
-/// Whether carrying out `intent` from state `o` boots the machine (and so
-/// uses up a one-time boot flag).
-pub fn boots(intent: Intent, o: &Observed) -> bool {
-    match intent {
-        Intent::PowerOff | Intent::Nmi => false,
-        Intent::PowerOn => !o.running(),
-        Intent::Reboot => true,
-    }
-}
-
-/// How a node's worker reaches Nova.
+/// How a node's worker reaches Nova and what it shares with the UDP side.
 #[derive(Debug)]
 pub struct NodeCell {
     /// The state shared with the UDP side.
@@ -139,27 +71,58 @@ impl NodeCell {
     }
 }
 
-/// What all workers share.
+/// What every worker shares.
 #[derive(Debug)]
-pub struct WorkerContext {
+pub struct WorkerContext<C> {
     /// The cloud.
-    pub client: Arc<NovaClient>,
-    /// Caps concurrent Nova calls across all nodes.
+    pub client: C,
+    /// Nova calls in flight, all nodes together. A permit is held only for
+    /// the duration of one call, so a timed-out call frees it.
     pub limit: Semaphore,
-    /// How long one intent may take before the worker gives up.
+    /// How long a power operation may take, retries included.
     pub give_up_after: Duration,
-    /// How often to read the server while waiting for a task.
+    /// How often a server is read while Nova runs a task.
     pub poll: Duration,
+    /// The state directory.
+    pub store: Store,
+    /// This instance's value of [`OWNER_KEY`].
+    pub owner: String,
 }
 
-/// Why an intent stopped early.
-enum Abort {
-    /// The server is gone.
-    Gone(String),
-    /// Retrying cannot help.
-    Failed(NovaError),
-    /// The deadline passed.
-    GaveUp(String),
+impl<C> WorkerContext<C> {
+    /// Writes a node's entry in the state directory; failures are logged,
+    /// never fatal (the command is still carried out in memory).
+    pub fn persist(&self, s: &NodeState) {
+        if let Err(e) = self.store.save(&entry_of(s)) {
+            error!(node = %s.name, error = %e, "cannot record pending work; it would not survive a restart");
+        }
+    }
+}
+
+/// The state-directory entry of a node.
+pub fn entry_of(s: &NodeState) -> Entry {
+    let mut e = Entry::new(&s.name, s.server_id.clone());
+    e.power = s.desired.as_ref().map(|d| StoredPower {
+        on: d.power == super::node::Power::On,
+        reboot: d.reboot,
+        nmi: d.nmi.map(|n| match n {
+            Nmi::Now => "now".to_string(),
+            Nmi::AfterBoot => "after_boot".to_string(),
+        }),
+        changed_unix_ms: d.changed_unix_ms,
+    });
+    if s.boot_dirty {
+        e.boot = s.boot.as_ref().map(encode_boot);
+    }
+    e
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 /// Encodes boot options for the server's metadata.
@@ -173,398 +136,624 @@ pub fn decode_boot(s: &str) -> Option<BootOptions> {
     BootOptions::from_bytes(&bytes)
 }
 
+/// Why a round ended early.
+#[derive(Debug)]
+enum Stop {
+    /// Shutdown began.
+    Shutdown,
+    /// The server is gone; the poller looks for it again.
+    Missing,
+    /// The record was given up (already logged and dropped).
+    GaveUp,
+    /// Plan again from a fresh read (after a conflict with Nova's state).
+    Replan,
+}
+
 /// The worker task of one node.
-pub async fn run(cell: Arc<NodeCell>, ctx: Arc<WorkerContext>, shutdown: CancellationToken) {
-    loop {
-        let (has_work, dirty) = {
-            let s = cell.lock();
-            let resolved = matches!(s.resolution, Resolution::Found { .. });
-            (resolved && !s.queue.is_empty(), resolved && s.boot_dirty)
-        };
-        if dirty {
-            save_boot(&cell, &ctx).await;
-        }
-        if !has_work {
-            // Unsaved boot options (Nova refuses metadata writes while a
-            // server is rescued) are retried every half minute.
-            let retry = if cell.lock().boot_dirty {
-                Duration::from_secs(30)
-            } else {
-                Duration::from_secs(3600)
+pub async fn run<C: Compute>(
+    cell: Arc<NodeCell>,
+    ctx: Arc<WorkerContext<C>>,
+    shutdown: CancellationToken,
+) {
+    Worker {
+        cell,
+        ctx,
+        shutdown,
+        recipe: Vec::new(),
+        last_error: None,
+        replans: 0,
+        repeated: None,
+        failed_boots: 0,
+    }
+    .run()
+    .await
+}
+
+struct Worker<C> {
+    cell: Arc<NodeCell>,
+    ctx: Arc<WorkerContext<C>>,
+    shutdown: CancellationToken,
+    /// What remains of the boot under way.
+    recipe: Vec<Step>,
+    /// Nova's last complaint, for the give-up message.
+    last_error: Option<String>,
+    /// Rounds in a row that ended in a re-plan without progress.
+    replans: u32,
+    /// The last accepted step and how many times in a row it was accepted
+    /// without the plan moving on (a server in ERROR accepts and fails).
+    repeated: Option<(Step, u32)>,
+    /// Boots in a row that ended in ERROR.
+    failed_boots: u32,
+}
+
+impl<C: Compute> Worker<C> {
+    fn name(&self) -> String {
+        self.cell.lock().name.clone()
+    }
+
+    async fn run(mut self) {
+        loop {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            let (id, has_record, boot_dirty, owner_dirty) = {
+                let s = self.cell.lock();
+                let id = match &s.resolution {
+                    Resolution::Found { id } => Some(id.clone()),
+                    _ => None,
+                };
+                (id, s.desired.is_some(), s.boot_dirty, s.owner_dirty)
             };
-            tokio::select! {
-                () = cell.wake.notified() => continue,
-                () = tokio::time::sleep(retry) => continue,
-                () = shutdown.cancelled() => break,
+            let Some(id) = id else {
+                if !self.idle(None).await {
+                    break;
+                }
+                continue;
+            };
+            if boot_dirty {
+                self.save_boot(&id).await;
             }
-        }
-        tokio::select! {
-            () = work(&cell, &ctx) => {}
-            () = shutdown.cancelled() => break,
-        }
-    }
-    // Nothing lost: try once more to save changed boot options.
-    if cell.lock().boot_dirty {
-        let _ = tokio::time::timeout(Duration::from_secs(5), save_boot(&cell, &ctx)).await;
-    }
-}
-
-fn server_id(cell: &NodeCell) -> Option<String> {
-    match &cell.lock().resolution {
-        Resolution::Found { id } => Some(id.clone()),
-        _ => None,
-    }
-}
-
-async fn work(cell: &Arc<NodeCell>, ctx: &WorkerContext) {
-    let Some(id) = server_id(cell) else {
-        return;
-    };
-    let name = cell.lock().name.clone();
-    let intent = {
-        let mut s = cell.lock();
-        let i = s.queue.pop_front();
-        s.running = i;
-        i
-    };
-    if let Some(intent) = intent {
-        let started = Instant::now();
-        let result = carry_out(cell, ctx, &id, intent).await;
-        match result {
-            Ok(()) => info!(
-                node = %name, server = %id, ?intent,
-                seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
-                "power operation done"
-            ),
-            Err(Abort::Gone(why)) => {
-                error!(node = %name, server = %id, ?intent, "{why}");
-                cell.lock().resolution = Resolution::Failed(why);
+            if owner_dirty {
+                self.save_owner(&id).await;
             }
-            Err(Abort::Failed(e)) => {
-                error!(node = %name, server = %id, ?intent, nova = %e, "power operation failed")
-            }
-            Err(Abort::GaveUp(why)) => {
-                error!(node = %name, server = %id, ?intent, "gave up: {why}")
-            }
-        }
-        cell.lock().running = None;
-    }
-}
-
-async fn carry_out(
-    cell: &Arc<NodeCell>,
-    ctx: &WorkerContext,
-    id: &str,
-    intent: Intent,
-) -> Result<(), Abort> {
-    let deadline = Instant::now() + ctx.give_up_after;
-    // The shared refresh keeps the view at most one interval old; when it
-    // shows no task, act on it at once rather than spend a round trip (a
-    // stale view only costs a 409, which is handled like any other).
-    let cached = cell.lock().observed.clone().filter(|o| !o.busy());
-    let fresh = cached.is_some();
-    let observed = match cached {
-        Some(o) => o,
-        None => settled(cell, ctx, id, deadline).await?,
-    };
-    let (steps, device) = {
-        let mut s = cell.lock();
-        let device = if boots(intent, &observed) {
-            match s.boot.as_mut() {
-                Some(b) => {
-                    let before = *b;
-                    let (device, _efi) = b.take_boot_device();
-                    if *b != before {
-                        s.boot_dirty = true;
+            if has_record {
+                match self.round(&id).await {
+                    Ok(()) => {}
+                    Err(Stop::Shutdown) => break,
+                    Err(Stop::Missing | Stop::GaveUp) => {}
+                    Err(Stop::Replan) => {
+                        self.replans += 1;
+                        if self.replans > 1 && !self.pause(backoff(self.replans - 1)).await {
+                            break;
+                        }
                     }
-                    device
                 }
-                None => BootDevice::NoOverride,
+                continue;
             }
-        } else {
-            BootDevice::NoOverride
-        };
-        (recipe(intent, &observed, device, cell.mode), device)
-    };
-    debug!(node = %cell.lock().name, ?intent, ?device, ?steps, "recipe");
-    if cell.lock().boot_dirty {
-        save_boot(cell, ctx).await;
+            let retry = {
+                let s = self.cell.lock();
+                (s.boot_dirty || s.owner_dirty).then_some(METADATA_RETRY)
+            };
+            if !self.idle(retry).await {
+                break;
+            }
+        }
+        debug!(node = %self.name(), "worker stopped");
     }
-    let mut wait_first = !fresh;
-    for s in steps {
-        step(cell, ctx, id, s, deadline, wait_first).await?;
-        wait_first = true;
-    }
-    settled(cell, ctx, id, deadline).await.map(|_| ())
-}
 
-/// Reads the server until no task is in progress.
-async fn settled(
-    cell: &NodeCell,
-    ctx: &WorkerContext,
-    id: &str,
-    deadline: Instant,
-) -> Result<Observed, Abort> {
-    let mut backoff = Backoff::new();
-    loop {
-        match refresh(cell, ctx, id).await {
-            Ok(o) if !o.busy() => return Ok(o),
-            Ok(o) => {
-                if Instant::now() > deadline {
-                    return Err(Abort::GaveUp(format!(
-                        "server still in task_state {} ({})",
-                        o.task_state.unwrap_or_default(),
-                        o.status
-                    )));
-                }
-                tokio::time::sleep(ctx.poll).await;
-            }
-            Err(e) if e.kind == NovaErrorKind::NotFound => {
-                return Err(Abort::Gone(format!("server {id} no longer exists")));
-            }
-            Err(e) if e.is_retryable() && Instant::now() < deadline => {
-                warn!(node = %cell.lock().name, server = %id, error = %e, "cannot read server; retrying");
-                backoff.wait().await;
-            }
-            Err(e) => return Err(Abort::Failed(e)),
+    /// Waits for new work (or `retry`); false at shutdown.
+    async fn idle(&self, retry: Option<Duration>) -> bool {
+        let retry = retry.unwrap_or(Duration::from_secs(3600));
+        tokio::select! {
+            () = self.cell.wake.notified() => true,
+            () = tokio::time::sleep(retry) => true,
+            () = self.shutdown.cancelled() => false,
         }
     }
-}
 
-/// Reads the server now and stores what Nova says.
-async fn refresh(cell: &NodeCell, ctx: &WorkerContext, id: &str) -> Result<Observed, NovaError> {
-    let server = {
-        let _permit = ctx.limit.acquire().await;
-        ctx.client.get_server(id).await?
-    };
-    let mut s = cell.lock();
-    s.observe(&server);
-    Ok(Observed::from(&server))
-}
-
-/// Makes one call, after Nova's current task is over (unless `wait_first`
-/// is false: the caller has just seen the server idle).
-async fn step(
-    cell: &NodeCell,
-    ctx: &WorkerContext,
-    id: &str,
-    step: Step,
-    deadline: Instant,
-    wait_first: bool,
-) -> Result<(), Abort> {
-    let image = cell
-        .ipxe_image
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    let mut backoff = Backoff::new();
-    let mut wait = wait_first;
-    loop {
-        if wait && !matches!(step, Step::PxeFirst(_)) {
-            settled(cell, ctx, id, deadline).await?;
+    /// Sleeps unless shutdown begins; false if it did.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(d) => true,
+            () = self.shutdown.cancelled() => false,
         }
-        wait = true;
-        let result = {
-            let _permit = ctx.limit.acquire().await;
-            call(&ctx.client, id, step, image.as_deref()).await
+    }
+
+    /// The record's give-up time.
+    fn deadline(&self) -> Option<Instant> {
+        self.cell
+            .lock()
+            .desired
+            .as_ref()
+            .map(|d| d.changed + self.ctx.give_up_after)
+    }
+
+    /// One planning round: settle, plan, make at most one call.
+    async fn round(&mut self, id: &str) -> Result<(), Stop> {
+        let Some(deadline) = self.deadline() else {
+            return Ok(());
         };
-        match result {
-            Ok(()) => {
-                debug!(node = %cell.lock().name, server = %id, ?step, "accepted by nova");
-                // A 202 means accepted, not done: read the server at once so
-                // the task Nova started is seen.
-                let _ = refresh(cell, ctx, id).await;
-                return Ok(());
-            }
-            Err(e) if e.kind == NovaErrorKind::Conflict && e.message.contains("vm_state") => {
-                // "Cannot 'start' instance X while it is in vm_state
-                // active": already where this step leads.
-                debug!(node = %cell.lock().name, server = %id, ?step, nova = %e, "nothing to do");
-                return Ok(());
-            }
-            Err(e) if e.kind == NovaErrorKind::NotFound && step != Step::CrashDump => {
-                return Err(Abort::Gone(format!("server {id} no longer exists ({e})")));
-            }
-            Err(e) if e.is_retryable() => {
-                if Instant::now() > deadline {
-                    return Err(Abort::GaveUp(format!("{step:?}: {e}")));
-                }
-                if e.kind == NovaErrorKind::Transient
-                    && let Ok(o) = refresh(cell, ctx, id).await
-                    && o.task_state
-                        .as_deref()
-                        .is_some_and(|t| step.started_tasks().contains(&t))
+        let observed = self.settled(id, deadline).await?;
+        let mut failed_boot = false;
+        let (d, device, generation) = {
+            let mut s = self.cell.lock();
+            if self.recipe.is_empty() && s.boot_in_flight.take().is_some() && observed.failed() {
+                // The boot the worker started is over, and Nova put the
+                // server in ERROR: it did not happen. Boot again, after a
+                // pause that grows each time.
+                if let Some(r) = s.desired.as_mut()
+                    && r.power == super::node::Power::On
                 {
-                    // The answer was lost, not the call.
-                    debug!(node = %cell.lock().name, server = %id, ?step, "accepted despite the error");
+                    r.reboot = true;
+                    failed_boot = true;
+                }
+            }
+            let Some(d) = s.desired.clone() else {
+                return Ok(());
+            };
+            let device = s
+                .boot
+                .map(|mut b| b.take_boot_device().0)
+                .unwrap_or(BootDevice::NoOverride);
+            (d, device, s.boot_generation)
+        };
+        if Instant::now() >= d.changed + self.ctx.give_up_after {
+            return Err(self.give_up("the give-up time passed"));
+        }
+        if failed_boot {
+            self.failed_boots += 1;
+            self.last_error = Some(format!(
+                "the server went to {} during the boot",
+                observed.status
+            ));
+            warn!(node = %self.name(), server = %id, status = %observed.status, "the boot failed; trying again");
+            if !self.pause(backoff(self.failed_boots)).await {
+                return Err(Stop::Shutdown);
+            }
+        }
+        match plan::next(&d, &observed, device, self.cell.mode, &self.recipe) {
+            Plan::Wait => Ok(()),
+            Plan::Done { dropped_nmi } => {
+                self.finish(&d, dropped_nmi, &observed);
+                Ok(())
+            }
+            Plan::Nmi => {
+                self.call(id, Step::CrashDump, &d).await?;
+                let mut s = self.cell.lock();
+                if let Some(r) = s.desired.as_mut() {
+                    r.nmi = None;
+                }
+                self.ctx.persist(&s);
+                info!(node = %s.name, server = %id, "diagnostic interrupt delivered");
+                Ok(())
+            }
+            Plan::PowerOff(step) => {
+                self.recipe.clear();
+                self.call(id, step, &d).await
+            }
+            Plan::Boot(steps) => {
+                let starting = self.recipe.is_empty();
+                if starting {
+                    self.recipe = steps;
+                }
+                let Some(&step) = self.recipe.first() else {
+                    return Ok(());
+                };
+                let result = self.call(id, step, &d).await;
+                if starting && result.is_ok() {
+                    // The boot has begun: it uses the boot device up now,
+                    // not when it was planned (a call that never went
+                    // through must leave a one-time flag in place).
+                    self.begin_boot(device, generation);
+                }
+                result?;
+                if !self.recipe.is_empty() {
+                    self.recipe.remove(0);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A boot Nova has accepted the first call of: takes the boot device
+    /// it was planned for (using up a one-time flag), clears the reboot
+    /// request it answers, and marks it under way.
+    fn begin_boot(&self, planned: BootDevice, planned_generation: u64) {
+        let mut s = self.cell.lock();
+        let s = &mut *s;
+        // Boot options set while the first call was out: this boot does
+        // not answer a reboot asked with them.
+        let unchanged = s.boot_generation == planned_generation;
+        if let Some(b) = s.boot.as_mut() {
+            let before = *b;
+            let taken = b.take_boot_device().0;
+            if taken != planned {
+                debug!(node = %s.name, ?planned, ?taken, "boot options changed while the boot was planned");
+            }
+            if *b != before {
+                s.boot_dirty = true;
+                s.boot_generation += 1;
+            }
+        }
+        if unchanged {
+            if let Some(r) = s.desired.as_mut() {
+                r.reboot = false;
+            }
+            s.boot_in_flight = Some(s.boot_generation);
+        }
+        self.ctx.persist(s);
+        info!(node = %s.name, device = ?planned, steps = ?self.recipe, "boot under way");
+    }
+
+    /// Everything acknowledged is carried out: the record goes, unless a
+    /// command changed it meanwhile.
+    fn finish(&mut self, d: &Desired, dropped_nmi: bool, o: &Observed) {
+        let mut s = self.cell.lock();
+        if s.desired.as_ref().map(|x| x.generation) != Some(d.generation) {
+            return;
+        }
+        if dropped_nmi {
+            warn!(node = %s.name, status = %o.status, "diagnostic interrupt not delivered: the machine is off");
+        }
+        let seconds = d.changed.elapsed().as_secs_f64();
+        s.desired = None;
+        s.boot_in_flight = None;
+        self.ctx.persist(&s);
+        self.recipe.clear();
+        self.last_error = None;
+        self.replans = 0;
+        self.repeated = None;
+        self.failed_boots = 0;
+        info!(node = %s.name, power = ?d.power, seconds = format_args!("{seconds:.1}"), status = %o.status, "power state reached");
+    }
+
+    /// Drops the record and logs why, with Nova's last word.
+    fn give_up(&mut self, why: &str) -> Stop {
+        let mut s = self.cell.lock();
+        if let Some(d) = s.desired.take() {
+            let nova = self
+                .last_error
+                .take()
+                .unwrap_or_else(|| "no error from Nova".into());
+            error!(
+                node = %s.name,
+                power = ?d.power,
+                reboot = d.reboot,
+                after = ?self.ctx.give_up_after,
+                nova = %nova,
+                "gave up a power operation ({why}); reporting what Nova says"
+            );
+        }
+        s.boot_in_flight = None;
+        self.ctx.persist(&s);
+        self.recipe.clear();
+        self.replans = 0;
+        self.repeated = None;
+        self.failed_boots = 0;
+        Stop::GaveUp
+    }
+
+    fn missing(&mut self, id: &str, e: &NovaError) -> Stop {
+        let mut s = self.cell.lock();
+        error!(node = %s.name, server = %id, nova = %e, "the server no longer exists; looking for it again");
+        s.resolution = Resolution::Missing(format!("server {id} no longer exists"));
+        s.boot_in_flight = None;
+        self.recipe.clear();
+        Stop::Missing
+    }
+
+    /// Runs a cloud call with a permit, bounded by `deadline`; once
+    /// shutdown begins it gets [`SHUTDOWN_GRACE`] to finish.
+    async fn bounded<T>(
+        &self,
+        deadline: Instant,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, NovaError>>,
+    ) -> Result<Result<T, NovaError>, Stop> {
+        if self.shutdown.is_cancelled() {
+            // Nothing new once shutdown has begun.
+            return Err(Stop::Shutdown);
+        }
+        let limit = deadline.saturating_duration_since(Instant::now());
+        let bounded = async {
+            let _permit = self.ctx.limit.acquire().await;
+            call.await
+        };
+        let grace = async {
+            self.shutdown.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            r = tokio::time::timeout(limit, bounded) => Ok(match r {
+                Ok(r) => r,
+                Err(_) => Err(NovaError::timeout(what, limit)),
+            }),
+            () = grace => Err(Stop::Shutdown),
+        }
+    }
+
+    /// Reads the server now and stores what Nova says.
+    async fn read(&self, id: &str, deadline: Instant) -> Result<Result<Observed, NovaError>, Stop> {
+        let r = self
+            .bounded(
+                deadline,
+                &format!("GET servers/{id}"),
+                self.ctx.client.get_server(id),
+            )
+            .await?;
+        Ok(r.map(|server| self.observe(&server)))
+    }
+
+    fn observe(&self, server: &ServerInfo) -> Observed {
+        let mut s = self.cell.lock();
+        s.observe(server, OWNER_KEY, Instant::now());
+        Observed::of(server, OWNER_KEY)
+    }
+
+    /// The server once Nova has no task for it: the cached view if it is
+    /// fresh and idle, else read until it is.
+    async fn settled(&mut self, id: &str, deadline: Instant) -> Result<Observed, Stop> {
+        {
+            let s = self.cell.lock();
+            if let (Some(o), Some(at)) = (&s.observed, s.observed_at)
+                && !o.busy()
+                && at.elapsed() < FRESH
+            {
+                return Ok(o.clone());
+            }
+        }
+        let mut failures = 0;
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Err(Stop::Shutdown);
+            }
+            match self.read(id, deadline).await? {
+                Ok(o) if !o.busy() => return Ok(o),
+                Ok(o) => {
+                    if Instant::now() >= deadline {
+                        let task = o.task_state.as_ref().map(ToString::to_string);
+                        self.last_error = Some(format!(
+                            "server still in task_state {} ({})",
+                            task.unwrap_or_default(),
+                            o.status
+                        ));
+                        return Err(self.give_up("Nova's task did not end"));
+                    }
+                    if !self.pause(self.ctx.poll).await {
+                        return Err(Stop::Shutdown);
+                    }
+                }
+                Err(e) if e.kind == NovaErrorKind::NotFound => return Err(self.missing(id, &e)),
+                Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                    warn!(node = %self.name(), server = %id, error = %e, "cannot read the server; retrying");
+                    self.last_error = Some(e.message.clone());
+                    failures += 1;
+                    if !self.pause(backoff(failures)).await {
+                        return Err(Stop::Shutdown);
+                    }
+                }
+                Err(e) => {
+                    self.last_error = Some(e.message.clone());
+                    return Err(self.give_up("the server cannot be read"));
+                }
+            }
+        }
+    }
+
+    /// Makes one call of the plan, retrying what can be retried.
+    async fn call(&mut self, id: &str, step: Step, d: &Desired) -> Result<(), Stop> {
+        let deadline = d.changed + self.ctx.give_up_after;
+        if let Some((last, n)) = self.repeated
+            && last == step
+            && n > 0
+        {
+            // Nova accepted this very call before and the server did not
+            // move on (a server in ERROR does that): back off.
+            debug!(node = %self.name(), ?step, times = n, "repeating a call that did not take");
+            if !self.pause(backoff(n)).await {
+                return Err(Stop::Shutdown);
+            }
+        }
+        let image = self
+            .cell
+            .ipxe_image
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let action = match step {
+            Step::Start => Some(ServerAction::Start),
+            Step::Stop => Some(ServerAction::Stop),
+            Step::HardReboot => Some(ServerAction::HardReboot),
+            Step::Unrescue => Some(ServerAction::Unrescue),
+            Step::CrashDump => Some(ServerAction::CrashDump),
+            Step::Rebuild | Step::Rescue => {
+                let Some(image) = image else {
+                    self.last_error = Some("no iPXE image resolved for network boot".into());
+                    return Err(self.give_up("network boot needs an iPXE image"));
+                };
+                Some(if step == Step::Rebuild {
+                    ServerAction::Rebuild { image }
+                } else {
+                    ServerAction::Rescue { image }
+                })
+            }
+            Step::PxeFirst(_) => None,
+        };
+        let what = match &action {
+            Some(a) => format!("POST servers/{id}/action ({})", a.name()),
+            None => format!("PUT servers/{id}/metadata/{PXE_FIRST_KEY}"),
+        };
+        let mut failures = 0;
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Err(Stop::Shutdown);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.give_up("Nova did not carry the call out in time"));
+            }
+            let result = match (&action, step) {
+                (Some(a), _) => {
+                    self.bounded(deadline, &what, self.ctx.client.act(id, a))
+                        .await?
+                }
+                (None, Step::PxeFirst(on)) => {
+                    let value = if on { "1" } else { "" };
+                    self.bounded(
+                        deadline,
+                        &what,
+                        self.ctx.client.set_metadata(id, PXE_FIRST_KEY, value),
+                    )
+                    .await?
+                }
+                (None, _) => Ok(()),
+            };
+            let e = match result {
+                Ok(()) => {
+                    debug!(node = %self.name(), server = %id, ?step, "accepted by nova");
+                    self.accepted(step);
+                    // A 202 means accepted, not done: read the server at once
+                    // so the task Nova started is seen.
+                    if !self.shutdown.is_cancelled() {
+                        let _ = self.read(id, deadline).await?;
+                    }
                     return Ok(());
                 }
-                if e.kind == NovaErrorKind::Conflict {
-                    // The server was busy after all; its task is usually
-                    // over within a second, and settled() waits for it.
-                    debug!(node = %cell.lock().name, server = %id, ?step, nova = %e, "conflict; retrying");
-                    backoff.wait_at_most(Duration::from_secs(1)).await;
-                } else {
-                    warn!(node = %cell.lock().name, server = %id, ?step, error = %e, "nova call failed; retrying");
-                    backoff.wait().await;
+                Err(e) => e,
+            };
+            self.last_error = Some(e.message.clone());
+            match &e.kind {
+                NovaErrorKind::Busy(task) => {
+                    // Planned on a view Nova has left: wait its task out and
+                    // plan again from where it ends.
+                    debug!(node = %self.name(), server = %id, ?step, %task, "server busy; planning again after its task");
+                    self.force_read();
+                    return Err(Stop::Replan);
+                }
+                NovaErrorKind::WrongState(vm) => {
+                    debug!(node = %self.name(), server = %id, ?step, %vm, "call does not fit the server's state; planning again");
+                    self.recipe.clear();
+                    self.force_read();
+                    return Err(Stop::Replan);
+                }
+                NovaErrorKind::NotFound if step == Step::CrashDump => {
+                    // Below microversion 2.17 Nova answers 404 for the
+                    // action: the cloud cannot deliver NMIs.
+                    error!(node = %self.name(), server = %id, nova = %e, "this cloud cannot deliver a diagnostic interrupt");
+                    let mut s = self.cell.lock();
+                    if let Some(r) = s.desired.as_mut() {
+                        r.nmi = None;
+                    }
+                    self.ctx.persist(&s);
+                    return Err(Stop::Replan);
+                }
+                NovaErrorKind::NotFound => return Err(self.missing(id, &e)),
+                NovaErrorKind::Timeout | NovaErrorKind::Transient => {
+                    if let Some(a) = &action
+                        && let Ok(Ok(o)) = self.read(id, deadline).await
+                        && o.task_state
+                            .as_ref()
+                            .is_some_and(|t| a.started_tasks().contains(t))
+                    {
+                        // The answer was lost, not the call.
+                        debug!(node = %self.name(), server = %id, ?step, "accepted despite the error");
+                        self.accepted(step);
+                        return Ok(());
+                    }
+                    warn!(node = %self.name(), server = %id, ?step, error = %e, "nova call failed; retrying");
+                }
+                NovaErrorKind::Conflict | NovaErrorKind::Auth => {
+                    warn!(node = %self.name(), server = %id, ?step, error = %e, "nova refused the call; retrying");
+                }
+                NovaErrorKind::Permanent | NovaErrorKind::Config => {
+                    return Err(self.give_up("Nova refused the call"));
                 }
             }
-            Err(e) => return Err(Abort::Failed(e)),
-        }
-    }
-}
-
-async fn call(
-    client: &NovaClient,
-    id: &str,
-    step: Step,
-    image: Option<&str>,
-) -> Result<(), NovaError> {
-    let need_image = || {
-        image.ok_or_else(|| NovaError {
-            kind: NovaErrorKind::Permanent,
-            message: "no iPXE image configured for network boot".into(),
-        })
-    };
-    match step {
-        Step::Start => client.action(id, &json!({"os-start": null}), None).await,
-        Step::Stop => client.action(id, &json!({"os-stop": null}), None).await,
-        Step::HardReboot => {
-            client
-                .action(id, &json!({"reboot": {"type": "HARD"}}), None)
-                .await
-        }
-        Step::Rebuild => {
-            let image = need_image()?;
-            client
-                .action(id, &json!({"rebuild": {"imageRef": image}}), None)
-                .await
-        }
-        Step::Rescue => {
-            let image = need_image()?;
-            client
-                .action(id, &json!({"rescue": {"rescue_image_ref": image}}), None)
-                .await
-        }
-        Step::Unrescue => client.action(id, &json!({"unrescue": null}), None).await,
-        Step::CrashDump => {
-            client
-                .action(
-                    id,
-                    &json!({"trigger_crash_dump": null}),
-                    Some(ApiVersion(2, 17)),
-                )
-                .await
-        }
-        Step::PxeFirst(on) => {
-            client
-                .set_metadata(id, PXE_FIRST_KEY, if on { "1" } else { "" })
-                .await
-        }
-    }
-}
-
-/// Saves changed boot options in the server's metadata.
-pub async fn save_boot(cell: &NodeCell, ctx: &WorkerContext) {
-    let (id, value) = {
-        let s = cell.lock();
-        match (&s.resolution, &s.boot) {
-            (Resolution::Found { id }, Some(b)) if s.boot_dirty => (id.clone(), encode_boot(b)),
-            _ => return,
-        }
-    };
-    let result = {
-        let _permit = ctx.limit.acquire().await;
-        ctx.client.set_metadata(&id, BOOT_KEY, &value).await
-    };
-    let mut s = cell.lock();
-    match result {
-        Ok(()) => {
-            // Only clear the flag if nothing changed while we wrote.
-            if s.boot.as_ref().map(encode_boot).as_deref() == Some(value.as_str()) {
-                s.boot_dirty = false;
+            failures += 1;
+            if !self.pause(backoff(failures)).await {
+                return Err(Stop::Shutdown);
             }
         }
-        Err(e) => debug!(node = %s.name, server = %id, error = %e, "boot options not saved yet"),
+    }
+
+    /// Notes a call Nova accepted.
+    fn accepted(&mut self, step: Step) {
+        self.replans = 0;
+        self.repeated = match self.repeated {
+            Some((last, n)) if last == step => Some((step, n + 1)),
+            _ => Some((step, 0)),
+        };
+    }
+
+    /// Makes the next round read the server instead of using the cache.
+    fn force_read(&self) {
+        self.cell.lock().observed_at = None;
+    }
+
+    /// Saves changed boot options in the server's metadata.
+    async fn save_boot(&mut self, id: &str) {
+        let value = {
+            let s = self.cell.lock();
+            match &s.boot {
+                Some(b) if s.boot_dirty => encode_boot(b),
+                _ => return,
+            }
+        };
+        let deadline = Instant::now() + self.ctx.client.timeout();
+        let Ok(result) = self
+            .bounded(
+                deadline,
+                "boot options",
+                self.ctx.client.set_metadata(id, BOOT_KEY, &value),
+            )
+            .await
+        else {
+            return;
+        };
+        let mut s = self.cell.lock();
+        match result {
+            Ok(()) => {
+                // Only clear the flag if nothing changed while we wrote.
+                if s.boot.as_ref().map(encode_boot).as_deref() == Some(value.as_str()) {
+                    s.boot_dirty = false;
+                    self.ctx.persist(&s);
+                }
+            }
+            Err(e) => {
+                debug!(node = %s.name, server = %id, error = %e, "boot options not saved yet")
+            }
+        }
+    }
+
+    /// Writes this instance's name into the server's metadata.
+    async fn save_owner(&mut self, id: &str) {
+        let deadline = Instant::now() + self.ctx.client.timeout();
+        let Ok(result) = self
+            .bounded(
+                deadline,
+                "owner",
+                self.ctx.client.set_metadata(id, OWNER_KEY, &self.ctx.owner),
+            )
+            .await
+        else {
+            return;
+        };
+        let mut s = self.cell.lock();
+        match result {
+            Ok(()) => s.owner_dirty = false,
+            Err(e) => debug!(node = %s.name, server = %id, error = %e, "owner key not written yet"),
+        }
     }
 }
 
-/// Exponential backoff from half a second to ten.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Self {
-        Backoff(Duration::from_millis(500))
-    }
-
-    async fn wait(&mut self) {
-        self.wait_at_most(Duration::from_secs(10)).await;
-    }
-
-    async fn wait_at_most(&mut self, cap: Duration) {
-        tokio::time::sleep(self.0.min(cap)).await;
-        self.0 = (self.0 * 2).min(cap);
-    }
+/// Exponential backoff from half a second to thirty seconds.
+pub fn backoff(attempt: u32) -> Duration {
+    let ms = 500u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(6));
+    Duration::from_millis(ms.min(30_000))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn obs(status: &str, vm: &str, power: u8) -> Observed {
-        Observed {
-            status: status.into(),
-            task_state: None,
-            vm_state: vm.into(),
-            power_state: power,
-            updated: None,
-        }
-    }
-
-    #[test]
-    fn recipes() {
-        let off = obs("SHUTOFF", "stopped", 4);
-        let on = obs("ACTIVE", "active", 1);
-        let rescued = obs("RESCUE", "rescued", 1);
-        use BootDevice::{Disk, NoOverride, Pxe};
-        use NetworkBoot::{Metadata, Rebuild, Rescue};
-        use Step::*;
-        assert_eq!(
-            recipe(Intent::PowerOn, &off, Pxe, Rebuild),
-            [Step::Rebuild, Start]
-        );
-        assert_eq!(recipe(Intent::PowerOn, &off, Pxe, Rescue), [Step::Rescue]);
-        assert_eq!(
-            recipe(Intent::PowerOn, &off, Pxe, Metadata),
-            [PxeFirst(true), Start]
-        );
-        assert_eq!(
-            recipe(Intent::PowerOn, &off, Disk, Metadata),
-            [PxeFirst(false), Start]
-        );
-        assert_eq!(recipe(Intent::PowerOn, &off, NoOverride, Rebuild), [Start]);
-        assert!(recipe(Intent::PowerOn, &on, Pxe, Rebuild).is_empty());
-        assert_eq!(recipe(Intent::Reboot, &on, Pxe, Rebuild), [Step::Rebuild]);
-        assert_eq!(
-            recipe(Intent::Reboot, &rescued, Pxe, Rescue),
-            [Unrescue, Step::Rescue]
-        );
-        assert_eq!(recipe(Intent::Reboot, &rescued, Disk, Rescue), [Unrescue]);
-        assert_eq!(recipe(Intent::Reboot, &on, Disk, Rebuild), [HardReboot]);
-        assert_eq!(
-            recipe(Intent::Reboot, &on, Pxe, Metadata),
-            [PxeFirst(true), HardReboot]
-        );
-        assert_eq!(
-            recipe(Intent::PowerOff, &rescued, Disk, Rescue),
-            [Unrescue, Stop]
-        );
-        assert!(recipe(Intent::PowerOff, &off, Disk, Rescue).is_empty());
-        assert!(boots(Intent::Reboot, &on) && boots(Intent::PowerOn, &off));
-        assert_eq!(recipe(Intent::Nmi, &on, Disk, Rebuild), [CrashDump]);
-        assert!(recipe(Intent::Nmi, &off, Disk, Rebuild).is_empty());
-        assert!(!boots(Intent::PowerOn, &on) && !boots(Intent::PowerOff, &on));
-    }
 
     #[test]
     fn boot_options_round_trip_through_metadata() {
@@ -577,5 +766,12 @@ mod tests {
         assert_eq!(decode_boot(&text), Some(b));
         assert_eq!(decode_boot("v2:00"), None);
         assert_eq!(decode_boot("v1:zz"), None);
+    }
+
+    #[test]
+    fn backoff_grows_to_a_cap() {
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(100), Duration::from_secs(30));
     }
 }

@@ -1,0 +1,97 @@
+//! What the Nova backend asks of the cloud, as a trait: the HTTP client
+//! ([`NovaClient`]) in production, and the simulator's model in process
+//! ([`crate::novasim::local::LocalCloud`]) for tests that run the worker on
+//! paused tokio time, where backoff, give-up and storms take no real time.
+//!
+//! Implementations bound every call themselves (the request timeout); the
+//! worker bounds them again by its give-up deadline.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::client::{ImageInfo, Listing, NovaClient, NovaError, ServerAction, ServerInfo};
+
+/// The calls the resolver, the poller and the workers make.
+pub trait Compute: Send + Sync + 'static {
+    /// Authenticates (reports problems early; calls authenticate anyway).
+    fn connect(&self) -> impl Future<Output = Result<(), NovaError>> + Send;
+
+    /// Servers with details; with `changes_since`, those changed since then
+    /// (deleted ones included); with `name`, those named exactly so.
+    fn list_servers(
+        &self,
+        changes_since: Option<&str>,
+        name: Option<&str>,
+    ) -> impl Future<Output = Result<Listing, NovaError>> + Send;
+
+    /// One server.
+    fn get_server(&self, id: &str) -> impl Future<Output = Result<ServerInfo, NovaError>> + Send;
+
+    /// A server action.
+    fn act(
+        &self,
+        id: &str,
+        action: &ServerAction,
+    ) -> impl Future<Output = Result<(), NovaError>> + Send;
+
+    /// Sets one metadata key of a server.
+    fn set_metadata(
+        &self,
+        id: &str,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), NovaError>> + Send;
+
+    /// An image by ID or exact name.
+    fn find_image(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<ImageInfo, NovaError>> + Send;
+
+    /// An image's `hw_firmware_type`, if set.
+    fn image_firmware(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<String>, NovaError>> + Send;
+
+    /// How long one call may take.
+    fn timeout(&self) -> Duration;
+}
+
+impl Compute for NovaClient {
+    async fn connect(&self) -> Result<(), NovaError> {
+        NovaClient::connect(self).await
+    }
+
+    async fn list_servers(
+        &self,
+        changes_since: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Listing, NovaError> {
+        NovaClient::list_servers(self, changes_since, name).await
+    }
+
+    async fn get_server(&self, id: &str) -> Result<ServerInfo, NovaError> {
+        NovaClient::get_server(self, id).await
+    }
+
+    async fn act(&self, id: &str, action: &ServerAction) -> Result<(), NovaError> {
+        NovaClient::act(self, id, action).await
+    }
+
+    async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), NovaError> {
+        NovaClient::set_metadata(self, id, key, value).await
+    }
+
+    async fn find_image(&self, reference: &str) -> Result<ImageInfo, NovaError> {
+        NovaClient::find_image(self, reference).await
+    }
+
+    async fn image_firmware(&self, id: &str) -> Result<Option<String>, NovaError> {
+        NovaClient::image_firmware(self, id).await
+    }
+
+    fn timeout(&self) -> Duration {
+        NovaClient::timeout(self)
+    }
+}

@@ -1,0 +1,342 @@
+//! The state directory: what has been acknowledged and not yet carried
+//! out, kept so that a restart, a SIGKILL or a crash loses nothing.
+//!
+//! One small JSON file per node with pending work (`nodes/<node>.json`):
+//! the desired power state and its flags, and boot options not yet saved in
+//! the server's metadata. A file is written when its node's record changes
+//! and removed when the work is done, so an idle BMC has an empty
+//! directory, and an operator can read what is pending with `cat`.
+//!
+//! Why files and not an embedded database: every node's record stands
+//! alone (no write ever spans two nodes), so what a store must give is an
+//! atomic replace of one small value, which write-to-temporary-then-rename
+//! gives on every POSIX file system: a reader sees the old file or the new
+//! one, never a torn one. The write and rename are done before the command
+//! is answered, so once a console has its acknowledgement the record is in
+//! the kernel and survives the process being killed; the file and the
+//! directory are then `fsync`ed, which makes it survive a power loss too.
+//!
+//! A lock file (`lock`, held with `flock` for the process's life) keeps a
+//! second novabmc process out of the same directory: two daemons sharing
+//! one would each resume the other's work.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The directory a default installation uses (the systemd unit's
+/// `StateDirectory=novabmc`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/novabmc";
+
+/// Version of the file format.
+const VERSION: u32 = 1;
+
+/// The state directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the lock.
+    #[error(
+        "state directory {dir} is in use by another novabmc process{holder}; \
+         give each process its own with backend.state_dir"
+    )]
+    InUse {
+        /// The directory.
+        dir: PathBuf,
+        /// " (pid N)" when the lock file says.
+        holder: String,
+    },
+    /// The directory or a file in it cannot be created, read or written.
+    #[error("state directory {dir}: {what}: {source}")]
+    Io {
+        /// The directory.
+        dir: PathBuf,
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+/// A pending power operation as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPower {
+    /// `true` for on.
+    pub on: bool,
+    /// A boot is due before "on" counts.
+    pub reboot: bool,
+    /// `"now"` or `"after_boot"` for a pending NMI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nmi: Option<String>,
+    /// When a command last changed it, in milliseconds since the Unix
+    /// epoch.
+    pub changed_unix_ms: u64,
+}
+
+/// One node's file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Format version.
+    pub version: u32,
+    /// The node (its name in the configuration).
+    pub node: String,
+    /// The server's UUID, when it was known: a record is never applied to
+    /// another server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// The pending power operation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<StoredPower>,
+    /// Boot options not yet saved in the server's metadata (the metadata
+    /// encoding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
+}
+
+impl Entry {
+    /// An entry for `node` with nothing pending.
+    pub fn new(node: &str, server: Option<String>) -> Self {
+        Entry {
+            version: VERSION,
+            node: node.to_string(),
+            server,
+            power: None,
+            boot: None,
+        }
+    }
+
+    /// Whether nothing is pending (the file can go).
+    pub fn is_empty(&self) -> bool {
+        self.power.is_none() && self.boot.is_none()
+    }
+}
+
+/// An open state directory, locked for this process.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    nodes: PathBuf,
+    /// Held for the life of the store: the lock is the open descriptor.
+    _lock: File,
+}
+
+impl Store {
+    /// Creates (mode 0700) and locks `dir`. Fails if another process holds
+    /// it.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |source| StoreError::Io {
+                dir: dir.to_path_buf(),
+                what,
+                source,
+            }
+        };
+        let nodes = dir.join("nodes");
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&nodes)
+                .map_err(io("cannot create it"))?;
+        }
+        let lock_path = dir.join("lock");
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io("cannot open its lock file"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = std::fs::read_to_string(&lock_path).unwrap_or_default();
+                let pid = pid.trim();
+                return Err(StoreError::InUse {
+                    dir: dir.to_path_buf(),
+                    holder: if pid.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {pid})")
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock it")(e)),
+        }
+        lock.set_len(0)
+            .and_then(|()| writeln!(lock, "{}", std::process::id()))
+            .map_err(io("cannot write its lock file"))?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            nodes,
+            _lock: lock,
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, node: &str) -> PathBuf {
+        self.nodes.join(format!("{}.json", file_name(node)))
+    }
+
+    /// Every stored entry, by node name. Unreadable files are reported
+    /// (and left for an operator to look at) rather than fatal.
+    pub fn load(&self) -> (BTreeMap<String, Entry>, Vec<String>) {
+        let mut entries = BTreeMap::new();
+        let mut problems = Vec::new();
+        let list = match std::fs::read_dir(&self.nodes) {
+            Ok(l) => l,
+            Err(e) => {
+                problems.push(format!("cannot list {}: {e}", self.nodes.display()));
+                return (entries, problems);
+            }
+        };
+        for item in list.flatten() {
+            let path = item.path();
+            if path.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let parsed = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(e) if e.version == VERSION => {
+                    entries.insert(e.node.clone(), e);
+                }
+                Ok(e) => problems.push(format!(
+                    "{}: format version {} is not {VERSION}; ignored",
+                    path.display(),
+                    e.version
+                )),
+                Err(e) => problems.push(format!("{}: unreadable, ignored: {e}", path.display())),
+            }
+        }
+        (entries, problems)
+    }
+
+    /// Writes (or, when empty, removes) a node's entry: atomically, and
+    /// visible to the next process as soon as this returns. Durability
+    /// against power loss follows with [`Store::sync`].
+    pub fn save(&self, entry: &Entry) -> Result<(), StoreError> {
+        let path = self.path(&entry.node);
+        let io = |what: String| {
+            move |source| StoreError::Io {
+                dir: self.dir.clone(),
+                what,
+                source,
+            }
+        };
+        if entry.is_empty() {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(io(format!("cannot remove {}", path.display()))(e))
+                }
+                _ => Ok(()),
+            };
+        }
+        let text = serde_json::to_vec_pretty(entry).map_err(|e| StoreError::Io {
+            dir: self.dir.clone(),
+            what: format!("cannot encode the entry of node {}", entry.node),
+            source: std::io::Error::other(e),
+        })?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, &text).map_err(io(format!("cannot write {}", tmp.display())))?;
+        std::fs::rename(&tmp, &path).map_err(io(format!("cannot rename {}", tmp.display())))
+    }
+
+    /// Flushes a node's file and the directory to disk.
+    pub fn sync(&self, node: &str) -> Result<(), StoreError> {
+        let io = |what: &str| {
+            let what = what.to_string();
+            move |source| StoreError::Io {
+                dir: self.dir.clone(),
+                what,
+                source,
+            }
+        };
+        match File::open(self.path(node)) {
+            Ok(f) => f.sync_all().map_err(io("cannot flush a node's file"))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io("cannot open a node's file")(e)),
+        }
+        File::open(&self.nodes)
+            .and_then(|d| d.sync_all())
+            .map_err(io("cannot flush the directory"))
+    }
+}
+
+/// A node name as a file name: letters, digits, `-`, `_` and `.` kept,
+/// everything else (and a leading dot) as `%XX`.
+fn file_name(node: &str) -> String {
+    let mut out = String::with_capacity(node.len());
+    for (i, b) in node.bytes().enumerate() {
+        let keep = b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0);
+        if keep {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_empty_ones_are_removed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut e = Entry::new("rack/1", Some("uuid-1".into()));
+        e.power = Some(StoredPower {
+            on: true,
+            reboot: false,
+            nmi: None,
+            changed_unix_ms: 42,
+        });
+        store.save(&e).expect("save");
+        store.sync("rack/1").expect("sync");
+        assert!(dir.path().join("nodes/rack%2F1.json").exists());
+        let (loaded, problems) = store.load();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(loaded.get("rack/1"), Some(&e));
+        e.power = None;
+        store.save(&e).expect("remove");
+        assert!(store.load().0.is_empty());
+    }
+
+    #[test]
+    fn a_second_process_is_refused_naming_the_directory_and_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let _first = Store::open(dir.path()).expect("open");
+        let e = Store::open(dir.path()).expect_err("locked").to_string();
+        assert!(e.contains(&dir.path().display().to_string()), "{e}");
+        assert!(e.contains("backend.state_dir"), "{e}");
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+    }
+
+    #[test]
+    fn unreadable_files_are_reported_not_fatal() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("open");
+        std::fs::write(dir.path().join("nodes/x.json"), "{not json").expect("write");
+        let (entries, problems) = store.load();
+        assert!(entries.is_empty());
+        assert!(problems[0].contains("x.json"), "{problems:?}");
+    }
+
+    #[test]
+    fn file_names_are_safe() {
+        assert_eq!(file_name("compute-0"), "compute-0");
+        assert_eq!(file_name("../x"), "%2E.%2Fx");
+        assert_eq!(file_name("a b"), "a%20b");
+    }
+}

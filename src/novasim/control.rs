@@ -1,0 +1,130 @@
+//! The `/_sim/` control API that tests and the demo use: create and delete
+//! servers, images and flavors, make a guest halt or a server take a
+//! state, inject faults, change transition timings, revoke tokens, and read
+//! the request log and every server's record (boots, NMIs, metadata).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::http::St;
+use super::model::Phase;
+use super::{Faults, Flavor, NewImage, NewServer, Timings};
+
+pub(super) fn routes() -> Router<St> {
+    Router::new()
+        .route("/_sim/servers", get(sim_servers).post(sim_add_server))
+        .route("/_sim/servers/{id}", delete(sim_delete_server))
+        .route("/_sim/servers/{id}/halt", post(sim_halt))
+        .route("/_sim/servers/{id}/state", put(sim_set_state))
+        .route("/_sim/images", post(sim_add_image))
+        .route("/_sim/flavors", post(sim_add_flavor))
+        .route("/_sim/faults", get(sim_get_faults).put(sim_put_faults))
+        .route("/_sim/timings", put(sim_put_timings))
+        .route("/_sim/expire-tokens", post(sim_expire_tokens))
+        .route(
+            "/_sim/requests",
+            get(sim_requests).delete(sim_clear_requests),
+        )
+}
+
+async fn sim_servers(State(sim): State<St>) -> Response {
+    let servers: Vec<Value> = sim
+        .servers()
+        .iter()
+        .map(|s| {
+            let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+            // What the API shows now, and whether a transition is under way.
+            v["visible"] = serde_json::to_value(s.visible()).unwrap_or(Value::Null);
+            v["busy"] = json!(!s.pending.is_empty());
+            v
+        })
+        .collect();
+    Json(json!({"servers": servers, "now": sim.now_iso()})).into_response()
+}
+
+async fn sim_add_server(State(sim): State<St>, Json(spec): Json<NewServer>) -> Response {
+    match sim.add_server(spec) {
+        Ok(id) => (StatusCode::CREATED, Json(json!({"id": id}))).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
+    }
+}
+
+async fn sim_delete_server(State(sim): State<St>, Path(id): Path<String>) -> Response {
+    if sim.delete_server(&id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+async fn sim_halt(State(sim): State<St>, Path(id): Path<String>) -> Response {
+    if sim.halt(&id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+async fn sim_set_state(
+    State(sim): State<St>,
+    Path(id): Path<String>,
+    Json(p): Json<Phase>,
+) -> Response {
+    if sim.set_state(&id, p) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+async fn sim_add_image(State(sim): State<St>, Json(i): Json<NewImage>) -> Response {
+    if i.name.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "name is required"})),
+        )
+            .into_response();
+    }
+    let id = sim.add_image_with(i);
+    (StatusCode::CREATED, Json(json!({"id": id}))).into_response()
+}
+
+async fn sim_add_flavor(State(sim): State<St>, Json(f): Json<Flavor>) -> Response {
+    let id = f.id.clone();
+    match sim.add_flavor(f) {
+        Ok(()) => (StatusCode::CREATED, Json(json!({"id": id}))).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response(),
+    }
+}
+
+async fn sim_get_faults(State(sim): State<St>) -> Response {
+    Json(sim.lock().faults.clone()).into_response()
+}
+
+async fn sim_put_faults(State(sim): State<St>, Json(f): Json<Faults>) -> Response {
+    sim.set_faults(f);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn sim_put_timings(State(sim): State<St>, Json(t): Json<Timings>) -> Response {
+    sim.set_timings(t);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn sim_expire_tokens(State(sim): State<St>) -> Response {
+    sim.expire_tokens();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn sim_requests(State(sim): State<St>) -> Response {
+    Json(json!({"requests": sim.requests()})).into_response()
+}
+
+async fn sim_clear_requests(State(sim): State<St>) -> Response {
+    sim.lock().log.clear();
+    StatusCode::NO_CONTENT.into_response()
+}
