@@ -177,6 +177,29 @@ impl Sim {
         self.put("faults", body);
     }
 
+    /// Sets the transition timings (`start_ms`, `stop_ms`, `reboot_ms`,
+    /// `rebuild_ms`, `rescue_ms`).
+    pub fn timings(&self, body: Value) {
+        self.put("timings", body);
+    }
+
+    /// Transitions as long as a real cloud's (seconds), so that commands
+    /// arrive while Nova is still busy with the last one.
+    pub fn realistic_timings(&self) {
+        self.timings(json!({"start_ms": 8000, "stop_ms": 8000, "reboot_ms": 8000,
+            "rebuild_ms": 10000, "rescue_ms": 8000}));
+    }
+
+    /// Makes a server's guest halt by itself.
+    pub fn halt(&self, id: &str) {
+        let r = self
+            .http
+            .post(format!("{}/_sim/servers/{id}/halt", self.base))
+            .send()
+            .expect("halt");
+        assert!(r.status().is_success(), "halt: {}", r.status());
+    }
+
     /// Invalidates every token.
     pub fn expire_tokens(&self) {
         self.http

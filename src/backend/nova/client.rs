@@ -579,6 +579,8 @@ impl NovaClient {
     }
 
     /// Sends a request built by `build`, renewing the session once on 401.
+    /// No per-request timeout is set here: the caller's [`Self::bounded`]
+    /// covers the whole call, body included, and names it when it fires.
     async fn send<S: ServiceType + Send + Clone>(
         &self,
         build: impl Fn(&Session) -> ServiceRequestBuilder<S>,
@@ -586,7 +588,7 @@ impl NovaClient {
         let mut renewed = false;
         loop {
             let s = self.session().await?;
-            match build(&s).timeout(self.timeout).send().await {
+            match build(&s).send().await {
                 Ok(r) => return Ok(r),
                 Err(e) if e.kind() == ErrorKind::AuthenticationFailed && !renewed => {
                     tracing::info!("token refused by the cloud; authenticating again");

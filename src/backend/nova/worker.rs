@@ -613,8 +613,10 @@ impl<C: Compute> Worker<C> {
                     self.accepted(step);
                     // A 202 means accepted, not done: read the server at once
                     // so the task Nova started is seen.
-                    if !self.shutdown.is_cancelled() {
-                        let _ = self.read(id, deadline).await?;
+                    if !self.shutdown.is_cancelled()
+                        && let Err(e) = self.read(id, deadline).await?
+                    {
+                        warn!(node = %self.name(), server = %id, error = %e, "cannot read the server after its call; reading it again");
                     }
                     return Ok(());
                 }
