@@ -136,3 +136,11 @@ bench_stop_all() {
     [ -n "$bench_pids" ] && bench_stop $bench_pids
     bench_pids=""
 }
+
+# The commit the daemon is built from, marked when its code (not the docs
+# or these scripts) differs from it.
+bench_revision() {
+    rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    git diff --quiet HEAD -- src proto Cargo.toml Cargo.lock 2>/dev/null || rev="$rev with local changes"
+    echo "$rev"
+}

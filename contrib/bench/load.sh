@@ -49,7 +49,7 @@ pid=$!
 bench_started $pid
 bench_wait_ipmi "$(bench_addr $octet $((nodes - 1)))" $port 120
 
-echo "== novabmc $(git describe --always --dirty 2>/dev/null || echo '?'), $nodes nodes," \
+echo "== novabmc $(bench_revision), $nodes nodes," \
     "$inflight in flight, $threads client threads, ${seconds} s per run"
 echo "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
