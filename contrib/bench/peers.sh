@@ -76,7 +76,11 @@ EOF
     cargo build --release --quiet --bin novabmc
 }
 
-install
+# With --charts-only, only the charts are redrawn, from the raw results
+# the last run kept (after a change to the charts' look).
+charts_only=false
+[ "${1:-}" = --charts-only ] && charts_only=true
+$charts_only || install
 
 work=$(mktemp -d)
 cleanup() {
@@ -289,26 +293,28 @@ measure() { # SERVER OCTET N LAST(1 if its largest count)
     echo "$s at $n nodes:" $(awk -v s="$s" -v n="$n" '$1 == s && $2 == n { printf "%s=%s ", $3, $4 }' "$results")
 }
 
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-started=$(date -u +%Y-%m-%dT%H:%MZ)
-octet=201
-for s in $SERVERS; do
-    max=1000000
-    case $s in
-    ipmi_sim) max=$SIM_MAX ;;
-    pyghmi | virtualbmc) max=$PY_MAX ;;
-    esac
-    counts=""
-    for n in $NODES; do [ "$n" -le "$max" ] && counts="$counts $n"; done
-    largest=$(echo $counts | tr ' ' '\n' | tail -1)
-    for n in $counts; do
-        last=0
-        [ "$n" = "$largest" ] && last=1
-        measure "$s" $octet "$n" $last
+run_all() {
+    load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+    started=$(date -u +%Y-%m-%dT%H:%MZ)
+    octet=201
+    for s in $SERVERS; do
+        max=1000000
+        case $s in
+        ipmi_sim) max=$SIM_MAX ;;
+        pyghmi | virtualbmc) max=$PY_MAX ;;
+        esac
+        counts=""
+        for n in $NODES; do [ "$n" -le "$max" ] && counts="$counts $n"; done
+        largest=$(echo $counts | tr ' ' '\n' | tail -1)
+        for n in $counts; do
+            last=0
+            [ "$n" = "$largest" ] && last=1
+            measure "$s" $octet "$n" $last
+        done
+        octet=$((octet + 1))
     done
-    octet=$((octet + 1))
-done
-load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+    load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+}
 
 # --- the report -------------------------------------------------------------
 
@@ -428,23 +434,29 @@ charts() {
         done
     }
     gnuplot <<EOF
-set terminal svg size 720,440 dynamic font "sans,12"
+set terminal svg size 720,440 dynamic noenhanced font "sans,12"
 set datafile missing "-"
 set logscale xy
 set grid
 set key outside right
 set xlabel "nodes"
 set output "$here/charts/cpu-per-session.svg"
-set title "Server CPU per full session (ipmipower), log scale"
+set title "Server CPU per full session (ipmipower), log scales"
 set ylabel "µs of server CPU per session"
 plot $(plots "$work/cpu_us_per_session.dat")
 set output "$here/charts/memory.svg"
-set title "Resident memory, all server processes, log scale"
+set title "Resident memory of all the server's processes, log scales"
 set ylabel "MiB"
 plot $(plots "$work/rss_kb.dat")
 EOF
 }
 
+if $charts_only; then
+    results=$here/charts/peers-results.txt
+    charts
+    exit 0
+fi
+run_all
 report >"$work/report.md"
 charts
 # Replace what lies between the markers in BENCHMARKS.md.
