@@ -71,13 +71,13 @@ struct Args {
     pid: Option<u32>,
 }
 
+const USAGE: &str = "usage: load (--targets FILE | --target ADDR:PORT ...) \
+     [--mode sessions|commands] [--suite 3|17] [--user NAME] [--password PW] \
+     [--concurrency N] [--threads N] [--duration SECS] [--timeout-ms MS] [--pid PID]";
+
 fn usage(msg: &str) -> ! {
     eprintln!("load: {msg}");
-    eprintln!(
-        "usage: load (--targets FILE | --target ADDR:PORT ...) [--mode sessions|commands] \
-         [--suite 3|17] [--user NAME] [--password PW] [--concurrency N] [--threads N] \
-         [--duration SECS] [--timeout-ms MS] [--pid PID]"
-    );
+    eprintln!("{USAGE}");
     std::process::exit(2)
 }
 
@@ -147,7 +147,10 @@ fn parse_args() -> Args {
             "--duration" => a.duration = Duration::from_secs(number(value())),
             "--timeout-ms" => a.timeout = Duration::from_millis(number(value())),
             "--pid" => a.pid = Some(number(value()) as u32),
-            "-h" | "--help" => usage("help"),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
             f => usage(&format!("unknown option {f}")),
         }
     }
