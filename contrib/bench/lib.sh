@@ -106,6 +106,20 @@ bench_wait_ipmi() { # HOST PORT SECS [SUITE]
 # recorded PID and whatever descendants it has at that moment, nothing else.
 bench_pids=""
 bench_started() { bench_pids="$bench_pids $1"; }
+# Drops a process that has been waited for, so that cleanup never signals
+# whatever process is given its PID later.
+bench_forget() { bench_pids=$(echo "$bench_pids" | tr ' ' '\n' | grep -vx "$1" | tr '\n' ' '); }
+
+# Runs a command in the background and waits for it: a signal to the
+# script then runs its trap at once instead of after the command.
+bench_run() {
+    "$@" &
+    bench_child=$!
+    bench_started $bench_child
+    wait $bench_child && rc=0 || rc=$?
+    bench_forget $bench_child
+    return $rc
+}
 
 # Whether a process runs (a zombie waiting to be reaped does not).
 bench_alive() { # PID

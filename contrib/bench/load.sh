@@ -54,7 +54,7 @@ echo "== novabmc $(bench_revision), $nodes nodes," \
 echo "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 run() { # mode suite [seconds]
-    "$load" --targets "$work/targets" --mode "$1" --suite "$2" --duration "${3:-$seconds}" \
+    bench_run "$load" --targets "$work/targets" --mode "$1" --suite "$2" --duration "${3:-$seconds}" \
         --concurrency "$inflight" --threads "$threads" --pid "$pid"
 }
 
@@ -96,6 +96,7 @@ for suite in 17 3; do
             sleep 0.3
             run "$mode" "$suite"
             wait "$perf_pid" || true
+            bench_forget "$perf_pid"
             perf_summary "$work/perf.$mode"
         else
             run "$mode" "$suite"
@@ -117,6 +118,7 @@ if [ "$profile" = syscalls ]; then
         sleep 0.3
         run "$mode" 17 >"$work/load.$mode"
         wait "$stat_pid" || true
+            bench_forget "$stat_pid"
         ops=$(sed -n 's/.* ops=\([0-9]*\) .*/\1/p' "$work/load.$mode")
         awk -F, -v ops="$ops" -v op="$op" '$3 != "" && $1 ~ /^[0-9]+$/ {
             printf "   %-32s %10d  %6.2f per %s\n", $3, $1, $1 / ops, op }' "$work/stat.$mode"
@@ -131,6 +133,7 @@ if [ "$profile" = syscalls ]; then
         sleep 0.3
         kill -INT "$strace_pid" 2>/dev/null || true
         wait "$strace_pid" 2>/dev/null || true
+        bench_forget "$strace_pid"
         ops=$(sed -n 's/.* ops=\([0-9]*\) .*/\1/p' "$work/load.$mode")
         awk -v ops="$ops" -v op="$op" '
             $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {

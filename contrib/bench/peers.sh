@@ -28,7 +28,9 @@
 # ipmitool exec, default 2000).
 #
 # Everything listens on 127.0.0.0/8; every client call has a time limit;
-# exactly the processes started here are stopped, on failure or Ctrl-C too.
+# exactly the processes started here are stopped, on failure or Ctrl-C too
+# (a TERM sent to the script alone takes effect when the client call under
+# way returns).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -289,7 +291,7 @@ measure() { # SERVER OCTET N LAST(1 if its largest count)
     fi
 
     bench_stop "$main"
-    bench_pids=$(echo "$bench_pids" | tr ' ' '\n' | grep -vx "$main" | tr '\n' ' ')
+    bench_forget "$main"
     echo "$s at $n nodes:" $(awk -v s="$s" -v n="$n" '$1 == s && $2 == n { printf "%s=%s ", $3, $4 }' "$results")
 }
 
