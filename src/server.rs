@@ -210,7 +210,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 fn log_event(node: &str, event: Event) {
     match event {
-        Event::SessionOpened {
+        Event::SessionEstablished {
             id,
             peer,
             user,
@@ -231,9 +231,16 @@ fn log_event(node: &str, event: Event) {
             ?reason,
             "session closed"
         ),
-        Event::LoginRefused { peer, status, user } => match user {
-            Some(user) => info!(node, %peer, %user, ?status, "login refused"),
-            None => info!(node, %peer, ?status, "session refused"),
+        Event::Refused {
+            peer,
+            message,
+            status,
+            user,
+        } => match user {
+            Some(user) => {
+                info!(node, %peer, %user, ?status, message = message.name(), "login refused")
+            }
+            None => info!(node, %peer, ?status, message = message.name(), "session refused"),
         },
     }
 }
