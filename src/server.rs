@@ -4,16 +4,24 @@
 //! A socket is bound to exactly the node's address and port, so every reply
 //! leaves from the address the request hit (ipmitool uses a connected UDP
 //! socket and ignores anything else). A task waits on three things: a
-//! datagram, the engine's next deadline, and shutdown. After each it carries
-//! out the engine's actions against the backend (which answers from memory
-//! at once) and sends what the engine queued. An idle node costs a parked
-//! task, a socket and an engine with an empty session table.
+//! datagram, the next deadline (the engine's, or the end of a summary
+//! window), and shutdown. After each it carries out the engine's actions
+//! against the backend (which answers from memory at once) and sends what
+//! the engine queued. An idle node costs a parked task, a socket and an
+//! engine with an empty session table.
+//!
+//! Deadlines are honoured however busy the socket is: the timer is polled
+//! before the socket, and the engine's deadline is checked again after
+//! every batch of datagrams, so a constant stream of packets cannot keep
+//! expired sessions alive. Refusals and drops are logged one by one at
+//! debug level and summarised at most once a minute at info level
+//! ([`crate::summary`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use novabmc_proto::{Bmc, BmcConfig, Entropy, Event};
+use novabmc_proto::{Bmc, BmcConfig, Entropy, Event, SessionEvent};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
@@ -22,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::backend::{self, Backend, NodeId};
 use crate::config::NodeConfig;
+use crate::summary::Summary;
 
 /// Largest datagram read; RMCP+ requests are far smaller.
 const RECV_BUFFER: usize = 2048;
@@ -119,6 +128,8 @@ pub fn spawn_nodes(
             socket,
             engine,
             backend: backend.clone(),
+            summary: Summary::default(),
+            evicted: 0,
         };
         tasks.spawn(task.run(shutdown.clone()));
     }
@@ -131,6 +142,10 @@ struct NodeTask {
     socket: UdpSocket,
     engine: Bmc,
     backend: Arc<dyn Backend>,
+    /// Refusals, drops and evictions since the last summary line.
+    summary: Summary,
+    /// The engine's eviction count when last looked at.
+    evicted: u64,
 }
 
 impl NodeTask {
@@ -139,24 +154,34 @@ impl NodeTask {
         // buffer at all (datagrams are read into a stack buffer).
         let mut send = Vec::new();
         loop {
-            let deadline = self.engine.poll_timeout();
+            let deadline = earliest(self.engine.poll_timeout(), self.summary.due());
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                // Before the socket: with `biased`, a socket that is always
+                // readable would otherwise starve the timer.
+                () = sleep_until(deadline), if deadline.is_some() => {}
                 r = self.socket.readable() => match r {
                     Ok(()) => self.receive(),
                     Err(e) => debug!(node = %self.name, error = %e, "socket error"),
                 },
-                () = sleep_until(deadline), if deadline.is_some() => {
-                    self.engine.handle_timeout(Instant::now());
-                }
+            }
+            let now = Instant::now();
+            if self.engine.poll_timeout().is_some_and(|d| d <= now) {
+                self.engine.handle_timeout(now);
             }
             self.drive();
+            if let Some(line) = self.summary.take_due(now) {
+                info!(node = %self.name, "{line}");
+            }
             while let Some(to) = self.engine.poll_transmit(&mut send) {
                 if let Err(e) = self.socket.send_to(&send, to).await {
                     debug!(node = %self.name, %to, error = %e, "send failed");
                 }
             }
+        }
+        if let Some(line) = self.summary.take() {
+            info!(node = %self.name, "{line}");
         }
         debug!(node = %self.name, "stopped");
     }
@@ -176,6 +201,8 @@ impl NodeTask {
                     );
                     if let Err(reason) = result {
                         debug!(node = %self.name, %from, %reason, "datagram dropped");
+                        self.summary
+                            .dropped(Instant::now(), from.ip(), reason.kind());
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -189,16 +216,38 @@ impl NodeTask {
         }
     }
 
-    /// Carries out queued actions and logs queued events.
+    /// Carries out queued actions, logs queued events and counts what the
+    /// summary reports.
     fn drive(&mut self) {
         while let Some((id, action)) = self.engine.poll_action() {
             let outcome = backend::run_action(self.backend.as_ref(), self.id, action);
             self.engine
                 .complete_action(id, outcome, Instant::now(), &mut entropy());
         }
+        let now = Instant::now();
         while let Some(event) = self.engine.poll_event() {
+            if let Event::Refused {
+                peer,
+                message,
+                status,
+                ..
+            } = event
+            {
+                self.summary.refused(now, peer.ip(), message, status);
+            }
             log_event(&self.name, event);
         }
+        let evicted = self.engine.counters().sessions(SessionEvent::Evicted);
+        self.summary
+            .evicted(now, evicted.saturating_sub(self.evicted));
+        self.evicted = evicted;
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -237,10 +286,12 @@ fn log_event(node: &str, event: Event) {
             status,
             user,
         } => match user {
+            // At debug level only: anyone can send a name, and a line per
+            // refusal would let a flood fill the disk.
             Some(user) => {
-                info!(node, %peer, %user, ?status, message = message.name(), "login refused")
+                debug!(node, %peer, %user, ?status, message = message.name(), "login refused")
             }
-            None => info!(node, %peer, ?status, message = message.name(), "session refused"),
+            None => debug!(node, %peer, ?status, message = message.name(), "session refused"),
         },
     }
 }
