@@ -44,6 +44,8 @@ pub mod config;
 pub mod counters;
 pub mod crypto;
 pub mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod session;
 pub mod user;
 pub mod wire;
