@@ -26,7 +26,10 @@
 //! session, and refuses only when it has none.
 //!
 //! Half-open sessions are reaped after the setup timeout; established ones
-//! expire after the idle timeout without an authenticated packet.
+//! expire after the idle timeout without an authenticated packet. Storage
+//! shrinks again as sessions go, so a node that once held many keeps no
+//! more than a few entries' worth once they are gone: what the budget
+//! bounds is what the process holds.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -45,9 +48,12 @@ pub const MAX_ESTABLISHED: usize = 255;
 /// burst of consoles all opening sessions at once (ipmipower with a large
 /// fanout) never evicts one of its own members.
 pub const MAX_HALF_OPEN: usize = 2 * MAX_ESTABLISHED + 2;
-/// Evicted session IDs remembered, to refuse their RAKP messages with
-/// "insufficient resources" rather than "invalid session ID".
+/// Evicted session IDs remembered (until the evicted session's own
+/// deadline), to refuse their RAKP messages with "insufficient resources"
+/// rather than "invalid session ID".
 const EVICTED_REMEMBERED: usize = 512;
+/// Entries below which storage is never shrunk.
+const KEEP_CAPACITY: usize = 16;
 
 /// Longest setup timeout: a half-open session is a few round trips old.
 pub const MAX_SETUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -144,7 +150,7 @@ pub struct Opened {
 pub struct SessionTable {
     half_open: Vec<HalfOpenEntry>,
     established: Vec<Session>,
-    evicted: VecDeque<u32>,
+    evicted: VecDeque<(u32, Instant)>,
     next_opened: u64,
     max_established: usize,
     budget: Arc<SessionBudget>,
@@ -232,7 +238,7 @@ impl SessionTable {
 
     /// Whether `id` was a half-open session evicted recently.
     pub fn was_evicted(&self, id: u32) -> bool {
-        self.evicted.contains(&id)
+        self.evicted.iter().any(|(e, _)| *e == id)
     }
 
     /// The established session with handle `handle`.
@@ -315,12 +321,12 @@ impl SessionTable {
                 .min_by_key(|(_, s)| s.opened)
         });
         let i = victim.map(|(i, _)| i)?;
-        let id = self.half_open.swap_remove(i).id;
+        let gone = self.half_open.swap_remove(i);
         if self.evicted.len() >= EVICTED_REMEMBERED {
             self.evicted.pop_front();
         }
-        self.evicted.push_back(id);
-        Some(id)
+        self.evicted.push_back((gone.id, gone.deadline));
+        Some(gone.id)
     }
 
     /// Takes the budget slot for one more session.
@@ -335,12 +341,19 @@ impl SessionTable {
         false
     }
 
-    /// Gives back the slots the sessions no longer need.
+    /// Gives back the slots the sessions no longer need, and the storage.
     fn rebalance(&mut self) {
         let needed = self.len().saturating_sub(self.budget.reserve());
         if self.pooled > needed {
             self.budget.give_back(self.pooled - needed);
             self.pooled = needed;
+        }
+        shrink(&mut self.half_open);
+        shrink(&mut self.established);
+        if self.evicted.capacity() > KEEP_CAPACITY
+            && self.evicted.len() * 4 < self.evicted.capacity()
+        {
+            self.evicted.shrink_to(self.evicted.len() * 2);
         }
     }
 
@@ -409,6 +422,7 @@ impl SessionTable {
     pub fn expire(&mut self, now: Instant, mut expired: impl FnMut(u32)) -> usize {
         let before = self.half_open.len();
         self.half_open.retain(|s| s.deadline > now);
+        self.evicted.retain(|(_, deadline)| *deadline > now);
         let half_open = before - self.half_open.len();
         self.established.retain(|s| {
             let alive = s.deadline > now;
@@ -426,6 +440,18 @@ impl SessionTable {
         let half_open = self.half_open.iter().map(|s| s.deadline);
         let established = self.established.iter().map(|s| s.deadline);
         half_open.chain(established).min()
+    }
+
+    /// Entries the table has storage for, for tests of its memory.
+    pub fn capacity(&self) -> usize {
+        self.half_open.capacity() + self.established.capacity() + self.evicted.capacity()
+    }
+}
+
+/// Frees most of a vector's storage once it is mostly empty.
+fn shrink<T>(v: &mut Vec<T>) {
+    if v.capacity() > KEEP_CAPACITY && v.len() * 4 < v.capacity() {
+        v.shrink_to(v.len() * 2);
     }
 }
 
@@ -643,6 +669,24 @@ mod tests {
             0,
             "a dropped table returns its slots"
         );
+    }
+
+    #[test]
+    fn storage_shrinks_when_sessions_go() {
+        let now = Instant::now();
+        let mut t = SessionTable::new(255, Arc::new(SessionBudget::unlimited()));
+        let mut rng = Counter(0);
+        for port in 0..2000u16 {
+            t.open(&mut rng, now, |_| waiting_rakp1(port))
+                .expect("room");
+        }
+        assert!(t.capacity() >= MAX_HALF_OPEN);
+        assert_eq!(
+            t.expire(now + Duration::from_secs(1), |_| {}),
+            MAX_HALF_OPEN
+        );
+        assert!(t.capacity() <= 3 * KEEP_CAPACITY, "{}", t.capacity());
+        assert!(!t.was_evicted(1), "evicted IDs are forgotten once stale");
     }
 
     #[test]
