@@ -308,3 +308,103 @@ pub fn report_bind_errors(errors: &[BindError]) -> String {
         format!("{first} (and {} more nodes)", errors.len() - 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use novabmc_proto::boot_options::BootParameterWrite;
+    use novabmc_proto::{BootOptions, ChassisControl, ChassisState, Privilege, Users};
+
+    use super::*;
+    use crate::backend::BackendError;
+
+    /// A machine that is always off and accepts everything.
+    struct Off;
+
+    impl Backend for Off {
+        fn chassis_status(&self, _: NodeId) -> Result<ChassisState, BackendError> {
+            Ok(ChassisState::default())
+        }
+        fn chassis_control(&self, _: NodeId, _: ChassisControl) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn boot_options(&self, _: NodeId) -> Result<BootOptions, BackendError> {
+            Ok(BootOptions::new(true))
+        }
+        fn set_boot_parameter(
+            &self,
+            _: NodeId,
+            _: BootParameterWrite,
+            _: bool,
+        ) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn system_guid(&self, _: NodeId) -> Result<[u8; 16], BackendError> {
+            Ok([0; 16])
+        }
+    }
+
+    /// An Open Session Request for suite 3.
+    const OPEN_SESSION: [u8; 48] = [
+        0x06, 0x00, 0xff, 0x07, 0x06, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0x00, 0x00, 0, 0, 0xa4,
+        0xa3, 0xa2, 0xa0, 0x00, 0, 0, 0x08, 0x01, 0, 0, 0, 0x01, 0, 0, 0x08, 0x01, 0, 0, 0, 0x02,
+        0, 0, 0x08, 0x01, 0, 0, 0,
+    ];
+
+    /// A socket that is never idle must not keep the engine's deadlines
+    /// from passing: a half-open session expires while datagrams (that do
+    /// not themselves touch the session table) arrive without pause.
+    #[tokio::test]
+    async fn a_constant_stream_of_datagrams_does_not_starve_the_timer() {
+        let socket = bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)), false).expect("bind");
+        let node = socket.local_addr().expect("addr");
+        let mut users = Users::new();
+        users
+            .add("admin", b"password", Privilege::Administrator)
+            .expect("user");
+        let mut config = BmcConfig::new(users);
+        config.timeouts.setup = Duration::from_millis(300);
+        let engine = Bmc::new(Arc::new(config), [0; 16]);
+        let counters = engine.counters().clone();
+        let task = NodeTask {
+            id: 0,
+            name: "node".into(),
+            socket,
+            engine,
+            backend: Arc::new(Off),
+            summary: Summary::default(),
+            evicted: 0,
+        };
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(task.run(shutdown.clone()));
+
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("client");
+        client.send_to(&OPEN_SESSION, node).expect("send");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flood = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let garbage = std::net::UdpSocket::bind("127.0.0.1:0").expect("flood");
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = garbage.send_to(&[0x06, 0x00, 0xff, 0x07, 0x00], node);
+                }
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while counters.sessions(SessionEvent::Expired) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the half-open session never expired under a constant stream"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(counters.sessions(SessionEvent::Opened) == 1);
+        assert!(counters.drops_total() > 0, "the stream reached the engine");
+        stop.store(true, Ordering::Relaxed);
+        flood.join().expect("flood thread");
+        shutdown.cancel();
+        running.await.expect("node task");
+    }
+}
