@@ -155,7 +155,7 @@ pub fn refuse_rakp3(tag: u8, console_session_id: u32, status: RakpStatus, out: &
 }
 
 /// Waiting for RAKP1, after an accepted Open Session Request.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ExpectRakp1 {
     /// The address the Open Session Request came from.
     pub opener: SocketAddr,
@@ -168,7 +168,7 @@ pub struct ExpectRakp1 {
 }
 
 /// Waiting for RAKP3, after RAKP2 was sent.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ExpectRakp3 {
     /// The address the Open Session Request came from.
     pub opener: SocketAddr,
@@ -196,7 +196,7 @@ pub struct ExpectRakp3 {
 }
 
 /// A session whose handshake is under way.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum HalfOpen {
     /// Open Session accepted, waiting for RAKP1.
     ExpectRakp1(ExpectRakp1),
