@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
@@ -24,12 +25,18 @@ use figment::Figment;
 use crate::backend::nova::cloud::CloudSource;
 use crate::backend::nova::{NetworkBoot, NovaNode, NovaSettings};
 use figment::providers::{Env, Format, Toml};
-use novabmc_proto::{CipherSuites, DeviceId, Privilege};
+use novabmc_proto::session::budget::DEFAULT_RESERVE;
+use novabmc_proto::session::table::{MAX_ESTABLISHED, MAX_IDLE_TIMEOUT, MAX_SETUP_TIMEOUT};
+use novabmc_proto::{CipherSuites, DeviceId, Privilege, SessionBudget};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
 /// The IPMI port.
 pub const DEFAULT_PORT: u16 = 623;
+
+/// `bmc.max_sessions_total` when not given (or four per node, if that is
+/// more): about 18 MiB of sessions at most, all of them established.
+pub const DEFAULT_MAX_SESSIONS_TOTAL: usize = 16384;
 
 /// Environment variables override keys only under these sections, so other
 /// `NOVABMC_` variables (`NOVABMC_LOG`, secrets named in the file) are not
@@ -88,7 +95,7 @@ pub enum LoadError {
 #[serde(untagged)]
 pub enum Secret {
     /// `password = "..."`
-    Inline(String),
+    Inline(SecretString),
     /// `password = { file = "/etc/novabmc/admin.password" }`: the file's
     /// contents, without a trailing newline.
     File {
@@ -109,6 +116,37 @@ impl fmt::Debug for Secret {
             Secret::File { file } => write!(f, "Secret::File({})", file.display()),
             Secret::Env { env } => write!(f, "Secret::Env({env})"),
         }
+    }
+}
+
+/// An inline secret's text: zeroed when dropped. (The copies figment and
+/// serde make while parsing the file are freed, not zeroed.)
+#[derive(Clone, Deserialize)]
+#[serde(from = "String")]
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(s: String) -> Self {
+        SecretString(Zeroizing::new(s))
+    }
+}
+
+impl From<&str> for SecretString {
+    fn from(s: &str) -> Self {
+        SecretString(Zeroizing::new(s.to_string()))
     }
 }
 
@@ -140,7 +178,7 @@ impl Secret {
     /// The secret's bytes.
     pub fn resolve(&self) -> Result<SecretBytes, String> {
         match self {
-            Secret::Inline(s) => Ok(SecretBytes::new(s.as_bytes().to_vec())),
+            Secret::Inline(s) => Ok(SecretBytes::new(s.as_str().as_bytes().to_vec())),
             Secret::File { file } => {
                 let mut bytes = std::fs::read(file)
                     .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
@@ -155,6 +193,17 @@ impl Secret {
         }
     }
 
+    /// The file holding the secret and its permission bits, if the file
+    /// can be read by its group or by others.
+    pub fn exposed_file(&self) -> Option<(&Path, u32)> {
+        use std::os::unix::fs::PermissionsExt;
+        let Secret::File { file } = self else {
+            return None;
+        };
+        let mode = std::fs::metadata(file).ok()?.permissions().mode() & 0o777;
+        (mode & 0o044 != 0).then_some((file.as_path(), mode))
+    }
+
     /// Where the secret comes from, for messages (never the value).
     pub fn describe(&self) -> String {
         match self {
@@ -162,6 +211,18 @@ impl Secret {
             Secret::File { file } => format!("file {}", file.display()),
             Secret::Env { env } => format!("environment variable {env}"),
         }
+    }
+}
+
+/// Warns when a secret's file can be read by more than its owner.
+fn warn_if_exposed(key: &str, secret: &Secret) {
+    if let Some((file, mode)) = secret.exposed_file() {
+        tracing::warn!(
+            key,
+            file = %file.display(),
+            mode = format_args!("{mode:03o}"),
+            "secret file is readable by group or others; restrict it (chmod 600)"
+        );
     }
 }
 
@@ -191,6 +252,7 @@ struct RawRouting {
 struct RawBmc {
     cipher_suites: Option<Vec<u8>>,
     max_sessions: Option<usize>,
+    max_sessions_total: Option<usize>,
     kg: Option<Secret>,
     setup_timeout_secs: Option<u64>,
     idle_timeout_secs: Option<u64>,
@@ -276,8 +338,10 @@ pub struct UserConfig {
 pub struct BmcSettings {
     /// Accepted and advertised cipher suites.
     pub cipher_suites: CipherSuites,
-    /// Session table size per node.
+    /// Established sessions per node (1..=255).
     pub max_sessions: usize,
+    /// Sessions, half-open ones included, across all nodes.
+    pub max_sessions_total: usize,
     /// The BMC key Kg, if any.
     pub kg: Option<SecretBytes>,
     /// Where the key came from (see [`UserConfig::password_source`]).
@@ -454,15 +518,21 @@ impl Config {
                 s
             }
         };
-        let max_sessions = b.max_sessions.unwrap_or(32);
-        if !(1..=63).contains(&max_sessions) {
-            return Err(c.error("bmc.max_sessions", "must be between 1 and 63"));
+        let max_sessions = b.max_sessions.unwrap_or(MAX_ESTABLISHED);
+        if !(1..=MAX_ESTABLISHED).contains(&max_sessions) {
+            return Err(c.error(
+                "bmc.max_sessions",
+                "must be between 1 and 255 (session handles are one byte)",
+            ));
         }
         let kg = match &b.kg {
             None => None,
             Some(secret) => {
+                warn_if_exposed("bmc.kg", secret);
                 let text = secret.resolve().map_err(|e| c.error("bmc.kg", e))?;
-                let text = String::from_utf8_lossy(&text);
+                let text = std::str::from_utf8(&text).map_err(|_| {
+                    c.error("bmc.kg", "must be hexadecimal, as ipmitool -y takes it")
+                })?;
                 let hex_text = text.trim().trim_start_matches("0x");
                 let key = hex::decode(hex_text).map_err(|_| {
                     c.error("bmc.kg", "must be hexadecimal, as ipmitool -y takes it")
@@ -479,15 +549,23 @@ impl Config {
                 Some(SecretBytes::new(key))
             }
         };
+        // Upper bounds keep every deadline the engine computes far from
+        // overflowing.
         let setup_timeout = Duration::from_secs(b.setup_timeout_secs.unwrap_or(5));
-        let idle_timeout = Duration::from_secs(b.idle_timeout_secs.unwrap_or(60));
-        if setup_timeout.is_zero() {
-            return Err(c.error("bmc.setup_timeout_secs", "must be at least 1"));
+        if setup_timeout.is_zero() || setup_timeout > MAX_SETUP_TIMEOUT {
+            return Err(c.error(
+                "bmc.setup_timeout_secs",
+                format!("must be between 1 and {}", MAX_SETUP_TIMEOUT.as_secs()),
+            ));
         }
-        if idle_timeout < Duration::from_secs(30) {
+        let idle_timeout = Duration::from_secs(b.idle_timeout_secs.unwrap_or(60));
+        if idle_timeout < Duration::from_secs(30) || idle_timeout > MAX_IDLE_TIMEOUT {
             return Err(c.error(
                 "bmc.idle_timeout_secs",
-                "must be at least 30 (pyghmi keeps sessions alive every 30 s)",
+                format!(
+                    "must be between 30 (pyghmi keeps sessions alive every 30 s) and {}",
+                    MAX_IDLE_TIMEOUT.as_secs()
+                ),
             ));
         }
         let mut device = DeviceId::default();
@@ -514,6 +592,7 @@ impl Config {
         let mut check = novabmc_proto::Users::new();
         for (name, u) in raw.users {
             let key = format!("users.{name}");
+            warn_if_exposed(&format!("{key}.password"), &u.password);
             let password = u
                 .password
                 .resolve()
@@ -712,6 +791,24 @@ impl Config {
             });
         }
         check_shared_routes(&nodes, c)?;
+        // Each node keeps a few sessions of its own (so a flood on others
+        // cannot lock it out); the cap must leave room for all of them.
+        let reserved = nodes.len().saturating_mul(DEFAULT_RESERVE);
+        let max_sessions_total = match b.max_sessions_total {
+            None => DEFAULT_MAX_SESSIONS_TOTAL.max(reserved),
+            Some(t) if t == 0 || t < reserved => {
+                return Err(c.error(
+                    "bmc.max_sessions_total",
+                    format!(
+                        "must be at least {}: each of the {} nodes keeps {DEFAULT_RESERVE} \
+                         sessions of its own",
+                        reserved.max(1),
+                        nodes.len()
+                    ),
+                ));
+            }
+            Some(t) => t,
+        };
         let routing = RoutingConfig {
             keep_routes: raw.routing.keep_routes.unwrap_or(false),
         };
@@ -720,6 +817,7 @@ impl Config {
             bmc: BmcSettings {
                 cipher_suites,
                 max_sessions,
+                max_sessions_total,
                 kg,
                 kg_source: b.kg,
                 setup_timeout,
@@ -761,6 +859,17 @@ impl Config {
         c.kg = self.bmc.kg.as_ref().map(|k| Zeroizing::new(k.to_vec()));
         c.cipher_suites = self.bmc.cipher_suites;
         c.max_sessions = self.bmc.max_sessions;
+        // Validated to hold every node's reserve; a hand-built
+        // configuration that does not is served without a global cap
+        // rather than refused here.
+        c.budget = Arc::new(
+            SessionBudget::new(
+                self.bmc.max_sessions_total,
+                self.nodes.len(),
+                DEFAULT_RESERVE,
+            )
+            .unwrap_or_else(|_| SessionBudget::unlimited()),
+        );
         c.timeouts.setup = self.bmc.setup_timeout;
         c.timeouts.idle = self.bmc.idle_timeout;
         c.device = self.bmc.device;
@@ -922,7 +1031,8 @@ mod tests {
             let c = load(jail, GOOD).expect("valid");
             assert_eq!(c.nodes.len(), 1);
             assert_eq!(c.nodes[0].server, "node-0");
-            assert_eq!(c.bmc.max_sessions, 32);
+            assert_eq!(c.bmc.max_sessions, 255);
+            assert_eq!(c.bmc.max_sessions_total, DEFAULT_MAX_SESSIONS_TOTAL);
             assert_eq!(c.users[0].privilege, Privilege::Administrator);
             assert_eq!(c.bmc.cipher_suites, CipherSuites::default());
             Ok(())
@@ -957,7 +1067,7 @@ mod tests {
     #[test]
     fn environment_overrides_and_is_named() {
         Jail::expect_with(|jail| {
-            jail.set_env("NOVABMC_BMC__MAX_SESSIONS", "99");
+            jail.set_env("NOVABMC_BMC__MAX_SESSIONS", "256");
             let e = load(jail, GOOD).expect_err("out of range").to_string();
             assert!(e.contains("bmc.max_sessions"), "{e}");
             assert!(e.contains("NOVABMC_"), "{e}");
@@ -977,6 +1087,21 @@ mod tests {
                 ("[bmc]\nkg = \"zz\"\n", "bmc.kg"),
                 ("[bmc]\nkg = \"00ff\"\n", "bmc.kg"),
                 ("[bmc]\nmanufacturer_id = 10876\n", "bmc.manufacturer_id"),
+                ("[bmc]\nmax_sessions = 0\n", "bmc.max_sessions"),
+                ("[bmc]\nmax_sessions_total = 3\n", "bmc.max_sessions_total"),
+                ("[bmc]\nsetup_timeout_secs = 61\n", "bmc.setup_timeout_secs"),
+                (
+                    "[bmc]\nsetup_timeout_secs = 9223372036854775807\n",
+                    "bmc.setup_timeout_secs",
+                ),
+                (
+                    "[bmc]\nidle_timeout_secs = 86401\n",
+                    "bmc.idle_timeout_secs",
+                ),
+                (
+                    "[bmc]\nidle_timeout_secs = 9223372036854775807\n",
+                    "bmc.idle_timeout_secs",
+                ),
                 (
                     "[users.op]\npassword = \"x\"\nprivilege = \"boss\"\n",
                     "users.op.privilege",
@@ -1001,6 +1126,52 @@ mod tests {
                     .to_string();
                 assert!(e.contains(key), "{extra}: {e}");
             }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secret_files_readable_by_others_are_noticed() {
+        use std::os::unix::fs::PermissionsExt;
+        Jail::expect_with(|jail| {
+            jail.create_file("open.pw", "s3cret")?;
+            jail.create_file("closed.pw", "s3cret")?;
+            let set =
+                |f: &str, mode| std::fs::set_permissions(f, std::fs::Permissions::from_mode(mode));
+            set("open.pw", 0o644).expect("chmod");
+            set("closed.pw", 0o600).expect("chmod");
+            let open = Secret::File {
+                file: "open.pw".into(),
+            };
+            let closed = Secret::File {
+                file: "closed.pw".into(),
+            };
+            assert_eq!(
+                open.exposed_file().map(|(_, m)| m),
+                Some(0o644),
+                "group and others may read it"
+            );
+            assert_eq!(closed.exposed_file(), None);
+            assert_eq!(Secret::Inline("x".into()).exposed_file(), None);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_session_cap_leaves_room_for_every_node() {
+        Jail::expect_with(|jail| {
+            let mut text = format!("{GOOD}\n[bmc]\nmax_sessions_total = 8\n");
+            let c = load(jail, &text).expect("1 node, 8 sessions");
+            assert_eq!(c.bmc.max_sessions_total, 8);
+            for i in 1..3 {
+                text.push_str(&format!(
+                    "[nodes.extra-{i}]\naddress = \"127.0.0.1\"\nport = {}\n",
+                    7000 + i
+                ));
+            }
+            let e = load(jail, &text).expect_err("3 nodes need 12").to_string();
+            assert!(e.contains("bmc.max_sessions_total"), "{e}");
+            assert!(e.contains("at least 12"), "{e}");
             Ok(())
         });
     }

@@ -58,7 +58,8 @@ pub fn config(
     Ok(Config {
         bmc: BmcSettings {
             cipher_suites: CipherSuites::default(),
-            max_sessions: 32,
+            max_sessions: novabmc_proto::session::table::MAX_ESTABLISHED,
+            max_sessions_total: crate::config::DEFAULT_MAX_SESSIONS_TOTAL,
             kg: None,
             kg_source: None,
             setup_timeout: std::time::Duration::from_secs(5),

@@ -15,6 +15,8 @@
 //! - [`daemon`]: serving a configuration until shutdown, as a library
 //!   function;
 //! - [`server`]: sockets and one task per node driving the engine;
+//! - [`summary`]: at most one line a minute per node for what it refused
+//!   and dropped;
 //! - [`backend`]: the machines behind the BMCs: Nova servers
 //!   ([`backend::nova`]) or in-process simulated machines;
 //! - [`routing`]: per-node policy rules and routes through netlink;
@@ -33,3 +35,4 @@ pub mod export;
 pub mod novasim;
 pub mod routing;
 pub mod server;
+pub mod summary;

@@ -4,16 +4,24 @@
 //! A socket is bound to exactly the node's address and port, so every reply
 //! leaves from the address the request hit (ipmitool uses a connected UDP
 //! socket and ignores anything else). A task waits on three things: a
-//! datagram, the engine's next deadline, and shutdown. After each it carries
-//! out the engine's actions against the backend (which answers from memory
-//! at once) and sends what the engine queued. An idle node costs a parked
-//! task, a socket and an engine with an empty session table.
+//! datagram, the next deadline (the engine's, or the end of a summary
+//! window), and shutdown. After each it carries out the engine's actions
+//! against the backend (which answers from memory at once) and sends what
+//! the engine queued. An idle node costs a parked task, a socket and an
+//! engine with an empty session table.
+//!
+//! Deadlines are honoured however busy the socket is: the timer is polled
+//! before the socket, and the engine's deadline is checked again after
+//! every batch of datagrams, so a constant stream of packets cannot keep
+//! expired sessions alive. Refusals and drops are logged one by one at
+//! debug level and summarised at most once a minute at info level
+//! ([`crate::summary`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use novabmc_proto::{Bmc, BmcConfig, Entropy, Event};
+use novabmc_proto::{Bmc, BmcConfig, Entropy, Event, SessionEvent};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
@@ -22,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::backend::{self, Backend, NodeId};
 use crate::config::NodeConfig;
+use crate::summary::Summary;
 
 /// Largest datagram read; RMCP+ requests are far smaller.
 const RECV_BUFFER: usize = 2048;
@@ -119,6 +128,8 @@ pub fn spawn_nodes(
             socket,
             engine,
             backend: backend.clone(),
+            summary: Summary::default(),
+            evicted: 0,
         };
         tasks.spawn(task.run(shutdown.clone()));
     }
@@ -131,6 +142,10 @@ struct NodeTask {
     socket: UdpSocket,
     engine: Bmc,
     backend: Arc<dyn Backend>,
+    /// Refusals, drops and evictions since the last summary line.
+    summary: Summary,
+    /// The engine's eviction count when last looked at.
+    evicted: u64,
 }
 
 impl NodeTask {
@@ -139,24 +154,34 @@ impl NodeTask {
         // buffer at all (datagrams are read into a stack buffer).
         let mut send = Vec::new();
         loop {
-            let deadline = self.engine.poll_timeout();
+            let deadline = earliest(self.engine.poll_timeout(), self.summary.due());
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                // Before the socket: with `biased`, a socket that is always
+                // readable would otherwise starve the timer.
+                () = sleep_until(deadline), if deadline.is_some() => {}
                 r = self.socket.readable() => match r {
                     Ok(()) => self.receive(),
                     Err(e) => debug!(node = %self.name, error = %e, "socket error"),
                 },
-                () = sleep_until(deadline), if deadline.is_some() => {
-                    self.engine.handle_timeout(Instant::now());
-                }
+            }
+            let now = Instant::now();
+            if self.engine.poll_timeout().is_some_and(|d| d <= now) {
+                self.engine.handle_timeout(now);
             }
             self.drive();
+            if let Some(line) = self.summary.take_due(now) {
+                info!(node = %self.name, "{line}");
+            }
             while let Some(to) = self.engine.poll_transmit(&mut send) {
                 if let Err(e) = self.socket.send_to(&send, to).await {
                     debug!(node = %self.name, %to, error = %e, "send failed");
                 }
             }
+        }
+        if let Some(line) = self.summary.take() {
+            info!(node = %self.name, "{line}");
         }
         debug!(node = %self.name, "stopped");
     }
@@ -176,6 +201,8 @@ impl NodeTask {
                     );
                     if let Err(reason) = result {
                         debug!(node = %self.name, %from, %reason, "datagram dropped");
+                        self.summary
+                            .dropped(Instant::now(), from.ip(), reason.kind());
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
@@ -189,16 +216,38 @@ impl NodeTask {
         }
     }
 
-    /// Carries out queued actions and logs queued events.
+    /// Carries out queued actions, logs queued events and counts what the
+    /// summary reports.
     fn drive(&mut self) {
         while let Some((id, action)) = self.engine.poll_action() {
             let outcome = backend::run_action(self.backend.as_ref(), self.id, action);
             self.engine
                 .complete_action(id, outcome, Instant::now(), &mut entropy());
         }
+        let now = Instant::now();
         while let Some(event) = self.engine.poll_event() {
+            if let Event::Refused {
+                peer,
+                message,
+                status,
+                ..
+            } = event
+            {
+                self.summary.refused(now, peer.ip(), message, status);
+            }
             log_event(&self.name, event);
         }
+        let evicted = self.engine.counters().sessions(SessionEvent::Evicted);
+        self.summary
+            .evicted(now, evicted.saturating_sub(self.evicted));
+        self.evicted = evicted;
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -210,7 +259,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 fn log_event(node: &str, event: Event) {
     match event {
-        Event::SessionOpened {
+        Event::SessionEstablished {
             id,
             peer,
             user,
@@ -231,9 +280,18 @@ fn log_event(node: &str, event: Event) {
             ?reason,
             "session closed"
         ),
-        Event::LoginRefused { peer, status, user } => match user {
-            Some(user) => info!(node, %peer, %user, ?status, "login refused"),
-            None => info!(node, %peer, ?status, "session refused"),
+        Event::Refused {
+            peer,
+            message,
+            status,
+            user,
+        } => match user {
+            // At debug level only: anyone can send a name, and a line per
+            // refusal would let a flood fill the disk.
+            Some(user) => {
+                debug!(node, %peer, %user, ?status, message = message.name(), "login refused")
+            }
+            None => debug!(node, %peer, ?status, message = message.name(), "session refused"),
         },
     }
 }
@@ -248,5 +306,105 @@ pub fn report_bind_errors(errors: &[BindError]) -> String {
         first
     } else {
         format!("{first} (and {} more nodes)", errors.len() - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use novabmc_proto::boot_options::BootParameterWrite;
+    use novabmc_proto::{BootOptions, ChassisControl, ChassisState, Privilege, Users};
+
+    use super::*;
+    use crate::backend::BackendError;
+
+    /// A machine that is always off and accepts everything.
+    struct Off;
+
+    impl Backend for Off {
+        fn chassis_status(&self, _: NodeId) -> Result<ChassisState, BackendError> {
+            Ok(ChassisState::default())
+        }
+        fn chassis_control(&self, _: NodeId, _: ChassisControl) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn boot_options(&self, _: NodeId) -> Result<BootOptions, BackendError> {
+            Ok(BootOptions::new(true))
+        }
+        fn set_boot_parameter(
+            &self,
+            _: NodeId,
+            _: BootParameterWrite,
+            _: bool,
+        ) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn system_guid(&self, _: NodeId) -> Result<[u8; 16], BackendError> {
+            Ok([0; 16])
+        }
+    }
+
+    /// An Open Session Request for suite 3.
+    const OPEN_SESSION: [u8; 48] = [
+        0x06, 0x00, 0xff, 0x07, 0x06, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0x00, 0x00, 0, 0, 0xa4,
+        0xa3, 0xa2, 0xa0, 0x00, 0, 0, 0x08, 0x01, 0, 0, 0, 0x01, 0, 0, 0x08, 0x01, 0, 0, 0, 0x02,
+        0, 0, 0x08, 0x01, 0, 0, 0,
+    ];
+
+    /// A socket that is never idle must not keep the engine's deadlines
+    /// from passing: a half-open session expires while datagrams (that do
+    /// not themselves touch the session table) arrive without pause.
+    #[tokio::test]
+    async fn a_constant_stream_of_datagrams_does_not_starve_the_timer() {
+        let socket = bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)), false).expect("bind");
+        let node = socket.local_addr().expect("addr");
+        let mut users = Users::new();
+        users
+            .add("admin", b"password", Privilege::Administrator)
+            .expect("user");
+        let mut config = BmcConfig::new(users);
+        config.timeouts.setup = Duration::from_millis(300);
+        let engine = Bmc::new(Arc::new(config), [0; 16]);
+        let counters = engine.counters().clone();
+        let task = NodeTask {
+            id: 0,
+            name: "node".into(),
+            socket,
+            engine,
+            backend: Arc::new(Off),
+            summary: Summary::default(),
+            evicted: 0,
+        };
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(task.run(shutdown.clone()));
+
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("client");
+        client.send_to(&OPEN_SESSION, node).expect("send");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flood = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let garbage = std::net::UdpSocket::bind("127.0.0.1:0").expect("flood");
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = garbage.send_to(&[0x06, 0x00, 0xff, 0x07, 0x00], node);
+                }
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while counters.sessions(SessionEvent::Expired) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the half-open session never expired under a constant stream"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(counters.sessions(SessionEvent::Opened) == 1);
+        assert!(counters.drops_total() > 0, "the stream reached the engine");
+        stop.store(true, Ordering::Relaxed);
+        flood.join().expect("flood thread");
+        shutdown.cancel();
+        running.await.expect("node task");
     }
 }

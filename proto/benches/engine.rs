@@ -27,7 +27,7 @@ fn handshake(id: u8, rounds: u32) -> Duration {
     let mut total = Duration::ZERO;
     for i in 0..rounds {
         let mut bmc = Bmc::new(config(&[3, 17], 4), GUID);
-        let mut rng = Counter(i as u8);
+        let mut rng = TestRng(u64::from(i));
         let mut c = Console::new(suite(id), b"admin", b"password");
         let mut out = Vec::new();
         // Each message is built by the console untimed; the engine's
@@ -60,7 +60,7 @@ fn handshake(id: u8, rounds: u32) -> Duration {
 fn command(id: u8, rounds: u32) -> Duration {
     let now = Instant::now();
     let mut bmc = Bmc::new(config(&[3, 17], 4), GUID);
-    let mut rng = Counter(0);
+    let mut rng = TestRng(0);
     let mut c = Console::new(suite(id), b"admin", b"password");
     assert_eq!(c.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
     let requests: Vec<Vec<u8>> = (0..rounds)

@@ -5,41 +5,50 @@
 //! ([`Bmc::handle_timeout`]) and the results of actions
 //! ([`Bmc::complete_action`]); it drains replies ([`Bmc::poll_transmit`]),
 //! actions ([`Bmc::poll_action`]), the next deadline ([`Bmc::poll_timeout`])
-//! and log-worthy events ([`Bmc::poll_event`]). Time and randomness are
-//! passed in, so a test can replay an exchange byte for byte.
+//! and log-worthy events ([`Bmc::poll_event`]), and reads what happened in
+//! [`Bmc::counters`]. Time and randomness are passed in, so a test can
+//! replay an exchange byte for byte.
 //!
-//! Framing rules this module applies (IPMI v2.0 chapter 13, and what
-//! ipmitool, FreeIPMI and pyghmi check):
+//! This module does framing and routing only: the handshake lives in
+//! [`crate::session::handshake`], the session table in
+//! [`crate::session::table`], commands in the command table. Framing rules
+//! it applies (IPMI v2.0 chapter 13, and what ipmitool, FreeIPMI and pyghmi
+//! check):
 //! - RMCP presence pings get pongs; RMCP ACKs and other classes are dropped.
 //! - IPMI 1.5 framing is served only outside a session (Get Channel
 //!   Authentication Capabilities), and answered in the same framing.
 //! - Session setup replies and pre-session replies carry session ID 0,
 //!   sequence 0 and no flag bits.
-//! - In-session replies go back to the address the request came from.
+//! - Replies go back to the address the request came from; a session's
+//!   address and deadline change only on packets its keys authenticate.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BufMut;
+use zeroize::Zeroizing;
 
 use crate::action::{Action, ActionId, Outcome};
 use crate::codec::{Decode, Encode, decode_prefix};
 use crate::commands::{self, Ctx, Followup, Handled, Identify, SessionView};
 use crate::config::BmcConfig;
+use crate::counters::{Counters, SessionEvent, SetupMessage};
 use crate::error::DropReason;
-use crate::session::handshake::ExpectRakp1;
+use crate::session::handshake::{
+    HalfOpen, HandshakeCtx, Proposal, Step, refuse_open_session, refuse_rakp1, refuse_rakp3,
+};
 use crate::session::reply_cache::RequestKey;
-use crate::session::table::{SessionState, SessionTable};
+use crate::session::table::SessionTable;
+use crate::user::UserName;
 use crate::wire::ids::{AuthType, CompletionCode, PayloadType, Privilege, RakpStatus, RmcpClass};
 use crate::wire::message::{Request, Response, ResponseHeader};
-use crate::wire::open_session::{OpenSessionAccepted, OpenSessionRequest, OpenSessionResponse};
-use crate::wire::rakp::{MAX_USER_NAME, Rakp1, Rakp2, Rakp2Body, Rakp3, Rakp4};
+use crate::wire::open_session::OpenSessionRequest;
+use crate::wire::rakp::{Rakp1, Rakp3};
 use crate::wire::rmcp::{
     ASF_IANA, ASF_PRESENCE_PING, ASF_PRESENCE_PONG, AsfMessage, PongData, RmcpHeader,
 };
-use crate::wire::session::{PacketV15, PacketV20, SessionHeaderV15, SessionHeaderV20};
+use crate::wire::session::{PacketV15, PacketV20, put_sessionless_v15, put_sessionless_v20};
 
 /// A source of random bytes (session IDs, Rc, AES IVs).
 pub trait Entropy {
@@ -50,53 +59,17 @@ pub trait Entropy {
 /// Longest in-session payload we decrypt; every request we serve is far
 /// shorter.
 const MAX_PAYLOAD: usize = 512;
-/// Longest response message we build (the longest reply data is 32 bytes).
-const MAX_MESSAGE: usize = 64;
 /// Spare reply buffers kept for reuse.
 const SPARE_BUFFERS: usize = 4;
-/// Events kept when the daemon does not drain them.
-const MAX_EVENTS: usize = 64;
-
-/// A user name as it came off the wire, for events.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct UserName {
-    bytes: [u8; MAX_USER_NAME],
-    len: u8,
-}
-
-impl UserName {
-    fn new(name: &[u8]) -> Self {
-        let mut bytes = [0u8; MAX_USER_NAME];
-        let len = name.len().min(MAX_USER_NAME);
-        bytes[..len].copy_from_slice(&name[..len]);
-        UserName {
-            bytes,
-            len: len as u8,
-        }
-    }
-}
-
-impl std::fmt::Display for UserName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}",
-            String::from_utf8_lossy(&self.bytes[..usize::from(self.len)]).escape_debug()
-        )
-    }
-}
-
-impl std::fmt::Debug for UserName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{self}")
-    }
-}
+/// Events kept when the daemon does not drain them (it drains them after
+/// every batch of datagrams, each of which makes at most one or two).
+const MAX_EVENTS: usize = 128;
 
 /// Something an operator may want in the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A handshake completed.
-    SessionOpened {
+    SessionEstablished {
         /// Our session ID.
         id: u32,
         /// Console address.
@@ -108,20 +81,22 @@ pub enum Event {
         /// The session's privilege limit.
         max_privilege: Privilege,
     },
-    /// A session ended.
+    /// An established session ended.
     SessionClosed {
         /// Our session ID.
         id: u32,
         /// Why.
         reason: CloseReason,
     },
-    /// A login was refused.
-    LoginRefused {
+    /// A session setup message was refused with an RMCP+ status.
+    Refused {
         /// Console address.
         peer: SocketAddr,
+        /// The message refused.
+        message: SetupMessage,
         /// The status sent.
         status: RakpStatus,
-        /// The user name tried, if the refusal came after RAKP1.
+        /// The user name tried, once RAKP1 has named one.
         user: Option<UserName>,
     },
 }
@@ -133,7 +108,7 @@ pub enum CloseReason {
     Closed,
     /// Cold or warm reset.
     Reset,
-    /// Timed out (idle, or half-open).
+    /// No authenticated packet within the idle timeout.
     Expired,
 }
 
@@ -146,6 +121,7 @@ struct Pending {
     header: ResponseHeader,
     followup: Followup,
     key: Option<RequestKey>,
+    row: Option<usize>,
 }
 
 /// The IPMI engine of one node.
@@ -161,15 +137,19 @@ pub struct Bmc {
     pending: Vec<Pending>,
     events: VecDeque<Event>,
     next_action: u64,
+    counters: Arc<Counters>,
+    /// Where in-session response messages are encoded before sealing.
+    message: Vec<u8>,
 }
 
 impl Bmc {
     /// An engine with no sessions. `guid` is the GUID sent in RAKP2.
     pub fn new(config: Arc<BmcConfig>, guid: [u8; 16]) -> Self {
+        let sessions = SessionTable::new(config.max_sessions, config.budget.clone());
         Bmc {
             config,
             guid,
-            sessions: SessionTable::default(),
+            sessions,
             identify: Identify::default(),
             transmits: VecDeque::new(),
             spare: Vec::new(),
@@ -177,6 +157,8 @@ impl Bmc {
             pending: Vec::new(),
             events: VecDeque::new(),
             next_action: 0,
+            counters: Arc::new(Counters::default()),
+            message: Vec::new(),
         }
     }
 
@@ -185,9 +167,39 @@ impl Bmc {
         self.sessions.len()
     }
 
+    /// Number of established sessions.
+    pub fn established_count(&self) -> usize {
+        self.sessions.established()
+    }
+
+    /// Number of half-open sessions.
+    pub fn half_open_count(&self) -> usize {
+        self.sessions.half_open()
+    }
+
+    /// What this engine has done, counted. The `Arc` may be cloned and read
+    /// from another task while the engine runs.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
     /// Handles one datagram from `from`. `Err` says why it was dropped
-    /// without an answer.
+    /// without an answer; every drop is also counted.
     pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        data: &[u8],
+        rng: &mut dyn Entropy,
+    ) -> Result<(), DropReason> {
+        let result = self.route(now, from, data, rng);
+        if let Err(reason) = &result {
+            self.counters.dropped(reason);
+        }
+        result
+    }
+
+    fn route(
         &mut self,
         now: Instant,
         from: SocketAddr,
@@ -215,8 +227,11 @@ impl Bmc {
 
     /// Removes sessions whose time is up.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(id) = self.sessions.first_expired(now) {
-            self.sessions.remove(id);
+        let mut expired = Vec::new();
+        let half_open = self.sessions.expire(now, |id| expired.push(id));
+        self.counters
+            .session_n(SessionEvent::Expired, (half_open + expired.len()) as u64);
+        for id in expired {
             self.push_event(Event::SessionClosed {
                 id,
                 reason: CloseReason::Expired,
@@ -234,10 +249,7 @@ impl Bmc {
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         let (to, mut bytes) = self.transmits.pop_front()?;
         std::mem::swap(buf, &mut bytes);
-        bytes.clear();
-        if self.spare.len() < SPARE_BUFFERS {
-            self.spare.push(bytes);
-        }
+        self.recycle(bytes);
         Some(to)
     }
 
@@ -264,6 +276,7 @@ impl Bmc {
         };
         let p = self.pending.swap_remove(i);
         let (cc, data) = commands::follow_up(p.followup, outcome, &self.identify, now);
+        self.counters.request(p.row, cc);
         self.reply_in_session(
             p.session_id,
             p.peer,
@@ -282,10 +295,43 @@ impl Bmc {
         self.events.push_back(e);
     }
 
+    /// Counts a refused setup message and tells the daemon.
+    fn refused(
+        &mut self,
+        peer: SocketAddr,
+        message: SetupMessage,
+        status: RakpStatus,
+        user: Option<UserName>,
+    ) {
+        self.counters.refusal(message, status);
+        self.push_event(Event::Refused {
+            peer,
+            message,
+            status,
+            user,
+        });
+    }
+
     fn take_buf(&mut self) -> Vec<u8> {
         let mut b = self.spare.pop().unwrap_or_default();
         b.clear();
         b
+    }
+
+    fn recycle(&mut self, mut buf: Vec<u8>) {
+        buf.clear();
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(buf);
+        }
+    }
+
+    /// Queues `buf` for `to` if a reply was written into it.
+    fn send(&mut self, to: SocketAddr, buf: Vec<u8>) {
+        if buf.is_empty() {
+            self.recycle(buf);
+        } else {
+            self.transmits.push_back((to, buf));
+        }
     }
 
     // ----- ASF -------------------------------------------------------------
@@ -310,11 +356,11 @@ impl Bmc {
             data: &data,
         }
         .encode(&mut buf);
-        self.transmits.push_back((from, buf));
+        self.send(from, buf);
         Ok(())
     }
 
-    // ----- IPMI 1.5 framing (pre-session only) -------------------------------
+    // ----- Outside a session (IPMI 1.5 framing and RMCP+ session 0) --------
 
     fn handle_v15(
         &mut self,
@@ -327,29 +373,24 @@ impl Bmc {
             return Err(DropReason::Ipmi15Session);
         }
         let req = Request::decode(packet.message)?;
-        let (msg, n) = self.presession_reply(now, &req)?;
+        let (header, cc, data) = self.sessionless_request(now, &req)?;
         let mut buf = self.take_buf();
-        RmcpHeader::IPMI.encode(&mut buf);
-        PacketV15 {
-            header: SessionHeaderV15 {
-                auth_type: AuthType::None,
-                sequence: 0,
-                session_id: 0,
-                auth_code: None,
-            },
-            message: &msg[..n],
-        }
-        .encode(&mut buf);
-        self.transmits.push_back((from, buf));
+        let response = Response {
+            header,
+            completion: cc,
+            data: data.as_slice(),
+        };
+        put_sessionless_v15(&mut buf, &response);
+        self.send(from, buf);
         Ok(())
     }
 
-    /// Runs a request that arrived outside a session and encodes the reply.
-    fn presession_reply(
+    /// Runs a request that arrived outside a session.
+    fn sessionless_request(
         &mut self,
         now: Instant,
         req: &Request<'_>,
-    ) -> Result<([u8; MAX_MESSAGE], usize), DropReason> {
+    ) -> Result<(ResponseHeader, CompletionCode, commands::ReplyData), DropReason> {
         if !req.netfn.is_request() {
             return Err(DropReason::NotARequest);
         }
@@ -360,20 +401,18 @@ impl Bmc {
             table: &self.sessions,
             identify: &mut self.identify,
         };
-        let (cc, data) = match commands::dispatch(&mut ctx, req) {
+        let (row, handled) = commands::dispatch(&mut ctx, req);
+        let (cc, data) = match handled {
             Handled::Reply(cc, data) => (cc, data),
             // Only session-less commands run here and they all answer at
-            // once; anything else would be a dispatch table mistake.
+            // once; anything else would be a command table mistake.
             _ => (CompletionCode::UNSPECIFIED, commands::ReplyData::empty()),
         };
-        Ok(encode_response(
-            ResponseHeader::answering(req),
-            cc,
-            data.as_slice(),
-        ))
+        self.counters.request(row, cc);
+        Ok((ResponseHeader::answering(req), cc, data))
     }
 
-    // ----- RMCP+ --------------------------------------------------------------
+    // ----- RMCP+ -------------------------------------------------------------
 
     fn handle_v20(
         &mut self,
@@ -405,8 +444,15 @@ impl Bmc {
             PayloadType::Rakp3 => self.rakp3(now, from, packet.payload),
             PayloadType::Ipmi if h.session_id == 0 => {
                 let req = Request::decode(packet.payload)?;
-                let (msg, n) = self.presession_reply(now, &req)?;
-                self.send_setup(from, PayloadType::Ipmi, &msg[..n]);
+                let (header, cc, data) = self.sessionless_request(now, &req)?;
+                let mut buf = self.take_buf();
+                let response = Response {
+                    header,
+                    completion: cc,
+                    data: data.as_slice(),
+                };
+                put_sessionless_v20(&mut buf, PayloadType::Ipmi, &response);
+                self.send(from, buf);
                 Ok(())
             }
             PayloadType::Ipmi => self.in_session(now, from, rest, &packet, rng),
@@ -414,39 +460,7 @@ impl Bmc {
         }
     }
 
-    /// Sends an unauthenticated RMCP+ packet with session ID and sequence 0.
-    fn send_setup(&mut self, to: SocketAddr, payload_type: PayloadType, payload: &[u8]) {
-        let mut buf = self.take_buf();
-        RmcpHeader::IPMI.encode(&mut buf);
-        PacketV20 {
-            header: SessionHeaderV20 {
-                encrypted: false,
-                authenticated: false,
-                payload_type,
-                oem: None,
-                session_id: 0,
-                sequence: 0,
-            },
-            payload,
-            trailer: &[],
-            authenticated_prefix_len: 0,
-        }
-        .encode(&mut buf);
-        self.transmits.push_back((to, buf));
-    }
-
-    fn send_open_session_response(&mut self, to: SocketAddr, r: OpenSessionResponse) {
-        let mut payload = [0u8; 36];
-        let n = encode_into(&r, &mut payload);
-        if r.status != RakpStatus::Ok {
-            self.push_event(Event::LoginRefused {
-                peer: to,
-                status: r.status,
-                user: None,
-            });
-        }
-        self.send_setup(to, PayloadType::OpenSessionResponse, &payload[..n]);
-    }
+    // ----- Session setup: routing to the handshake states ----------------
 
     fn open_session(
         &mut self,
@@ -458,104 +472,75 @@ impl Bmc {
         let req = match OpenSessionRequest::decode(payload) {
             Ok(r) => r,
             Err(e) => {
-                let Some((tag, console_session_id)) =
-                    OpenSessionRequest::peek_tag_and_console_id(payload)
-                else {
+                // Answer "illegal parameter" if there is enough to address
+                // the answer to, so the console fails fast.
+                let Some((tag, sidm)) = OpenSessionRequest::peek_tag_and_console_id(payload) else {
                     return Err(e.into());
                 };
-                self.send_open_session_response(
-                    from,
-                    OpenSessionResponse {
-                        tag,
-                        status: RakpStatus::IllegalParameter,
-                        console_session_id,
-                        accepted: None,
-                    },
-                );
+                let mut out = self.take_buf();
+                let status = RakpStatus::IllegalParameter;
+                refuse_open_session(tag, sidm, status, &mut out);
+                self.refused(from, SetupMessage::OpenSession, status, None);
+                self.send(from, out);
                 return Ok(());
             }
         };
-        let refuse = |status| OpenSessionResponse {
-            tag: req.tag,
-            status,
-            console_session_id: req.console_session_id,
-            accepted: None,
+        let mut out = self.take_buf();
+        let proposal = match Proposal::negotiate(&req, &self.config.cipher_suites) {
+            Ok(p) => p,
+            Err(status) => {
+                refuse_open_session(req.tag, req.console_session_id, status, &mut out);
+                self.refused(from, SetupMessage::OpenSession, status, None);
+                self.send(from, out);
+                return Ok(());
+            }
         };
-        let max_privilege = match req.max_privilege {
-            0 => Privilege::Administrator,
-            n => match Privilege::from_level(n) {
-                Some(p) => p,
-                None => {
-                    self.send_open_session_response(from, refuse(RakpStatus::InvalidRole));
-                    return Ok(());
-                }
-            },
-        };
-        let Some(suite) =
-            self.config
-                .cipher_suites
-                .find(req.auth, req.integrity, req.confidentiality)
-        else {
-            self.send_open_session_response(from, refuse(RakpStatus::NoCipherSuiteMatch));
-            return Ok(());
-        };
+        // Sessions past their deadline must not hold room a new one needs.
         self.handle_timeout(now);
-        let state = SessionState::ExpectRakp1(ExpectRakp1 {
-            console_session_id: req.console_session_id,
-            suite,
-            max_privilege,
+        let deadline = self.config.timeouts.setup_deadline(now);
+        let opened = self.sessions.open(rng, deadline, |id| {
+            HalfOpen::ExpectRakp1(proposal.accept(id, from, &mut out))
         });
-        let deadline = now + self.config.timeouts.setup;
-        let mut state = Some(state);
-        let mut id = 0;
-        for _ in 0..8 {
-            let mut b = [0u8; 4];
-            rng.fill(&mut b);
-            let candidate = u32::from_le_bytes(b);
-            if candidate == 0 || self.sessions.get(candidate).is_some() {
-                continue;
+        match opened {
+            Ok(o) => {
+                self.counters.session(SessionEvent::Opened);
+                if o.evicted.is_some() {
+                    self.counters.session(SessionEvent::Evicted);
+                }
             }
-            if let Some(s) = state.take()
-                && self
-                    .sessions
-                    .insert(candidate, from, s, deadline, self.config.max_sessions)
-            {
-                id = candidate;
+            Err(_) => {
+                let status = RakpStatus::InsufficientResources;
+                proposal.refuse(status, &mut out);
+                self.refused(from, SetupMessage::OpenSession, status, None);
             }
-            break;
         }
-        if id == 0 {
-            self.send_open_session_response(from, refuse(RakpStatus::InsufficientResources));
-            return Ok(());
-        }
-        self.send_open_session_response(
-            from,
-            OpenSessionResponse {
-                tag: req.tag,
-                status: RakpStatus::Ok,
-                console_session_id: req.console_session_id,
-                accepted: Some(OpenSessionAccepted {
-                    max_privilege: max_privilege.level(),
-                    bmc_session_id: id,
-                    auth: suite.auth,
-                    integrity: suite.integrity,
-                    confidentiality: suite.confidentiality,
-                }),
-            },
-        );
+        self.send(from, out);
         Ok(())
     }
 
-    fn send_rakp2(&mut self, to: SocketAddr, r: Rakp2<'_>) {
-        let mut payload = [0u8; 72];
-        let n = encode_into(&r, &mut payload);
-        self.send_setup(to, PayloadType::Rakp2, &payload[..n]);
+    /// The status for a RAKP message naming a session we do not hold: one
+    /// evicted to make room is "insufficient resources", so its console
+    /// reports "BMC busy" and retries rather than timing out.
+    fn unknown_session_status(&self, id: u32) -> RakpStatus {
+        if self.sessions.was_evicted(id) {
+            RakpStatus::InsufficientResources
+        } else {
+            RakpStatus::InvalidSessionId
+        }
     }
 
-    fn send_rakp4(&mut self, to: SocketAddr, r: Rakp4<'_>) {
-        let mut payload = [0u8; 24];
-        let n = encode_into(&r, &mut payload);
-        self.send_setup(to, PayloadType::Rakp4, &payload[..n]);
+    /// Removes half-open session `id` if its deadline has passed; returns
+    /// whether it did.
+    fn reap_if_expired(&mut self, now: Instant, id: u32) -> bool {
+        let expired = self
+            .sessions
+            .half_open_mut(id)
+            .is_some_and(|e| e.deadline <= now);
+        if expired {
+            self.sessions.remove_half_open(id);
+            self.counters.session(SessionEvent::Expired);
+        }
+        expired
     }
 
     fn rakp1(
@@ -567,187 +552,162 @@ impl Bmc {
     ) -> Result<(), DropReason> {
         let msg = match Rakp1::decode(payload) {
             Ok(m) => m,
-            Err(e) => {
-                // Answer a malformed RAKP1 for a session we know, so the
-                // console fails fast instead of timing out.
-                if let (Some(tag), Some(sid)) = (payload.first(), payload.get(4..8)) {
-                    let sid = u32::from_le_bytes([sid[0], sid[1], sid[2], sid[3]]);
-                    if let Some(s) = self.sessions.remove(sid) {
-                        let console_session_id = console_id(&s.state);
-                        self.send_rakp2(
-                            from,
-                            Rakp2 {
-                                tag: *tag,
-                                status: RakpStatus::IllegalParameter,
-                                console_session_id,
-                                body: None,
-                            },
-                        );
-                        return Ok(());
-                    }
-                }
-                return Err(e.into());
-            }
-        };
-        let refuse = |status, console_session_id| Rakp2 {
-            tag: msg.tag,
-            status,
-            console_session_id,
-            body: None,
+            Err(e) => return self.malformed_rakp1(from, payload, e.into()),
         };
         let sid = msg.bmc_session_id;
-        let Some(session) = self.sessions.get_mut(sid) else {
-            self.send_rakp2(from, refuse(RakpStatus::InvalidSessionId, 0));
+        if self.sessions.get(sid).is_some() {
+            return Err(DropReason::RakpForEstablished(sid));
+        }
+        self.reap_if_expired(now, sid);
+        let mut out = self.take_buf();
+        let unknown = self.unknown_session_status(sid);
+        let Some(entry) = self.sessions.half_open_mut(sid) else {
+            refuse_rakp1(msg.tag, 0, unknown, &mut out);
+            self.refused(from, SetupMessage::Rakp1, unknown, None);
+            self.send(from, out);
             return Ok(());
         };
-        let start = match &session.state {
-            SessionState::ExpectRakp1(s) => s.clone(),
-            SessionState::ExpectRakp3(s) if s.same_rakp1(&msg) => {
-                // Our RAKP2 was lost: send the same one again.
-                let (rc, code, sidm) = (s.bmc_random, s.rakp2_code, s.console_session_id);
-                session.peer = from;
-                let guid = self.guid;
-                self.send_rakp2(
-                    from,
-                    Rakp2 {
-                        tag: msg.tag,
-                        status: RakpStatus::Ok,
-                        console_session_id: sidm,
-                        body: Some(Rakp2Body {
-                            bmc_random: rc,
-                            bmc_guid: guid,
-                            auth_code: code.as_slice(),
-                        }),
-                    },
-                );
-                return Ok(());
-            }
-            SessionState::ExpectRakp3(s) => ExpectRakp1 {
-                console_session_id: s.console_session_id,
-                suite: s.suite,
-                max_privilege: s.granted_privilege,
-            },
-            SessionState::Established(e) => {
-                let sidm = e.console_session_id;
-                self.send_rakp2(from, refuse(RakpStatus::InvalidSessionId, sidm));
-                return Ok(());
-            }
+        let Some(state) = entry.state.take() else {
+            return Err(DropReason::UnknownSession(sid));
         };
         let mut rc = [0u8; 16];
         rng.fill(&mut rc);
-        match start.on_rakp1(&msg, &self.config.users, sid, &self.guid, rc) {
-            Ok(next) => {
-                let code = next.rakp2_code;
-                session.state = SessionState::ExpectRakp3(next);
-                session.peer = from;
-                session.deadline = now + self.config.timeouts.setup;
-                let guid = self.guid;
-                self.send_rakp2(
-                    from,
-                    Rakp2 {
-                        tag: msg.tag,
-                        status: RakpStatus::Ok,
-                        console_session_id: start.console_session_id,
-                        body: Some(Rakp2Body {
-                            bmc_random: rc,
-                            bmc_guid: guid,
-                            auth_code: code.as_slice(),
-                        }),
-                    },
-                );
+        let ctx = HandshakeCtx {
+            users: &self.config.users,
+            kg: self.config.kg.as_deref().map(|k| k.as_slice()),
+            bmc_guid: &self.guid,
+            bmc_session_id: sid,
+            from,
+        };
+        let t = state.on_rakp1(&msg, &ctx, rc, &mut out);
+        match t.next {
+            Step::HalfOpen(s) => {
+                entry.state = Some(s);
+                if t.refused.is_none() {
+                    entry.deadline = self.config.timeouts.setup_deadline(now);
+                }
             }
-            Err(status) => {
-                self.sessions.remove(sid);
-                self.push_event(Event::LoginRefused {
-                    peer: from,
-                    status,
-                    user: Some(UserName::new(msg.user_name)),
-                });
-                self.send_rakp2(from, refuse(status, start.console_session_id));
+            Step::Failed | Step::Established(_) => {
+                self.sessions.remove_half_open(sid);
+                self.counters.session(SessionEvent::Failed);
             }
         }
+        if let Some(status) = t.refused {
+            self.refused(from, SetupMessage::Rakp1, status, t.user);
+        }
+        self.send(from, out);
+        t.ignored.map_or(Ok(()), Err)
+    }
+
+    /// A RAKP1 that does not decode: a half-open session it names gets
+    /// "illegal parameter" so its console fails fast, and stays as it was.
+    fn malformed_rakp1(
+        &mut self,
+        from: SocketAddr,
+        payload: &[u8],
+        error: DropReason,
+    ) -> Result<(), DropReason> {
+        let (Some(tag), Some(sid)) = (payload.first(), payload.get(4..8)) else {
+            return Err(error);
+        };
+        let sid = u32::from_le_bytes([sid[0], sid[1], sid[2], sid[3]]);
+        let mut out = self.take_buf();
+        let status = self
+            .sessions
+            .half_open_mut(sid)
+            .and_then(|e| e.state.as_ref())
+            .map(|s| s.on_malformed_rakp1(*tag, &mut out));
+        let Some(status) = status else {
+            self.recycle(out);
+            return Err(error);
+        };
+        self.refused(from, SetupMessage::Rakp1, status, None);
+        self.send(from, out);
         Ok(())
     }
 
     fn rakp3(&mut self, now: Instant, from: SocketAddr, payload: &[u8]) -> Result<(), DropReason> {
         let msg = Rakp3::decode(payload)?;
-        let refuse = |status, console_session_id| Rakp4 {
-            tag: msg.tag,
-            status,
-            console_session_id,
-            integrity_check: &[],
-        };
         let sid = msg.bmc_session_id;
-        let Some(session) = self.sessions.get_mut(sid) else {
-            self.send_rakp4(from, refuse(RakpStatus::InvalidSessionId, 0));
+        let mut out = self.take_buf();
+        if let Some(s) = self.sessions.get(sid) {
+            // Our RAKP4 may have been lost: the exact RAKP3 that
+            // established the session, from where it came, gets the same
+            // RAKP4 again. Nothing else about the session changes.
+            if s.peer == from && s.established.on_rakp3(&msg, &mut out) {
+                self.send(from, out);
+                return Ok(());
+            }
+            self.recycle(out);
+            return Err(DropReason::RakpForEstablished(sid));
+        }
+        self.reap_if_expired(now, sid);
+        let room = self.sessions.can_establish();
+        let unknown = self.unknown_session_status(sid);
+        let Some(entry) = self.sessions.half_open_mut(sid) else {
+            if msg.status != RakpStatus::Ok {
+                // A console giving up on a session we do not hold.
+                self.recycle(out);
+                return Err(DropReason::UnknownSession(sid));
+            }
+            refuse_rakp3(msg.tag, 0, unknown, &mut out);
+            self.refused(from, SetupMessage::Rakp3, unknown, None);
+            self.send(from, out);
             return Ok(());
         };
-        if msg.status != RakpStatus::Ok {
-            self.sessions.remove(sid);
-            return Err(DropReason::ConsoleAbort(msg.status.into()));
-        }
-        let expect = match &session.state {
-            SessionState::ExpectRakp3(s) => s.clone(),
-            SessionState::Established(e) => {
-                let sidm = e.console_session_id;
-                match e.repeated_rakp3(msg.auth_code) {
-                    Some(icv) => self.send_rakp4(
-                        from,
-                        Rakp4 {
-                            tag: msg.tag,
-                            status: RakpStatus::Ok,
-                            console_session_id: sidm,
-                            integrity_check: icv.as_slice(),
-                        },
-                    ),
-                    None => {
-                        self.send_rakp4(from, refuse(RakpStatus::InvalidIntegrityCheckValue, sidm))
-                    }
-                }
-                return Ok(());
-            }
-            SessionState::ExpectRakp1(s) => {
-                let sidm = s.console_session_id;
-                self.send_rakp4(from, refuse(RakpStatus::InvalidSessionId, sidm));
-                return Ok(());
-            }
+        let Some(state) = entry.state.take() else {
+            return Err(DropReason::UnknownSession(sid));
         };
-        let kg = self.config.kg.as_deref().map(|k| k.as_slice());
-        match expect.on_rakp3(&msg, &self.config.users, kg, sid, &self.guid) {
-            Ok((established, icv)) => {
-                let event = Event::SessionOpened {
-                    id: sid,
-                    peer: from,
-                    user: UserName::new(expect.user_name()),
-                    suite: expect.suite.id,
-                    max_privilege: expect.max_privilege,
-                };
-                session.state = SessionState::Established(Box::new(established));
-                session.peer = from;
-                session.deadline = now + self.config.timeouts.idle;
-                self.push_event(event);
-                self.send_rakp4(
-                    from,
-                    Rakp4 {
-                        tag: msg.tag,
-                        status: RakpStatus::Ok,
-                        console_session_id: expect.console_session_id,
-                        integrity_check: icv.as_slice(),
-                    },
-                );
+        let ctx = HandshakeCtx {
+            users: &self.config.users,
+            kg: self.config.kg.as_deref().map(|k| k.as_slice()),
+            bmc_guid: &self.guid,
+            bmc_session_id: sid,
+            from,
+        };
+        let t = state.on_rakp3(&msg, &ctx, room, &mut out);
+        match t.next {
+            Step::HalfOpen(s) => entry.state = Some(s),
+            Step::Failed => {
+                self.sessions.remove_half_open(sid);
+                self.counters.session(SessionEvent::Failed);
             }
-            Err(status) => {
-                self.sessions.remove(sid);
-                self.push_event(Event::LoginRefused {
-                    peer: from,
-                    status,
-                    user: Some(UserName::new(expect.user_name())),
-                });
-                self.send_rakp4(from, refuse(status, expect.console_session_id));
+            Step::Established(established) => {
+                let (suite, max_privilege) = (established.suite.id, established.max_privilege);
+                let deadline = self.config.timeouts.idle_deadline(now);
+                if self
+                    .sessions
+                    .establish(sid, established, from, deadline)
+                    .is_ok()
+                {
+                    self.counters.session(SessionEvent::Established);
+                    self.push_event(Event::SessionEstablished {
+                        id: sid,
+                        peer: from,
+                        user: t.user.unwrap_or(UserName::new(&[])),
+                        suite,
+                        max_privilege,
+                    });
+                } else {
+                    // Room was checked above, so this is not expected; if
+                    // it happens, refuse rather than claim success.
+                    out.clear();
+                    let status = RakpStatus::InsufficientResources;
+                    refuse_rakp3(msg.tag, 0, status, &mut out);
+                    self.sessions.remove_half_open(sid);
+                    self.counters.session(SessionEvent::Failed);
+                    self.refused(from, SetupMessage::Rakp3, status, t.user);
+                }
             }
         }
-        Ok(())
+        if let Some(status) = t.refused {
+            self.refused(from, SetupMessage::Rakp3, status, t.user);
+        }
+        self.send(from, out);
+        t.ignored.map_or(Ok(()), Err)
     }
+
+    // ----- In a session ------------------------------------------------------
 
     fn in_session(
         &mut self,
@@ -758,16 +718,31 @@ impl Bmc {
         rng: &mut dyn Entropy,
     ) -> Result<(), DropReason> {
         let sid = packet.header.session_id;
-        let idle = self.config.timeouts.idle;
         let Some(session) = self.sessions.get_mut(sid) else {
-            return Err(DropReason::UnknownSession(sid));
+            return Err(if self.sessions.contains(sid) {
+                DropReason::NotEstablished(sid)
+            } else {
+                DropReason::UnknownSession(sid)
+            });
         };
-        let SessionState::Established(est) = &mut session.state else {
-            return Err(DropReason::NotEstablished(sid));
-        };
-        let mut scratch = [0u8; MAX_PAYLOAD];
-        let message = est.open(session_bytes, packet, &mut scratch)?;
-        session.deadline = now + idle;
+        if session.deadline <= now {
+            // Expired even if handle_timeout has not run yet: unusable.
+            self.sessions.remove(sid);
+            self.counters.session(SessionEvent::Expired);
+            self.push_event(Event::SessionClosed {
+                id: sid,
+                reason: CloseReason::Expired,
+            });
+            return Err(DropReason::Expired(sid));
+        }
+        // Plaintext requests may one day carry secrets (Set User Password):
+        // the buffer is wiped when it goes.
+        let mut scratch = Zeroizing::new([0u8; MAX_PAYLOAD]);
+        let message = session
+            .established
+            .open(session_bytes, packet, &mut scratch[..])?;
+        // Authenticated from here on: only now may the session change.
+        session.deadline = self.config.timeouts.idle_deadline(now);
         session.peer = from;
         let req = Request::decode(message)?;
         if !req.netfn.is_request() {
@@ -775,14 +750,13 @@ impl Bmc {
         }
         let key = RequestKey::of(&req);
         if let Some(k) = &key {
-            if let Some(cached) = est.replies.get(k) {
-                let mut msg = [0u8; MAX_MESSAGE];
-                msg[..cached.len()].copy_from_slice(cached);
-                let n = cached.len();
+            if let Some(cached) = session.established.replies.get(k) {
+                self.message.clear();
+                self.message.extend_from_slice(cached);
                 let mut buf = self.spare.pop().unwrap_or_default();
                 buf.clear();
-                est.seal(&msg[..n], rng, &mut buf);
-                self.transmits.push_back((from, buf));
+                session.established.seal(&self.message, rng, &mut buf);
+                self.send(from, buf);
                 return Ok(());
             }
             if self
@@ -793,10 +767,11 @@ impl Bmc {
                 return Err(DropReason::InProgress);
             }
         }
+        let e = &session.established;
         let view = SessionView {
             id: sid,
-            privilege: est.privilege,
-            max_privilege: est.max_privilege,
+            privilege: e.privilege,
+            max_privilege: e.max_privilege,
         };
         let header = ResponseHeader::answering(&req);
         let mut ctx = Ctx {
@@ -806,8 +781,10 @@ impl Bmc {
             table: &self.sessions,
             identify: &mut self.identify,
         };
-        match commands::dispatch(&mut ctx, &req) {
+        let (row, handled) = commands::dispatch(&mut ctx, &req);
+        match handled {
             Handled::Reply(cc, data) => {
+                self.counters.request(row, cc);
                 self.reply_in_session(sid, from, header, key, cc, data.as_slice(), rng);
             }
             Handled::Defer(action, followup) => {
@@ -821,14 +798,14 @@ impl Bmc {
                     header,
                     followup,
                     key,
+                    row,
                 });
             }
             Handled::SetPrivilege(p) => {
-                if let Some(SessionState::Established(est)) =
-                    self.sessions.get_mut(sid).map(|s| &mut s.state)
-                {
-                    est.privilege = p;
+                if let Some(s) = self.sessions.get_mut(sid) {
+                    s.established.privilege = p;
                 }
+                self.counters.request(row, CompletionCode::OK);
                 self.reply_in_session(
                     sid,
                     from,
@@ -840,17 +817,23 @@ impl Bmc {
                 );
             }
             Handled::CloseSession(target) => {
+                self.counters.request(row, CompletionCode::OK);
                 self.reply_in_session(sid, from, header, None, CompletionCode::OK, &[], rng);
-                self.sessions.remove(target);
-                self.push_event(Event::SessionClosed {
-                    id: target,
-                    reason: CloseReason::Closed,
-                });
+                if self.sessions.remove(target).is_some() {
+                    self.counters.session(SessionEvent::Closed);
+                    self.push_event(Event::SessionClosed {
+                        id: target,
+                        reason: CloseReason::Closed,
+                    });
+                }
             }
             Handled::Reset => {
+                self.counters.request(row, CompletionCode::OK);
                 self.reply_in_session(sid, from, header, None, CompletionCode::OK, &[], rng);
-                let ids: Vec<u32> = self.sessions.ids().collect();
-                self.sessions.clear();
+                let mut ids = Vec::new();
+                let half_open = self.sessions.clear(|id| ids.push(id));
+                self.counters
+                    .session_n(SessionEvent::Reset, (half_open + ids.len()) as u64);
                 for id in ids {
                     self.push_event(Event::SessionClosed {
                         id,
@@ -875,48 +858,22 @@ impl Bmc {
         data: &[u8],
         rng: &mut dyn Entropy,
     ) {
-        let (msg, n) = encode_response(header, cc, data);
+        self.message.clear();
+        Response {
+            header,
+            completion: cc,
+            data,
+        }
+        .encode(&mut self.message);
         let mut buf = self.take_buf();
-        let Some(SessionState::Established(est)) = self.sessions.get_mut(sid).map(|s| &mut s.state)
-        else {
-            self.spare.push(buf);
+        let Some(session) = self.sessions.get_mut(sid) else {
+            self.recycle(buf);
             return;
         };
         if let Some(k) = key {
-            est.replies.insert(k, &msg[..n]);
+            session.established.replies.insert(k, &self.message);
         }
-        est.seal(&msg[..n], rng, &mut buf);
-        self.transmits.push_back((peer, buf));
+        session.established.seal(&self.message, rng, &mut buf);
+        self.send(peer, buf);
     }
-}
-
-fn console_id(state: &SessionState) -> u32 {
-    match state {
-        SessionState::ExpectRakp1(s) => s.console_session_id,
-        SessionState::ExpectRakp3(s) => s.console_session_id,
-        SessionState::Established(e) => e.console_session_id,
-    }
-}
-
-/// Encodes a wire value into a fixed buffer sized for it.
-fn encode_into<T: Encode>(value: &T, buf: &mut [u8]) -> usize {
-    let total = buf.len();
-    let mut cursor: &mut [u8] = buf;
-    value.encode(&mut cursor);
-    total - cursor.remaining_mut()
-}
-
-fn encode_response(
-    header: ResponseHeader,
-    cc: CompletionCode,
-    data: &[u8],
-) -> ([u8; MAX_MESSAGE], usize) {
-    let mut msg = [0u8; MAX_MESSAGE];
-    let r = Response {
-        header,
-        completion: cc,
-        data: &data[..data.len().min(MAX_MESSAGE - 8)],
-    };
-    let n = encode_into(&r, &mut msg);
-    (msg, n)
 }

@@ -203,6 +203,17 @@ impl BootParameterWrite {
         Ok((write, invalid))
     }
 
+    /// The request data [`Self::parse`] reads, written into `out`: the
+    /// parameter selector (bit 7 set if `mark_invalid`), then its data.
+    pub fn encode(&self, mark_invalid: bool, out: &mut Vec<u8>) {
+        out.push(self.parameter() | if mark_invalid { 0x80 } else { 0 });
+        match self {
+            Self::SetInProgress(v) | Self::ValidBitClearing(v) => out.push(*v),
+            Self::BootInfoAck { mask, data } => out.extend_from_slice(&[*mask, *data]),
+            Self::BootFlags(f) => out.extend_from_slice(&f.0),
+        }
+    }
+
     /// The parameter number this write targets.
     pub fn parameter(&self) -> u8 {
         match self {
@@ -330,6 +341,21 @@ impl BootOptions {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn writes_round_trip() {
+        for data in [
+            &[0x00, 0x01][..],
+            &[0x83, 0x1f],
+            &[0x04, 0x01, 0x01],
+            &[0x05, 0xa0, 0x04, 0x00, 0x00, 0x00],
+        ] {
+            let (write, invalid) = BootParameterWrite::parse(data).expect("parse");
+            let mut out = Vec::new();
+            write.encode(invalid, &mut out);
+            assert_eq!(out, data);
+        }
+    }
 
     #[test]
     fn ironic_uefi_one_time_pxe() {

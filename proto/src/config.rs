@@ -1,12 +1,16 @@
 //! The settings an engine runs with: users, BMC key, cipher suites, session
 //! limits and the identity Get Device ID reports. One [`BmcConfig`] is
 //! shared (behind an `Arc`) by every node of a process, so a node costs a
-//! pointer, not a copy.
+//! pointer, not a copy, and so every node draws on the same
+//! [`SessionBudget`].
+
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
 use crate::cipher_suite::CipherSuites;
-use crate::session::table::Timeouts;
+use crate::session::budget::SessionBudget;
+use crate::session::table::{MAX_ESTABLISHED, Timeouts};
 use crate::user::Users;
 
 /// The identity reported by Get Device ID (IPMI v2.0 section 20.1).
@@ -80,8 +84,12 @@ pub struct BmcConfig {
     pub kg: Option<Zeroizing<Vec<u8>>>,
     /// Suites accepted and advertised.
     pub cipher_suites: CipherSuites,
-    /// Most sessions one BMC holds at once, half-open ones included.
+    /// Most established sessions one BMC holds at once (1..=255; values
+    /// outside are clamped). Half-open sessions are bounded separately
+    /// ([`crate::session::table::MAX_HALF_OPEN`]).
     pub max_sessions: usize,
+    /// The cap on sessions shared by every engine given this configuration.
+    pub budget: Arc<SessionBudget>,
     /// Half-open and idle timeouts.
     pub timeouts: Timeouts,
     /// Get Device ID's answer.
@@ -89,14 +97,15 @@ pub struct BmcConfig {
 }
 
 impl BmcConfig {
-    /// Defaults around a user table: suites 3 and 17, 32 sessions, 5 s
-    /// setup and 60 s idle timeouts, no Kg.
+    /// Defaults around a user table: suites 3 and 17, 255 sessions, no
+    /// global cap, 5 s setup and 60 s idle timeouts, no Kg.
     pub fn new(users: Users) -> Self {
         BmcConfig {
             users,
             kg: None,
             cipher_suites: CipherSuites::default(),
-            max_sessions: 32,
+            max_sessions: MAX_ESTABLISHED,
+            budget: Arc::new(SessionBudget::unlimited()),
             timeouts: Timeouts::default(),
             device: DeviceId::default(),
         }

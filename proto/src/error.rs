@@ -3,8 +3,10 @@
 //! Anything a console could act on gets an answer: a completion code or an
 //! RMCP+ status. What remains is traffic the protocol says to discard: bytes
 //! that are not RMCP, packets that fail their integrity check or replay an
-//! old sequence number, requests for sessions that do not exist. The daemon
-//! logs each reason at debug level and counts them.
+//! old sequence number, requests for sessions that do not exist, and RAKP
+//! messages that would let an unauthenticated sender change a session. The
+//! engine counts each reason ([`crate::Counters`]); the daemon logs them at
+//! debug level and summarises them.
 
 use crate::codec::DecodeError;
 use crate::crypto::confidentiality::DecryptError;
@@ -63,7 +65,138 @@ pub enum DropReason {
     /// A retransmission of a request whose reply is still being computed.
     #[error("retransmission of a request still in progress")]
     InProgress,
-    /// RAKP3 reported an error from the console; the session is removed.
-    #[error("console aborted the handshake with status {0:#04x}")]
+    /// RAKP3 from the console that opened the session reported an error:
+    /// the console gave up, and the half-open session is removed.
+    #[error("console abandoned the handshake with status {0:#04x}")]
     ConsoleAbort(u8),
+    /// A RAKP message naming a session that is already established. Only
+    /// authenticated packets may change an established session, and RAKP
+    /// messages are not authenticated by its keys.
+    #[error("RAKP message for established session {0:#010x}")]
+    RakpForEstablished(u32),
+    /// A RAKP 3 error status from an address other than the one that opened
+    /// the session: only the opener may abandon its handshake.
+    #[error("handshake abort for session {0:#010x} from an address that did not open it")]
+    NotOpener(u32),
+    /// A packet for a session whose deadline has passed; the session is
+    /// removed.
+    #[error("session {0:#010x} has expired")]
+    Expired(u32),
+}
+
+impl DropReason {
+    /// The reason without its details, for counting.
+    pub fn kind(&self) -> DropKind {
+        match self {
+            Self::Malformed(_) => DropKind::Malformed,
+            Self::UnsupportedClass(_) => DropKind::UnsupportedClass,
+            Self::NotPing(_) => DropKind::NotPing,
+            Self::RmcpAck => DropKind::RmcpAck,
+            Self::Ipmi15Session => DropKind::Ipmi15Session,
+            Self::UnsupportedPayload(_) => DropKind::UnsupportedPayload,
+            Self::SetupFraming => DropKind::SetupFraming,
+            Self::UnknownSession(_) => DropKind::UnknownSession,
+            Self::NotEstablished(_) => DropKind::NotEstablished,
+            Self::WrongAuthenticatedBit => DropKind::WrongAuthenticatedBit,
+            Self::WrongEncryptedBit => DropKind::WrongEncryptedBit,
+            Self::BadAuthCode => DropKind::BadAuthCode,
+            Self::Replay(_) => DropKind::Replay,
+            Self::Decrypt(_) => DropKind::Decrypt,
+            Self::TooLong(_) => DropKind::TooLong,
+            Self::NotARequest => DropKind::NotARequest,
+            Self::InProgress => DropKind::InProgress,
+            Self::ConsoleAbort(_) => DropKind::ConsoleAbort,
+            Self::RakpForEstablished(_) => DropKind::RakpForEstablished,
+            Self::NotOpener(_) => DropKind::NotOpener,
+            Self::Expired(_) => DropKind::Expired,
+        }
+    }
+}
+
+macro_rules! drop_kinds {
+    ($( $(#[$m:meta])* $variant:ident = $name:literal, )*) => {
+        /// [`DropReason`] without its details: what the counters and the
+        /// daemon's summaries count by. Each kind has a stable name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum DropKind {
+            $( $(#[$m])* $variant, )*
+        }
+
+        impl DropKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [DropKind] = &[$( DropKind::$variant, )*];
+
+            /// The stable name (snake case), used as a metric label.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( DropKind::$variant => $name, )*
+                }
+            }
+        }
+    };
+}
+
+drop_kinds! {
+    /// See [`DropReason::Malformed`].
+    Malformed = "malformed",
+    /// See [`DropReason::UnsupportedClass`].
+    UnsupportedClass = "unsupported_class",
+    /// See [`DropReason::NotPing`].
+    NotPing = "not_ping",
+    /// See [`DropReason::RmcpAck`].
+    RmcpAck = "rmcp_ack",
+    /// See [`DropReason::Ipmi15Session`].
+    Ipmi15Session = "ipmi15_session",
+    /// See [`DropReason::UnsupportedPayload`].
+    UnsupportedPayload = "unsupported_payload",
+    /// See [`DropReason::SetupFraming`].
+    SetupFraming = "setup_framing",
+    /// See [`DropReason::UnknownSession`].
+    UnknownSession = "unknown_session",
+    /// See [`DropReason::NotEstablished`].
+    NotEstablished = "not_established",
+    /// See [`DropReason::WrongAuthenticatedBit`].
+    WrongAuthenticatedBit = "wrong_authenticated_bit",
+    /// See [`DropReason::WrongEncryptedBit`].
+    WrongEncryptedBit = "wrong_encrypted_bit",
+    /// See [`DropReason::BadAuthCode`].
+    BadAuthCode = "bad_auth_code",
+    /// See [`DropReason::Replay`].
+    Replay = "replay",
+    /// See [`DropReason::Decrypt`].
+    Decrypt = "decrypt",
+    /// See [`DropReason::TooLong`].
+    TooLong = "too_long",
+    /// See [`DropReason::NotARequest`].
+    NotARequest = "not_a_request",
+    /// See [`DropReason::InProgress`].
+    InProgress = "in_progress",
+    /// See [`DropReason::ConsoleAbort`].
+    ConsoleAbort = "console_abort",
+    /// See [`DropReason::RakpForEstablished`].
+    RakpForEstablished = "rakp_for_established",
+    /// See [`DropReason::NotOpener`].
+    NotOpener = "not_opener",
+    /// See [`DropReason::Expired`].
+    Expired = "expired",
+}
+
+impl std::fmt::Display for DropKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_distinct_names() {
+        let mut names: Vec<_> = DropKind::ALL.iter().map(|k| k.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DropKind::ALL.len());
+        assert_eq!(DropReason::Replay(3).kind(), DropKind::Replay);
+    }
 }

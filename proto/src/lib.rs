@@ -9,7 +9,9 @@
 //!   [`Bmc::complete_action`] with the result of an action;
 //! - out: [`Bmc::poll_transmit`] for datagrams to send back,
 //!   [`Bmc::poll_action`] for work on the machine (power, boot options),
-//!   [`Bmc::poll_event`] for what an operator may want logged.
+//!   [`Bmc::poll_event`] for what an operator may want logged;
+//! - [`Bmc::counters`]: every session event, refusal, drop and request,
+//!   counted, for a metrics endpoint.
 //!
 //! Randomness comes through the [`Entropy`] trait so tests can fix it.
 //!
@@ -17,8 +19,11 @@
 //!
 //! - [`wire`]: one module per framing layer, each with decode and encode;
 //! - [`crypto`]: RAKP codes, key schedule, integrity and AES-CBC-128;
-//! - [`session`]: handshake states, the established session, the table;
-//! - `commands`: dispatch, privileges and the App and Chassis commands;
+//! - [`session`]: handshake states, the established session, the table
+//!   and the process-wide session budget;
+//! - `commands`: the command table (privilege, dispatch) and the App and
+//!   Chassis commands;
+//! - [`counters`]: what an engine has done, with stable metric names;
 //! - [`boot_options`]: the System Boot Options a machine keeps;
 //! - [`bmc`]: the engine tying them together.
 //!
@@ -36,17 +41,22 @@ pub mod cipher_suite;
 pub mod codec;
 mod commands;
 pub mod config;
+pub mod counters;
 pub mod crypto;
 pub mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod session;
 pub mod user;
 pub mod wire;
 
 pub use action::{Action, ActionId, ChassisControl, ChassisState, Outcome};
-pub use bmc::{Bmc, CloseReason, Entropy, Event, UserName};
+pub use bmc::{Bmc, CloseReason, Entropy, Event};
 pub use boot_options::{BootDevice, BootFlags, BootOptions, BootParameterWrite};
 pub use cipher_suite::{CipherSuite, CipherSuites};
 pub use config::{BmcConfig, DeviceId};
-pub use error::DropReason;
-pub use user::{User, Users};
+pub use counters::{Counters, Sample, SessionEvent, SetupMessage};
+pub use error::{DropKind, DropReason};
+pub use session::budget::SessionBudget;
+pub use user::{User, UserName, Users};
 pub use wire::ids::{CompletionCode, Privilege, RakpStatus};

@@ -3,7 +3,9 @@
 //!
 //! Names are at most 16 bytes and passwords at most 20 (the IPMI 2.0 key
 //! length). Null user names and empty passwords are refused when the table
-//! is built, so anonymous login can never be configured.
+//! is built, so anonymous login can never be configured. A name that came
+//! off the wire is a [`UserName`]: cut at 16 bytes and escaped when shown,
+//! because anyone can send one.
 
 use zeroize::Zeroizing;
 
@@ -12,6 +14,54 @@ use crate::wire::rakp::MAX_USER_NAME;
 
 /// Longest IPMI 2.0 password.
 pub const MAX_PASSWORD: usize = 20;
+
+/// A user name as it came off the wire, for events and logs: at most 16
+/// bytes (longer ones are cut), shown with every byte that is not printable
+/// ASCII escaped as `\xNN`, so a name can neither forge log lines nor
+/// smuggle terminal control sequences.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct UserName {
+    bytes: [u8; MAX_USER_NAME],
+    len: u8,
+}
+
+impl UserName {
+    /// The first 16 bytes of `name`.
+    pub fn new(name: &[u8]) -> Self {
+        let mut bytes = [0u8; MAX_USER_NAME];
+        let len = name.len().min(MAX_USER_NAME);
+        bytes[..len].copy_from_slice(&name[..len]);
+        UserName {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    /// The bytes as received (cut at 16).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Display for UserName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write;
+        for b in self.as_bytes() {
+            match b {
+                b'\\' => f.write_str("\\\\")?,
+                0x21..=0x7e => f.write_char(char::from(*b))?,
+                _ => write!(f, "\\x{b:02x}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for UserName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
 
 /// One user.
 pub struct User {
@@ -178,5 +228,17 @@ mod tests {
         );
         assert!(u.by_id(0).is_none());
         assert!(!format!("{:?}", u).contains("password"));
+    }
+
+    #[test]
+    fn wire_names_are_cut_and_escaped() {
+        assert_eq!(UserName::new(b"admin").to_string(), "admin");
+        assert_eq!(
+            UserName::new(b"a b\n\x1b[2J\\\xff").to_string(),
+            "a\\x20b\\x0a\\x1b[2J\\\\\\xff"
+        );
+        let long = UserName::new(b"0123456789abcdefXYZ");
+        assert_eq!(long.to_string(), "0123456789abcdef");
+        assert_eq!(long.as_bytes().len(), 16);
     }
 }

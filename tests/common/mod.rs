@@ -191,6 +191,22 @@ impl Daemon {
             .collect()
     }
 
+    /// The daemon's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The daemon's resident memory (VmRSS), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("daemon's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS line")
+    }
+
     /// The directory holding the config and log.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -375,6 +391,10 @@ pub struct Relay {
     pub addr: SocketAddr,
     /// Everything relayed, in order.
     pub log: RelayLog,
+    /// The relay's socket toward the node: the console's address as the
+    /// node sees it.
+    back: UdpSocket,
+    target: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -390,6 +410,7 @@ impl Relay {
         back.set_read_timeout(Some(Duration::from_millis(5)))
             .expect("timeout");
         let addr = front.local_addr().expect("addr");
+        let back_handle = back.try_clone().expect("clone relay socket");
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (log2, stop2) = (log.clone(), stop.clone());
@@ -419,9 +440,18 @@ impl Relay {
         Relay {
             addr,
             log,
+            back: back_handle,
+            target,
             stop,
             thread: Some(thread),
         }
+    }
+
+    /// Sends `datagram` to the node from the relay's own socket, so it
+    /// arrives from the address and port the console's session uses.
+    /// Replies are relayed to the console like any other.
+    pub fn send_to_bmc(&self, datagram: &[u8]) {
+        self.back.send_to(datagram, self.target).expect("send");
     }
 
     /// The datagrams seen so far.
@@ -445,4 +475,109 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let mut f = std::fs::File::create(&p).expect("create");
     f.write_all(text.as_bytes()).expect("write");
     p
+}
+
+/// A running `ipmitool ... shell`: one session kept open across commands.
+pub struct Shell {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    output: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Shell {
+    /// Starts `ipmitool -I lanplus -H host -p port -U user -P pass <args> shell`.
+    pub fn start(node: SocketAddr, user: (&str, &str), args: &[&str]) -> Shell {
+        require_tool("ipmitool");
+        let mut child = Command::new("ipmitool")
+            .args(["-I", "lanplus", "-H", &node.ip().to_string()])
+            .args(["-p", &node.port().to_string(), "-U", user.0, "-P", user.1])
+            .args(args)
+            .arg("shell")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ipmitool shell");
+        let stdin = child.stdin.take().expect("stdin");
+        let output = Arc::new(Mutex::new(String::new()));
+        let mut readers = Vec::new();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = output.clone();
+            readers.push(std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = std::io::Read::read(&mut stream, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    output
+                        .lock()
+                        .expect("output")
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }));
+        }
+        let reader = std::thread::spawn(move || {
+            for r in readers {
+                let _ = r.join();
+            }
+        });
+        Shell {
+            child,
+            stdin,
+            output,
+            reader: Some(reader),
+        }
+    }
+
+    /// Runs `command` and waits until its output contains `expect`;
+    /// returns everything printed since the command was sent.
+    pub fn run(&mut self, command: &str, expect: &str) -> String {
+        let start = self.output.lock().expect("output").len();
+        writeln!(self.stdin, "{command}").expect("write to the shell");
+        self.stdin.flush().expect("flush");
+        let mut seen = String::new();
+        eventually(&format!("`{command}` to print {expect:?}"), || {
+            seen = self.output.lock().expect("output")[start..].to_string();
+            seen.contains(expect)
+        });
+        seen
+    }
+
+    /// Everything the shell has printed.
+    pub fn output(&self) -> String {
+        self.output.lock().expect("output").clone()
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "exit");
+        let _ = self.stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
 }

@@ -15,7 +15,7 @@ fn length_is(d: &[u8], n: usize) -> Result<(), Handled> {
 
 /// Get Device ID (section 20.1): fifteen bytes, as ipmitool reads them
 /// without a length check.
-pub(super) fn get_device_id(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
+pub(super) fn get_device_id(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     if let Err(h) = length_is(d, 0) {
         return h;
     }
@@ -24,7 +24,7 @@ pub(super) fn get_device_id(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
 
 /// Cold and Warm Reset (sections 20.2, 20.3): a virtual BMC has nothing to
 /// reboot, so a reset drops this BMC's sessions and nothing else.
-pub(super) fn reset(d: &[u8]) -> Handled {
+pub(super) fn reset(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     if let Err(h) = length_is(d, 0) {
         return h;
     }
@@ -32,7 +32,7 @@ pub(super) fn reset(d: &[u8]) -> Handled {
 }
 
 /// Get Self Test Results (section 20.4): 55h, "no error".
-pub(super) fn get_self_test_results(d: &[u8]) -> Handled {
+pub(super) fn get_self_test_results(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     if let Err(h) = length_is(d, 0) {
         return h;
     }
@@ -40,7 +40,7 @@ pub(super) fn get_self_test_results(d: &[u8]) -> Handled {
 }
 
 /// Get System GUID (section 22.14): the machine's GUID from the backend.
-pub(super) fn get_system_guid(d: &[u8]) -> Handled {
+pub(super) fn get_system_guid(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     if let Err(h) = length_is(d, 0) {
         return h;
     }
@@ -52,7 +52,7 @@ pub(super) fn get_system_guid(d: &[u8]) -> Handled {
 /// authentication types (so 1.5 consoles fail fast instead of timing out),
 /// named users only, and the Kg bit telling consoles whether a BMC key is
 /// set (FreeIPMI refuses before Open Session when it disagrees with `-k`).
-pub(super) fn get_channel_auth_caps(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
+pub(super) fn get_channel_auth_caps(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     if let Err(h) = length_is(d, 2) {
         return h;
     }
@@ -67,7 +67,7 @@ pub(super) fn get_channel_auth_caps(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
 }
 
 /// Set Session Privilege Level (section 22.18).
-pub(super) fn set_session_privilege(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
+pub(super) fn set_session_privilege(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     if let Err(h) = length_is(d, 1) {
         return h;
     }
@@ -87,7 +87,7 @@ pub(super) fn set_session_privilege(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
 
 /// Close Session (section 22.19). A session may close itself; closing
 /// another needs Administrator.
-pub(super) fn close_session(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
+pub(super) fn close_session(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     let Some(session) = ctx.session else {
         return Handled::code(CompletionCode::INSUFFICIENT_PRIVILEGE);
     };
@@ -95,13 +95,13 @@ pub(super) fn close_session(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
         [a, b, c, e] => {
             let id = u32::from_le_bytes([*a, *b, *c, *e]);
             match ctx.table.get(id) {
-                Some(s) if s.is_established() => s.id,
-                _ => return Handled::code(CompletionCode::INVALID_SESSION_ID),
+                Some(s) => s.id,
+                None => return Handled::code(CompletionCode::INVALID_SESSION_ID),
             }
         }
         [0, 0, 0, 0, handle] => match ctx.table.by_handle(*handle) {
-            Some(s) if s.is_established() => s.id,
-            _ => return Handled::code(CompletionCode::INVALID_SESSION_HANDLE),
+            Some(s) => s.id,
+            None => return Handled::code(CompletionCode::INVALID_SESSION_HANDLE),
         },
         _ => return Handled::code(CompletionCode::REQUEST_LENGTH_INVALID),
     };
@@ -112,8 +112,9 @@ pub(super) fn close_session(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
 }
 
 /// Get Session Info (section 22.20). An index with no session behind it
-/// gets the three-byte form with handle 0, as the spec describes.
-pub(super) fn get_session_info(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
+/// gets the three-byte form with handle 0, as the spec describes; only
+/// established sessions are listed (half-open ones have no handle).
+pub(super) fn get_session_info(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     let Some(current) = ctx.session else {
         return Handled::code(CompletionCode::INSUFFICIENT_PRIVILEGE);
     };
@@ -124,14 +125,14 @@ pub(super) fn get_session_info(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
         [n] if *n != 0xfe && *n != 0xff => ctx.table.nth_established(usize::from(*n)),
         _ => return Handled::code(CompletionCode::REQUEST_LENGTH_INVALID),
     };
-    let slots = ctx.config.max_sessions.min(63) as u8;
+    // The count fields are six bits wide: at most 63, however many
+    // sessions the table really holds.
+    let slots = ctx.table.max_established().min(63) as u8;
     let active = ctx.table.established().min(63) as u8;
-    let Some(s) = found.filter(|s| s.is_established()) else {
+    let Some(s) = found else {
         return Handled::ok(&[0, slots, active]);
     };
-    let crate::session::table::SessionState::Established(e) = &s.state else {
-        return Handled::ok(&[0, slots, active]);
-    };
+    let e = &s.established;
     let mut out = [0u8; 18];
     out[..6].copy_from_slice(&[
         s.handle,
@@ -154,7 +155,7 @@ pub(super) fn get_session_info(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
 
 /// Get Channel Access (section 22.23): always available, PEF alerting
 /// disabled, Administrator as the channel privilege limit.
-pub(super) fn get_channel_access(d: &[u8]) -> Handled {
+pub(super) fn get_channel_access(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     if let Err(h) = length_is(d, 2) {
         return h;
     }
@@ -165,7 +166,7 @@ pub(super) fn get_channel_access(d: &[u8]) -> Handled {
 }
 
 /// Get Channel Info (section 22.24): one 802.3 LAN channel, multi-session.
-pub(super) fn get_channel_info(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
+pub(super) fn get_channel_info(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     if let Err(h) = length_is(d, 1) {
         return h;
     }
@@ -190,7 +191,7 @@ pub(super) fn get_channel_info(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
 /// Get Channel Cipher Suites (section 22.15), in pages of 16 record bytes.
 /// ipmitool keeps asking while a page is full, so a multiple of 16 is
 /// followed by a page holding only the channel byte.
-pub(super) fn get_channel_cipher_suites(ctx: &Ctx<'_>, d: &[u8]) -> Handled {
+pub(super) fn get_channel_cipher_suites(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     if let Err(h) = length_is(d, 3) {
         return h;
     }

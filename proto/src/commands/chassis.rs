@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Followup, Handled, ReplyData};
+use super::{Ctx, Followup, Handled, ReplyData};
 use crate::action::{Action, ChassisControl, ChassisState};
 use crate::boot_options::{BootOptionError, BootParameterWrite, param};
 use crate::wire::ids::CompletionCode;
@@ -31,7 +31,7 @@ impl Identify {
 
 /// Get Chassis Capabilities (section 28.1): no optional features; every
 /// device address is the BMC's.
-pub(super) fn get_capabilities(d: &[u8]) -> Handled {
+pub(super) fn get_capabilities(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     if !d.is_empty() {
         return Handled::code(CompletionCode::REQUEST_LENGTH_INVALID);
     }
@@ -40,7 +40,7 @@ pub(super) fn get_capabilities(d: &[u8]) -> Handled {
 
 /// Get Chassis Status (section 28.2): the power state comes from the
 /// backend.
-pub(super) fn get_status(d: &[u8]) -> Handled {
+pub(super) fn get_status(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     if !d.is_empty() {
         return Handled::code(CompletionCode::REQUEST_LENGTH_INVALID);
     }
@@ -56,7 +56,7 @@ pub(super) fn status_bytes(state: ChassisState, identify: &Identify, now: Instan
 }
 
 /// Chassis Control (section 28.3).
-pub(super) fn control(d: &[u8]) -> Handled {
+pub(super) fn control(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     match d {
         [b] => match ChassisControl::from_byte(*b) {
             Some(c) if b & 0xf0 == 0 => Handled::Defer(Action::ChassisControl(c), Followup::Ack),
@@ -68,7 +68,7 @@ pub(super) fn control(d: &[u8]) -> Handled {
 
 /// Chassis Identify (section 28.5): optional interval in seconds (default
 /// 15, 0 turns it off) and optional "force on" bit.
-pub(super) fn identify(ctx: &mut super::Ctx<'_>, d: &[u8]) -> Handled {
+pub(super) fn identify(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     let (interval, force) = match d {
         [] => (15, false),
         [i] => (*i, false),
@@ -92,7 +92,7 @@ pub(super) fn identify(ctx: &mut super::Ctx<'_>, d: &[u8]) -> Handled {
 }
 
 /// Set System Boot Options (section 28.12).
-pub(super) fn set_boot_options(d: &[u8]) -> Handled {
+pub(super) fn set_boot_options(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     match BootParameterWrite::parse(d) {
         Ok((write, mark_invalid)) => Handled::Defer(
             Action::SetBootParameter {
@@ -107,7 +107,7 @@ pub(super) fn set_boot_options(d: &[u8]) -> Handled {
 
 /// Get System Boot Options (section 28.13): parameter selector, set
 /// selector, block selector.
-pub(super) fn get_boot_options(d: &[u8]) -> Handled {
+pub(super) fn get_boot_options(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     let [selector, _set, _block] = d else {
         return Handled::code(CompletionCode::REQUEST_LENGTH_INVALID);
     };

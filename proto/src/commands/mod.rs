@@ -22,99 +22,56 @@ use crate::session::table::SessionTable;
 use crate::wire::ids::{CompletionCode, NetFn, Privilege};
 use crate::wire::message::Request;
 
-/// One implemented command.
-struct Spec {
-    netfn: NetFn,
-    cmd: u8,
+/// One implemented command: everything about it in one place. Adding a
+/// command is one row in [`COMMANDS`] and one handler function.
+pub(crate) struct Command {
+    /// Network function of the request.
+    pub netfn: NetFn,
+    /// Command number.
+    pub cmd: u8,
+    /// Stable snake-case name, used as a metric label.
+    pub name: &'static str,
     /// Lowest session privilege allowed to run it.
-    privilege: Privilege,
+    pub privilege: Privilege,
     /// Whether it may be sent outside a session.
-    sessionless: bool,
-}
-
-const fn spec(netfn: NetFn, cmd: u8, privilege: Privilege, sessionless: bool) -> Spec {
-    Spec {
-        netfn,
-        cmd,
-        privilege,
-        sessionless,
-    }
-}
-
-/// Command numbers, each defined once.
-pub(crate) mod cmd {
-    /// Get Device ID (App).
-    pub const GET_DEVICE_ID: u8 = 0x01;
-    /// Cold Reset (App).
-    pub const COLD_RESET: u8 = 0x02;
-    /// Warm Reset (App).
-    pub const WARM_RESET: u8 = 0x03;
-    /// Get Self Test Results (App).
-    pub const GET_SELF_TEST_RESULTS: u8 = 0x04;
-    /// Get System GUID (App).
-    pub const GET_SYSTEM_GUID: u8 = 0x37;
-    /// Get Channel Authentication Capabilities (App).
-    pub const GET_CHANNEL_AUTH_CAPS: u8 = 0x38;
-    /// Set Session Privilege Level (App).
-    pub const SET_SESSION_PRIVILEGE: u8 = 0x3b;
-    /// Close Session (App).
-    pub const CLOSE_SESSION: u8 = 0x3c;
-    /// Get Session Info (App).
-    pub const GET_SESSION_INFO: u8 = 0x3d;
-    /// Get Channel Access (App).
-    pub const GET_CHANNEL_ACCESS: u8 = 0x41;
-    /// Get Channel Info (App).
-    pub const GET_CHANNEL_INFO: u8 = 0x42;
-    /// Get Channel Cipher Suites (App).
-    pub const GET_CHANNEL_CIPHER_SUITES: u8 = 0x54;
-    /// Get Chassis Capabilities (Chassis).
-    pub const GET_CHASSIS_CAPABILITIES: u8 = 0x00;
-    /// Get Chassis Status (Chassis).
-    pub const GET_CHASSIS_STATUS: u8 = 0x01;
-    /// Chassis Control (Chassis).
-    pub const CHASSIS_CONTROL: u8 = 0x02;
-    /// Chassis Identify (Chassis).
-    pub const CHASSIS_IDENTIFY: u8 = 0x04;
-    /// Set System Boot Options (Chassis).
-    pub const SET_SYSTEM_BOOT_OPTIONS: u8 = 0x08;
-    /// Get System Boot Options (Chassis).
-    pub const GET_SYSTEM_BOOT_OPTIONS: u8 = 0x09;
+    pub sessionless: bool,
+    /// Runs it on the request data.
+    pub handler: fn(&mut Ctx<'_>, &[u8]) -> Handled,
 }
 
 use Privilege::{Administrator, Callback, Operator, User};
 
-/// The implemented commands. Get System Boot Options is at Operator as in
-/// the spec's table; MAAS and Ironic run it at Operator or above.
-const COMMANDS: &[Spec] = &[
-    spec(NetFn::APP, cmd::GET_DEVICE_ID, User, false),
-    spec(NetFn::APP, cmd::COLD_RESET, Administrator, false),
-    spec(NetFn::APP, cmd::WARM_RESET, Administrator, false),
-    spec(NetFn::APP, cmd::GET_SELF_TEST_RESULTS, User, false),
-    spec(NetFn::APP, cmd::GET_SYSTEM_GUID, User, false),
-    spec(NetFn::APP, cmd::GET_CHANNEL_AUTH_CAPS, Callback, true),
-    spec(NetFn::APP, cmd::SET_SESSION_PRIVILEGE, Callback, false),
-    spec(NetFn::APP, cmd::CLOSE_SESSION, Callback, false),
-    spec(NetFn::APP, cmd::GET_SESSION_INFO, User, false),
-    spec(NetFn::APP, cmd::GET_CHANNEL_ACCESS, User, false),
-    spec(NetFn::APP, cmd::GET_CHANNEL_INFO, User, false),
-    spec(NetFn::APP, cmd::GET_CHANNEL_CIPHER_SUITES, Callback, true),
-    spec(NetFn::CHASSIS, cmd::GET_CHASSIS_CAPABILITIES, User, false),
-    spec(NetFn::CHASSIS, cmd::GET_CHASSIS_STATUS, User, false),
-    spec(NetFn::CHASSIS, cmd::CHASSIS_CONTROL, Operator, false),
-    spec(NetFn::CHASSIS, cmd::CHASSIS_IDENTIFY, Operator, false),
-    spec(
-        NetFn::CHASSIS,
-        cmd::SET_SYSTEM_BOOT_OPTIONS,
-        Operator,
-        false,
-    ),
-    spec(
-        NetFn::CHASSIS,
-        cmd::GET_SYSTEM_BOOT_OPTIONS,
-        Operator,
-        false,
-    ),
+/// The implemented commands, with the privileges of the spec's command
+/// table (appendix G). Get System Boot Options is at Operator as in that
+/// table; MAAS and Ironic run it at Operator or above.
+#[rustfmt::skip]
+pub(crate) const COMMANDS: &[Command] = &[
+    Command { netfn: NetFn::APP, cmd: 0x01, name: "get_device_id", privilege: User, sessionless: false, handler: app::get_device_id },
+    Command { netfn: NetFn::APP, cmd: 0x02, name: "cold_reset", privilege: Administrator, sessionless: false, handler: app::reset },
+    Command { netfn: NetFn::APP, cmd: 0x03, name: "warm_reset", privilege: Administrator, sessionless: false, handler: app::reset },
+    Command { netfn: NetFn::APP, cmd: 0x04, name: "get_self_test_results", privilege: User, sessionless: false, handler: app::get_self_test_results },
+    Command { netfn: NetFn::APP, cmd: 0x37, name: "get_system_guid", privilege: User, sessionless: false, handler: app::get_system_guid },
+    Command { netfn: NetFn::APP, cmd: 0x38, name: "get_channel_auth_capabilities", privilege: Callback, sessionless: true, handler: app::get_channel_auth_caps },
+    Command { netfn: NetFn::APP, cmd: 0x3b, name: "set_session_privilege_level", privilege: Callback, sessionless: false, handler: app::set_session_privilege },
+    Command { netfn: NetFn::APP, cmd: 0x3c, name: "close_session", privilege: Callback, sessionless: false, handler: app::close_session },
+    Command { netfn: NetFn::APP, cmd: 0x3d, name: "get_session_info", privilege: User, sessionless: false, handler: app::get_session_info },
+    Command { netfn: NetFn::APP, cmd: 0x41, name: "get_channel_access", privilege: User, sessionless: false, handler: app::get_channel_access },
+    Command { netfn: NetFn::APP, cmd: 0x42, name: "get_channel_info", privilege: User, sessionless: false, handler: app::get_channel_info },
+    Command { netfn: NetFn::APP, cmd: 0x54, name: "get_channel_cipher_suites", privilege: Callback, sessionless: true, handler: app::get_channel_cipher_suites },
+    Command { netfn: NetFn::CHASSIS, cmd: 0x00, name: "get_chassis_capabilities", privilege: User, sessionless: false, handler: chassis::get_capabilities },
+    Command { netfn: NetFn::CHASSIS, cmd: 0x01, name: "get_chassis_status", privilege: User, sessionless: false, handler: chassis::get_status },
+    Command { netfn: NetFn::CHASSIS, cmd: 0x02, name: "chassis_control", privilege: Operator, sessionless: false, handler: chassis::control },
+    Command { netfn: NetFn::CHASSIS, cmd: 0x04, name: "chassis_identify", privilege: Operator, sessionless: false, handler: chassis::identify },
+    Command { netfn: NetFn::CHASSIS, cmd: 0x08, name: "set_system_boot_options", privilege: Operator, sessionless: false, handler: chassis::set_boot_options },
+    Command { netfn: NetFn::CHASSIS, cmd: 0x09, name: "get_system_boot_options", privilege: Operator, sessionless: false, handler: chassis::get_boot_options },
 ];
+
+/// The table row of a request's command, if we implement it.
+pub(crate) fn lookup(netfn: NetFn, cmd: u8) -> Option<usize> {
+    COMMANDS
+        .iter()
+        .position(|c| c.netfn == netfn && c.cmd == cmd)
+}
 
 /// Response data, kept inline: the longest reply is under 32 bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,42 +166,24 @@ pub(crate) struct Ctx<'a> {
     pub identify: &'a mut Identify,
 }
 
-/// Dispatches a request to its handler after the privilege check.
-pub(crate) fn dispatch(ctx: &mut Ctx<'_>, req: &Request<'_>) -> Handled {
-    let Some(spec) = COMMANDS
-        .iter()
-        .find(|s| s.netfn == req.netfn && s.cmd == req.cmd)
-    else {
-        return Handled::code(CompletionCode::INVALID_COMMAND);
+/// Dispatches a request to its handler after the privilege check; also
+/// returns the command's table row (`None` for an unknown command).
+pub(crate) fn dispatch(ctx: &mut Ctx<'_>, req: &Request<'_>) -> (Option<usize>, Handled) {
+    let Some(row) = lookup(req.netfn, req.cmd) else {
+        return (None, Handled::code(CompletionCode::INVALID_COMMAND));
     };
-    match &ctx.session {
-        None if !spec.sessionless => return Handled::code(CompletionCode::INSUFFICIENT_PRIVILEGE),
-        Some(s) if s.privilege < spec.privilege => {
-            return Handled::code(CompletionCode::INSUFFICIENT_PRIVILEGE);
-        }
-        _ => {}
+    let command = &COMMANDS[row];
+    let allowed = match &ctx.session {
+        None => command.sessionless,
+        Some(s) => s.privilege >= command.privilege,
+    };
+    if !allowed {
+        return (
+            Some(row),
+            Handled::code(CompletionCode::INSUFFICIENT_PRIVILEGE),
+        );
     }
-    let d = req.data;
-    match (spec.netfn, spec.cmd) {
-        (NetFn::APP, cmd::GET_DEVICE_ID) => app::get_device_id(ctx, d),
-        (NetFn::APP, cmd::COLD_RESET | cmd::WARM_RESET) => app::reset(d),
-        (NetFn::APP, cmd::GET_SELF_TEST_RESULTS) => app::get_self_test_results(d),
-        (NetFn::APP, cmd::GET_SYSTEM_GUID) => app::get_system_guid(d),
-        (NetFn::APP, cmd::GET_CHANNEL_AUTH_CAPS) => app::get_channel_auth_caps(ctx, d),
-        (NetFn::APP, cmd::SET_SESSION_PRIVILEGE) => app::set_session_privilege(ctx, d),
-        (NetFn::APP, cmd::CLOSE_SESSION) => app::close_session(ctx, d),
-        (NetFn::APP, cmd::GET_SESSION_INFO) => app::get_session_info(ctx, d),
-        (NetFn::APP, cmd::GET_CHANNEL_ACCESS) => app::get_channel_access(d),
-        (NetFn::APP, cmd::GET_CHANNEL_INFO) => app::get_channel_info(ctx, d),
-        (NetFn::APP, cmd::GET_CHANNEL_CIPHER_SUITES) => app::get_channel_cipher_suites(ctx, d),
-        (NetFn::CHASSIS, cmd::GET_CHASSIS_CAPABILITIES) => chassis::get_capabilities(d),
-        (NetFn::CHASSIS, cmd::GET_CHASSIS_STATUS) => chassis::get_status(d),
-        (NetFn::CHASSIS, cmd::CHASSIS_CONTROL) => chassis::control(d),
-        (NetFn::CHASSIS, cmd::CHASSIS_IDENTIFY) => chassis::identify(ctx, d),
-        (NetFn::CHASSIS, cmd::SET_SYSTEM_BOOT_OPTIONS) => chassis::set_boot_options(d),
-        (NetFn::CHASSIS, cmd::GET_SYSTEM_BOOT_OPTIONS) => chassis::get_boot_options(d),
-        _ => Handled::code(CompletionCode::INVALID_COMMAND),
-    }
+    (Some(row), (command.handler)(ctx, req.data))
 }
 
 /// Builds the reply data of a deferred command from its action's outcome.

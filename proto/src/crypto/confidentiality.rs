@@ -11,6 +11,7 @@ use aes::Aes128;
 use cbc::cipher::{
     BlockModeDecrypt, BlockModeEncrypt, InnerIvInit, KeyInit, block_padding::NoPadding,
 };
+use zeroize::Zeroizing;
 
 /// AES block and IV length.
 pub const BLOCK: usize = 16;
@@ -29,7 +30,9 @@ pub enum DecryptError {
     Pad,
 }
 
-/// AES-CBC-128 with its key schedule expanded once per session.
+/// AES-CBC-128 with its key schedule expanded once per session. The
+/// schedule is wiped when the session ends (the `aes` crate's `zeroize`
+/// feature), and so is every per-packet copy of it.
 #[derive(Clone)]
 pub struct AesCbc128 {
     cipher: Aes128,
@@ -38,11 +41,11 @@ pub struct AesCbc128 {
 impl AesCbc128 {
     /// Keys the cipher with the first 16 bytes of K2.
     pub fn new(k2: &[u8]) -> Self {
-        let mut key = [0u8; BLOCK];
+        let mut key = Zeroizing::new([0u8; BLOCK]);
         let n = k2.len().min(BLOCK);
         key[..n].copy_from_slice(&k2[..n]);
         AesCbc128 {
-            cipher: Aes128::new(&key.into()),
+            cipher: Aes128::new(&(*key).into()),
         }
     }
 

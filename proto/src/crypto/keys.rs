@@ -13,7 +13,7 @@
 //! Session IDs enter as their four wire bytes (little-endian) and ROLEm is
 //! the whole RAKP1 role byte, name-only lookup bit included.
 
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{AuthHash, MacOutput};
 
@@ -76,9 +76,13 @@ pub fn rakp3_auth_code(hash: AuthHash, kuid: &[u8], p: &HandshakeParams<'_>) -> 
     )
 }
 
-/// The Session Integrity Key.
-pub fn session_integrity_key(hash: AuthHash, kg: &[u8], p: &HandshakeParams<'_>) -> MacOutput {
-    hash.mac(
+/// The Session Integrity Key, zeroed when dropped.
+pub fn session_integrity_key(
+    hash: AuthHash,
+    kg: &[u8],
+    p: &HandshakeParams<'_>,
+) -> Zeroizing<MacOutput> {
+    Zeroizing::new(hash.mac(
         kg,
         &[
             p.console_random,
@@ -87,7 +91,7 @@ pub fn session_integrity_key(hash: AuthHash, kg: &[u8], p: &HandshakeParams<'_>)
             &p.name_len(),
             p.user_name,
         ],
-    )
+    ))
 }
 
 /// RAKP4's integrity check value, already truncated to the suite's length.

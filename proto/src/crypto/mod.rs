@@ -5,7 +5,9 @@
 //!
 //! All of it is RustCrypto (`hmac`, `sha1`, `sha2`, `aes`, `cbc`). Keys are
 //! expanded once per session and cloned per packet, so the per-packet cost is
-//! the hash compression and block cipher work alone.
+//! the hash compression and block cipher work alone. Secrets do not outlive
+//! their use: the SIK, K1 and K2 are zeroed when dropped, and so are the
+//! HMAC and AES key schedules (the crates' `zeroize` features).
 
 pub mod confidentiality;
 pub mod integrity;
@@ -138,6 +140,18 @@ mod tests {
             AuthHash::Sha256.mac(&key, &[b"Hi There"]).as_slice(),
             hex!("b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
         );
+    }
+
+    #[test]
+    fn key_schedules_are_wiped_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        // The HMAC state of Integrity and of every RAKP code is two of
+        // these hash cores (inner and outer pads), keyed.
+        wiped_on_drop::<sha1::block_api::Sha1Core>();
+        wiped_on_drop::<sha2::block_api::Sha256VarCore>();
+        wiped_on_drop::<aes::Aes128>();
+        wiped_on_drop::<cbc::Decryptor<aes::Aes128>>();
+        wiped_on_drop::<cbc::Encryptor<aes::Aes128>>();
     }
 
     #[test]

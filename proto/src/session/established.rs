@@ -21,11 +21,12 @@ use crate::crypto::keys::SessionKeys;
 use crate::error::DropReason;
 use crate::session::reply_cache::ReplyCache;
 use crate::session::window::SeqWindow;
-use crate::wire::ids::{ConfidentialityAlgorithm, PayloadType, Privilege};
+use crate::wire::ids::{ConfidentialityAlgorithm, PayloadType, Privilege, RakpStatus};
+use crate::wire::rakp::{Rakp3, Rakp4};
 use crate::wire::rmcp::RmcpHeader;
 use crate::wire::session::{
     INTEGRITY_PAD, NEXT_HEADER, PacketV20, SessionHeaderV20, integrity_pad_len,
-    split_integrity_trailer,
+    put_sessionless_v20, split_integrity_trailer,
 };
 
 /// An established session.
@@ -84,11 +85,28 @@ impl Established {
         })
     }
 
-    /// The RAKP4 ICV to resend if `rakp3_code` repeats the RAKP3 that
-    /// established this session and no in-session packet has arrived since.
-    pub fn repeated_rakp3(&self, rakp3_code: &[u8]) -> Option<MacOutput> {
-        let (code, icv) = self.handshake_echo.as_ref()?;
-        crate::crypto::constant_time_eq(code.as_slice(), rakp3_code).then_some(*icv)
+    /// Answers a RAKP3 naming this session. If it repeats the RAKP3 that
+    /// established the session (our RAKP4 was lost) and no in-session
+    /// packet has arrived since, the same RAKP4 is written to `out` again
+    /// and `true` returned. Anything else gets no reply; nothing changes
+    /// either way, since a RAKP3 is not authenticated by the session's keys.
+    pub fn on_rakp3(&self, msg: &Rakp3<'_>, out: &mut Vec<u8>) -> bool {
+        let Some((code, icv)) = self.handshake_echo.as_ref() else {
+            return false;
+        };
+        if msg.status != RakpStatus::Ok
+            || !crate::crypto::constant_time_eq(code.as_slice(), msg.auth_code)
+        {
+            return false;
+        }
+        let rakp4 = Rakp4 {
+            tag: msg.tag,
+            status: RakpStatus::Ok,
+            console_session_id: self.console_session_id,
+            integrity_check: icv.as_slice(),
+        };
+        put_sessionless_v20(out, PayloadType::Rakp4, &rakp4);
+        true
     }
 
     /// Checks an inbound in-session packet and returns its IPMI message,

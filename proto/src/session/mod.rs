@@ -1,7 +1,8 @@
 //! RMCP+ sessions: the RAKP handshake states, the established session with
-//! its sequence window and reply cache, and the table that holds them
-//! (IPMI v2.0 sections 6.12 and 13.17-13.23).
+//! its sequence window and reply cache, the table that holds them and the
+//! budget all tables share (IPMI v2.0 sections 6.12 and 13.17-13.23).
 
+pub mod budget;
 pub mod established;
 pub mod handshake;
 pub mod reply_cache;

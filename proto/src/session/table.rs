@@ -1,60 +1,73 @@
-//! The session table of one BMC: session IDs, handles, limits and deadlines
-//! (IPMI v2.0 sections 6.12.15 and 13.17).
+//! The session table of one BMC: session IDs, handles, limits, eviction and
+//! deadlines (IPMI v2.0 sections 6.12.15, 13.17 and 22.20).
 //!
 //! Sessions are keyed by the ID we assign (SIDc): consoles' own IDs repeat
 //! (every ipmitool process uses the same one), so they identify nothing.
-//! Half-open sessions (Open Session or RAKP1 seen, no valid RAKP3 yet) are
-//! reaped after a few seconds, because wrong passwords leave them behind;
-//! established ones expire after a minute of silence. A full table refuses
-//! new sessions with "insufficient resources", which clients report as "BMC
-//! busy" and retry.
+//!
+//! The table holds two kinds of session, with separate limits:
+//!
+//! - **Established** sessions, at most `max_sessions` (up to 255, the
+//!   number of one-byte session handles). Only a table full of them makes a
+//!   new Open Session Request fail with "insufficient resources" (01h),
+//!   which ipmitool reports as such and ipmipower as "BMC busy".
+//! - **Half-open** sessions (Open Session accepted, RAKP3 not yet), at most
+//!   [`MAX_HALF_OPEN`]. They get no handle, and anyone can create them (a
+//!   wrong password leaves one behind, and so does a spoofed Open Session),
+//!   so they never lock anyone out: when there is no room for a new one the
+//!   oldest is evicted. Consoles that have sent RAKP1 have proven a round
+//!   trip and named a user, so the oldest session still waiting for RAKP1
+//!   goes first, and a session waiting for RAKP3 only when there is no
+//!   other. A RAKP message for an evicted session is refused with
+//!   "insufficient resources" too, so its console reports "BMC busy" at
+//!   once instead of timing out.
+//!
+//! Every session also takes a slot of the process-wide [`SessionBudget`];
+//! a node whose share is exhausted recycles its own oldest half-open
+//! session, and refuses only when it has none.
+//!
+//! Half-open sessions are reaped after the setup timeout; established ones
+//! expire after the idle timeout without an authenticated packet. Storage
+//! shrinks again as sessions go, so a node that once held many keeps no
+//! more than a few entries' worth once they are gone: what the budget
+//! bounds is what the process holds.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::Entropy;
+use crate::session::budget::SessionBudget;
 use crate::session::established::Established;
-use crate::session::handshake::{ExpectRakp1, ExpectRakp3};
+use crate::session::handshake::HalfOpen;
 
-/// Where a session is in its life.
-#[derive(Debug)]
-pub enum SessionState {
-    /// Open Session accepted, waiting for RAKP1.
-    ExpectRakp1(ExpectRakp1),
-    /// RAKP2 sent, waiting for RAKP3.
-    ExpectRakp3(ExpectRakp3),
-    /// Active. Boxed: an established session holds expanded keys and a
-    /// reply cache, and half-open entries should stay small.
-    Established(Box<Established>),
-}
+/// Most established sessions per node: session handles are one byte, and
+/// handle 0 means "none".
+pub const MAX_ESTABLISHED: usize = 255;
+/// Most half-open sessions per node: twice the established limit, so a
+/// burst of consoles all opening sessions at once (ipmipower with a large
+/// fanout) never evicts one of its own members.
+pub const MAX_HALF_OPEN: usize = 2 * MAX_ESTABLISHED + 2;
+/// Evicted session IDs remembered (until the evicted session's own
+/// deadline), to refuse their RAKP messages with "insufficient resources"
+/// rather than "invalid session ID".
+const EVICTED_REMEMBERED: usize = 512;
+/// Entries below which storage is never shrunk.
+const KEEP_CAPACITY: usize = 16;
 
-/// One entry of the table.
-#[derive(Debug)]
-pub struct Session {
-    /// Our session ID (SIDc), never zero.
-    pub id: u32,
-    /// Session handle reported by Get Session Info, 1..=255.
-    pub handle: u8,
-    /// Where the console last sent from.
-    pub peer: SocketAddr,
-    /// Handshake or established state.
-    pub state: SessionState,
-    /// When the session is removed unless it sees traffic.
-    pub deadline: Instant,
-}
-
-impl Session {
-    /// Whether the handshake has completed.
-    pub fn is_established(&self) -> bool {
-        matches!(self.state, SessionState::Established(_))
-    }
-}
+/// Longest setup timeout: a half-open session is a few round trips old.
+pub const MAX_SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest idle timeout.
+pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Timeouts of the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
-    /// How long a session may stay half-open.
+    /// How long a session may stay half-open (at most
+    /// [`MAX_SETUP_TIMEOUT`]).
     pub setup: Duration,
-    /// How long an established session may stay silent.
+    /// How long an established session may stay silent (at most
+    /// [`MAX_IDLE_TIMEOUT`]).
     pub idle: Duration,
 }
 
@@ -67,106 +80,623 @@ impl Default for Timeouts {
     }
 }
 
+impl Timeouts {
+    /// When a half-open session touched at `now` expires.
+    pub fn setup_deadline(&self, now: Instant) -> Instant {
+        deadline(now, self.setup.min(MAX_SETUP_TIMEOUT))
+    }
+
+    /// When an established session active at `now` expires.
+    pub fn idle_deadline(&self, now: Instant) -> Instant {
+        deadline(now, self.idle.min(MAX_IDLE_TIMEOUT))
+    }
+}
+
+/// `now + d`, which cannot overflow for the bounded timeouts; if the clock
+/// itself is near its end, "now" (expire at once) rather than a panic.
+fn deadline(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).unwrap_or(now)
+}
+
+/// A session in its handshake.
+#[derive(Debug)]
+pub struct HalfOpenEntry {
+    /// Our session ID (SIDc), never zero.
+    pub id: u32,
+    /// Creation order, for eviction.
+    opened: u64,
+    /// When it is reaped.
+    pub deadline: Instant,
+    /// The handshake state; `None` only while a transition runs.
+    pub state: Option<HalfOpen>,
+}
+
+/// An established session.
+#[derive(Debug)]
+pub struct Session {
+    /// Our session ID (SIDc), never zero.
+    pub id: u32,
+    /// Session handle reported by Get Session Info, 1..=255.
+    pub handle: u8,
+    /// Where the console last sent an authenticated packet from.
+    pub peer: SocketAddr,
+    /// When the session expires unless it sees traffic.
+    pub deadline: Instant,
+    /// Keys, sequence numbers, privilege and reply cache.
+    pub established: Box<Established>,
+}
+
+/// Why there is no room for a new session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Full {
+    /// Every slot holds an established session.
+    Established,
+    /// The process-wide budget is taken by other nodes' sessions, and this
+    /// node has no half-open session to recycle.
+    Budget,
+}
+
+/// A new half-open session's ID, and the one evicted to make room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// The new session's ID.
+    pub id: u32,
+    /// The half-open session that made room, if any.
+    pub evicted: Option<u32>,
+}
+
 /// The sessions of one BMC.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SessionTable {
-    sessions: Vec<Session>,
+    half_open: Vec<HalfOpenEntry>,
+    established: Vec<Session>,
+    evicted: VecDeque<(u32, Instant)>,
+    next_opened: u64,
+    max_established: usize,
+    budget: Arc<SessionBudget>,
+    /// Shared-pool slots this table holds: always the session count beyond
+    /// the node's reserve.
+    pooled: usize,
+}
+
+impl Default for SessionTable {
+    fn default() -> Self {
+        Self::new(MAX_ESTABLISHED, Arc::new(SessionBudget::unlimited()))
+    }
+}
+
+impl Drop for SessionTable {
+    fn drop(&mut self) {
+        self.budget.give_back(self.pooled);
+    }
 }
 
 impl SessionTable {
+    /// An empty table for at most `max_established` (1..=255) established
+    /// sessions, drawing on `budget`.
+    pub fn new(max_established: usize, budget: Arc<SessionBudget>) -> Self {
+        SessionTable {
+            half_open: Vec::new(),
+            established: Vec::new(),
+            evicted: VecDeque::new(),
+            next_opened: 0,
+            max_established: max_established.clamp(1, MAX_ESTABLISHED),
+            budget,
+            pooled: 0,
+        }
+    }
+
     /// Number of sessions, half-open ones included.
     pub fn len(&self) -> usize {
-        self.sessions.len()
+        self.half_open.len() + self.established.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
+        self.len() == 0
     }
 
     /// Number of established sessions.
     pub fn established(&self) -> usize {
-        self.sessions.iter().filter(|s| s.is_established()).count()
+        self.established.len()
     }
 
-    /// The session with our ID `id`.
-    pub fn get_mut(&mut self, id: u32) -> Option<&mut Session> {
-        self.sessions.iter_mut().find(|s| s.id == id)
+    /// Number of half-open sessions.
+    pub fn half_open(&self) -> usize {
+        self.half_open.len()
     }
 
-    /// The session with our ID `id`.
+    /// The established-session limit.
+    pub fn max_established(&self) -> usize {
+        self.max_established
+    }
+
+    /// Whether one more session can be established.
+    pub fn can_establish(&self) -> bool {
+        self.established.len() < self.max_established
+    }
+
+    /// The established session with our ID `id`.
     pub fn get(&self, id: u32) -> Option<&Session> {
-        self.sessions.iter().find(|s| s.id == id)
+        self.established.iter().find(|s| s.id == id)
     }
 
-    /// The session with handle `handle`.
+    /// The established session with our ID `id`.
+    pub fn get_mut(&mut self, id: u32) -> Option<&mut Session> {
+        self.established.iter_mut().find(|s| s.id == id)
+    }
+
+    /// The half-open session with our ID `id`.
+    pub fn half_open_mut(&mut self, id: u32) -> Option<&mut HalfOpenEntry> {
+        self.half_open.iter_mut().find(|s| s.id == id)
+    }
+
+    /// Whether `id` names any session.
+    pub fn contains(&self, id: u32) -> bool {
+        self.get(id).is_some() || self.half_open.iter().any(|s| s.id == id)
+    }
+
+    /// Whether `id` was a half-open session evicted recently.
+    pub fn was_evicted(&self, id: u32) -> bool {
+        self.evicted.iter().any(|(e, _)| *e == id)
+    }
+
+    /// The established session with handle `handle`.
     pub fn by_handle(&self, handle: u8) -> Option<&Session> {
-        self.sessions.iter().find(|s| s.handle == handle)
+        self.established.iter().find(|s| s.handle == handle)
     }
 
     /// The `n`th (1-based) established session, in handle order.
     pub fn nth_established(&self, n: usize) -> Option<&Session> {
-        let mut active: Vec<&Session> = self
-            .sessions
-            .iter()
-            .filter(|s| s.is_established())
-            .collect();
+        let mut active: Vec<&Session> = self.established.iter().collect();
         active.sort_by_key(|s| s.handle);
         n.checked_sub(1).and_then(|i| active.get(i).copied())
     }
 
-    /// Adds a session if `id` is free and the table has room; returns
-    /// whether it did.
-    pub fn insert(
+    /// The IDs of the established sessions.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.established.iter().map(|s| s.id)
+    }
+
+    /// Adds a half-open session, evicting another if there is no room, with
+    /// a fresh random ID; `state` builds it (and its reply) from the ID.
+    /// `Err` when there is no room and nothing to evict.
+    pub fn open(
+        &mut self,
+        rng: &mut dyn Entropy,
+        deadline: Instant,
+        state: impl FnOnce(u32) -> HalfOpen,
+    ) -> Result<Opened, Full> {
+        if !self.can_establish() {
+            return Err(Full::Established);
+        }
+        let Some(id) = self.fresh_id(rng) else {
+            // Eight random IDs all taken: not a real table. Refuse rather
+            // than loop.
+            return Err(Full::Budget);
+        };
+        let evicted = if self.half_open.len() >= MAX_HALF_OPEN {
+            self.evict_oldest()
+        } else if self.take_slot() {
+            None
+        } else {
+            match self.evict_oldest() {
+                Some(e) => Some(e),
+                None => return Err(Full::Budget),
+            }
+        };
+        self.next_opened += 1;
+        self.half_open.push(HalfOpenEntry {
+            id,
+            opened: self.next_opened,
+            deadline,
+            state: Some(state(id)),
+        });
+        Ok(Opened { id, evicted })
+    }
+
+    /// A random non-zero ID no session has.
+    fn fresh_id(&self, rng: &mut dyn Entropy) -> Option<u32> {
+        (0..8).find_map(|_| {
+            let mut b = [0u8; 4];
+            rng.fill(&mut b);
+            let id = u32::from_le_bytes(b);
+            (id != 0 && !self.contains(id)).then_some(id)
+        })
+    }
+
+    /// Removes the half-open session to evict (its budget slot passes to
+    /// the caller) and remembers its ID.
+    fn evict_oldest(&mut self) -> Option<u32> {
+        let waiting_rakp1 = self
+            .half_open
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.state.as_ref().is_some_and(HalfOpen::expects_rakp3))
+            .min_by_key(|(_, s)| s.opened);
+        let victim = waiting_rakp1.or_else(|| {
+            self.half_open
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.opened)
+        });
+        let i = victim.map(|(i, _)| i)?;
+        let gone = self.half_open.swap_remove(i);
+        if self.evicted.len() >= EVICTED_REMEMBERED {
+            self.evicted.pop_front();
+        }
+        self.evicted.push_back((gone.id, gone.deadline));
+        Some(gone.id)
+    }
+
+    /// Takes the budget slot for one more session.
+    fn take_slot(&mut self) -> bool {
+        if self.len() < self.budget.reserve() {
+            return true;
+        }
+        if self.budget.try_take() {
+            self.pooled += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Gives back the slots the sessions no longer need, and the storage.
+    fn rebalance(&mut self) {
+        let needed = self.len().saturating_sub(self.budget.reserve());
+        if self.pooled > needed {
+            self.budget.give_back(self.pooled - needed);
+            self.pooled = needed;
+        }
+        shrink(&mut self.half_open);
+        shrink(&mut self.established);
+        if self.evicted.capacity() > KEEP_CAPACITY
+            && self.evicted.len() * 4 < self.evicted.capacity()
+        {
+            self.evicted.shrink_to(self.evicted.len() * 2);
+        }
+    }
+
+    /// Turns half-open session `id` into an established one with the
+    /// lowest free handle; hands the session back if it cannot.
+    pub fn establish(
         &mut self,
         id: u32,
+        established: Box<Established>,
         peer: SocketAddr,
-        state: SessionState,
         deadline: Instant,
-        capacity: usize,
-    ) -> bool {
-        if id == 0 || self.sessions.len() >= capacity || self.get(id).is_some() {
-            return false;
-        }
-        let Some(handle) = (1..=u8::MAX).find(|h| self.by_handle(*h).is_none()) else {
-            return false;
+    ) -> Result<u8, Box<Established>> {
+        let handle = (1..=u8::MAX).find(|h| self.by_handle(*h).is_none());
+        let (Some(handle), Some(i), true) = (
+            handle,
+            self.half_open.iter().position(|s| s.id == id),
+            self.can_establish(),
+        ) else {
+            return Err(established);
         };
-        self.sessions.push(Session {
+        // The half-open session's budget slot passes to the new one.
+        self.half_open.swap_remove(i);
+        self.established.push(Session {
             id,
             handle,
             peer,
-            state,
             deadline,
+            established,
         });
+        Ok(handle)
+    }
+
+    /// Removes half-open session `id`; returns whether there was one.
+    pub fn remove_half_open(&mut self, id: u32) -> bool {
+        let Some(i) = self.half_open.iter().position(|s| s.id == id) else {
+            return false;
+        };
+        self.half_open.swap_remove(i);
+        self.rebalance();
         true
     }
 
-    /// Removes the session with our ID `id`.
+    /// Removes established session `id`.
     pub fn remove(&mut self, id: u32) -> Option<Session> {
-        let i = self.sessions.iter().position(|s| s.id == id)?;
-        Some(self.sessions.swap_remove(i))
+        let i = self.established.iter().position(|s| s.id == id)?;
+        let s = self.established.swap_remove(i);
+        self.rebalance();
+        Some(s)
     }
 
-    /// Removes every session.
-    pub fn clear(&mut self) {
-        self.sessions.clear();
+    /// Removes every session; `closed` sees each established one's ID.
+    /// Returns the number of half-open sessions removed.
+    pub fn clear(&mut self, mut closed: impl FnMut(u32)) -> usize {
+        for s in self.established.drain(..) {
+            closed(s.id);
+        }
+        let half_open = self.half_open.len();
+        self.half_open.clear();
+        self.rebalance();
+        half_open
     }
 
-    /// The ID of a session whose deadline has passed.
-    pub fn first_expired(&self, now: Instant) -> Option<u32> {
-        self.sessions
-            .iter()
-            .find(|s| s.deadline <= now)
-            .map(|s| s.id)
-    }
-
-    /// The IDs of all sessions.
-    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.sessions.iter().map(|s| s.id)
+    /// Removes every session whose deadline has passed; `expired` sees
+    /// each established one's ID. Returns the number of half-open sessions
+    /// removed.
+    pub fn expire(&mut self, now: Instant, mut expired: impl FnMut(u32)) -> usize {
+        let before = self.half_open.len();
+        self.half_open.retain(|s| s.deadline > now);
+        self.evicted.retain(|(_, deadline)| *deadline > now);
+        let half_open = before - self.half_open.len();
+        self.established.retain(|s| {
+            let alive = s.deadline > now;
+            if !alive {
+                expired(s.id);
+            }
+            alive
+        });
+        self.rebalance();
+        half_open
     }
 
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.sessions.iter().map(|s| s.deadline).min()
+        let half_open = self.half_open.iter().map(|s| s.deadline);
+        let established = self.established.iter().map(|s| s.deadline);
+        half_open.chain(established).min()
+    }
+
+    /// Entries the table has storage for, for tests of its memory.
+    pub fn capacity(&self) -> usize {
+        self.half_open.capacity() + self.established.capacity() + self.evicted.capacity()
+    }
+}
+
+/// Frees most of a vector's storage once it is mostly empty.
+fn shrink<T>(v: &mut Vec<T>) {
+    if v.capacity() > KEEP_CAPACITY && v.len() * 4 < v.capacity() {
+        v.shrink_to(v.len() * 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cipher_suite::IMPLEMENTED;
+    use crate::crypto::AuthHash;
+    use crate::crypto::MacOutput;
+    use crate::crypto::keys::SessionKeys;
+    use crate::session::handshake::ExpectRakp1;
+    use crate::wire::ids::Privilege;
+
+    struct Counter(u32);
+
+    impl Entropy for Counter {
+        fn fill(&mut self, buf: &mut [u8]) {
+            self.0 += 1;
+            let b = self.0.to_le_bytes();
+            for (i, x) in buf.iter_mut().enumerate() {
+                *x = b[i % 4];
+            }
+        }
+    }
+
+    fn peer(port: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], port))
+    }
+
+    fn waiting_rakp1(port: u16) -> HalfOpen {
+        HalfOpen::ExpectRakp1(ExpectRakp1 {
+            opener: peer(port),
+            console_session_id: u32::from(port),
+            suite: &IMPLEMENTED[2],
+            max_privilege: Privilege::Administrator,
+        })
+    }
+
+    fn session() -> Box<Established> {
+        let sik = MacOutput::from_slice(&[1; 20]);
+        let keys = SessionKeys::derive(AuthHash::Sha1, &sik);
+        let echo = (MacOutput::from_slice(&[]), MacOutput::from_slice(&[]));
+        Box::new(
+            Established::new(1, &IMPLEMENTED[2], &keys, 1, Privilege::User, echo).expect("suite 3"),
+        )
+    }
+
+    /// Moves half-open `id` to "waiting for RAKP3" through a real RAKP1.
+    fn progress(t: &mut SessionTable, id: u32) {
+        let entry = t.half_open_mut(id).expect("half-open");
+        let Some(HalfOpen::ExpectRakp1(s)) = entry.state.take() else {
+            panic!("waiting for RAKP1");
+        };
+        entry.state = Some(HalfOpen::ExpectRakp3(after_rakp1(s)));
+    }
+
+    fn after_rakp1(s: ExpectRakp1) -> crate::session::handshake::ExpectRakp3 {
+        use crate::session::handshake::HandshakeCtx;
+        use crate::user::Users;
+        use crate::wire::rakp::Rakp1;
+        let mut users = Users::new();
+        users
+            .add("admin", b"password", Privilege::Administrator)
+            .expect("user");
+        let ctx = HandshakeCtx {
+            users: &users,
+            kg: None,
+            bmc_guid: &[0; 16],
+            bmc_session_id: 1,
+            from: s.opener,
+        };
+        let msg = Rakp1 {
+            tag: 0,
+            bmc_session_id: 1,
+            console_random: [0; 16],
+            role: 0x14,
+            user_name: b"admin",
+        };
+        let mut out = Vec::new();
+        match HalfOpen::ExpectRakp1(s)
+            .on_rakp1(&msg, &ctx, [0; 16], &mut out)
+            .next
+        {
+            crate::session::handshake::Step::HalfOpen(HalfOpen::ExpectRakp3(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn evicts_the_oldest_waiting_for_rakp1_first_never_established() {
+        let now = Instant::now();
+        let mut t = SessionTable::new(2, Arc::new(SessionBudget::unlimited()));
+        let mut rng = Counter(0);
+        let mut ids = Vec::new();
+        for port in 0..MAX_HALF_OPEN as u16 {
+            let o = t
+                .open(&mut rng, now, |_| waiting_rakp1(port))
+                .expect("room");
+            assert_eq!(o.evicted, None);
+            ids.push(o.id);
+        }
+        // The first two progress to RAKP3; the third is established.
+        progress(&mut t, ids[0]);
+        progress(&mut t, ids[1]);
+        assert_eq!(t.establish(ids[2], session(), peer(2), now).ok(), Some(1));
+        // A full half-open area: the oldest still waiting for RAKP1 goes
+        // (ids[3]), not the older ones waiting for RAKP3 nor the
+        // established one.
+        let o = t
+            .open(&mut rng, now, |_| waiting_rakp1(9000))
+            .expect("room");
+        assert_eq!(o.evicted, None, "establishing ids[2] freed a slot");
+        let o = t
+            .open(&mut rng, now, |_| waiting_rakp1(9001))
+            .expect("room");
+        assert_eq!(o.evicted, Some(ids[3]));
+        assert!(t.was_evicted(ids[3]));
+        let o = t
+            .open(&mut rng, now, |_| waiting_rakp1(9002))
+            .expect("room");
+        assert_eq!(o.evicted, Some(ids[4]));
+        assert_eq!(t.half_open(), MAX_HALF_OPEN);
+        assert!(t.get(ids[2]).is_some(), "established sessions stay");
+        // With only sessions waiting for RAKP3 left, the oldest of them.
+        let mut t = SessionTable::new(2, Arc::new(SessionBudget::new(2, 1, 0).expect("budget")));
+        let a = t.open(&mut rng, now, |_| waiting_rakp1(1)).expect("a").id;
+        let b = t.open(&mut rng, now, |_| waiting_rakp1(2)).expect("b").id;
+        progress(&mut t, a);
+        progress(&mut t, b);
+        let c = t.open(&mut rng, now, |_| waiting_rakp1(3)).expect("c");
+        assert_eq!(c.evicted, Some(a));
+    }
+
+    #[test]
+    fn only_established_sessions_fill_the_table() {
+        let now = Instant::now();
+        let mut t = SessionTable::new(1, Arc::new(SessionBudget::unlimited()));
+        let mut rng = Counter(0);
+        let a = t.open(&mut rng, now, |_| waiting_rakp1(1)).expect("a").id;
+        let b = t.open(&mut rng, now, |_| waiting_rakp1(2)).expect("b").id;
+        assert_eq!(t.establish(a, session(), peer(1), now).ok(), Some(1));
+        assert!(!t.can_establish());
+        assert!(
+            t.establish(b, session(), peer(2), now).is_err(),
+            "no second established session"
+        );
+        assert_eq!(
+            t.open(&mut rng, now, |_| waiting_rakp1(3)),
+            Err(Full::Established)
+        );
+        assert!(t.remove(a).is_some());
+        assert_eq!(
+            t.establish(b, session(), peer(2), now).ok(),
+            Some(1),
+            "handle reused"
+        );
+    }
+
+    #[test]
+    fn the_global_cap_holds_across_tables_and_reserves_stay_usable() {
+        let now = Instant::now();
+        let mut rng = Counter(0);
+        // Three nodes, 2 reserved each, 2 shared: at most 8 sessions.
+        let budget = Arc::new(SessionBudget::new(8, 3, 2).expect("budget"));
+        let mut a = SessionTable::new(255, budget.clone());
+        let mut b = SessionTable::new(255, budget.clone());
+        let mut c = SessionTable::new(255, budget.clone());
+        // A flood on a: its reserve, then the whole shared pool, then it
+        // recycles its own half-open sessions.
+        let mut first = None;
+        for port in 0..4 {
+            let o = a.open(&mut rng, now, |_| waiting_rakp1(port)).expect("a");
+            assert_eq!(o.evicted, None);
+            first.get_or_insert(o.id);
+        }
+        assert_eq!(budget.shared_in_use(), 2);
+        let o = a
+            .open(&mut rng, now, |_| waiting_rakp1(99))
+            .expect("recycled");
+        assert_eq!(o.evicted, first);
+        assert_eq!(a.len(), 4);
+        // b and c still have their reserves.
+        for t in [&mut b, &mut c] {
+            for port in 0..2 {
+                t.open(&mut rng, now, |_| waiting_rakp1(port))
+                    .expect("reserve");
+            }
+        }
+        // With the pool empty, c recycles one of its own half-open sessions
+        // rather than exceed the cap.
+        let o = c
+            .open(&mut rng, now, |_| waiting_rakp1(7))
+            .expect("recycle");
+        assert!(o.evicted.is_some());
+        assert_eq!(a.len() + b.len() + c.len(), 8, "never above the cap");
+        // A node whose sessions are all established cannot recycle: 01.
+        let ids: Vec<u32> = b.half_open.iter().map(|s| s.id).collect();
+        for (i, id) in ids.into_iter().enumerate() {
+            b.establish(id, session(), peer(i as u16), now)
+                .expect("establish");
+        }
+        assert_eq!(
+            b.open(&mut rng, now, |_| waiting_rakp1(5)),
+            Err(Full::Budget)
+        );
+        // Sessions ending give their slots back.
+        let later = now + Duration::from_secs(1);
+        assert_eq!(a.expire(later, |_| {}), 4);
+        assert_eq!(budget.shared_in_use(), 0);
+        b.open(&mut rng, now, |_| waiting_rakp1(5))
+            .expect("room again");
+        drop(b);
+        assert_eq!(
+            budget.shared_in_use(),
+            0,
+            "a dropped table returns its slots"
+        );
+    }
+
+    #[test]
+    fn storage_shrinks_when_sessions_go() {
+        let now = Instant::now();
+        let mut t = SessionTable::new(255, Arc::new(SessionBudget::unlimited()));
+        let mut rng = Counter(0);
+        for port in 0..2000u16 {
+            t.open(&mut rng, now, |_| waiting_rakp1(port))
+                .expect("room");
+        }
+        assert!(t.capacity() >= MAX_HALF_OPEN);
+        assert_eq!(
+            t.expire(now + Duration::from_secs(1), |_| {}),
+            MAX_HALF_OPEN
+        );
+        assert!(t.capacity() <= 3 * KEEP_CAPACITY, "{}", t.capacity());
+        assert!(!t.was_evicted(1), "evicted IDs are forgotten once stale");
+    }
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let t = Timeouts {
+            setup: Duration::MAX,
+            idle: Duration::MAX,
+        };
+        let now = Instant::now();
+        assert_eq!(t.setup_deadline(now), now + MAX_SETUP_TIMEOUT);
+        assert_eq!(t.idle_deadline(now), now + MAX_IDLE_TIMEOUT);
     }
 }

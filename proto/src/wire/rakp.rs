@@ -225,12 +225,19 @@ impl<'a> Decode<'a> for Rakp4<'a> {
             let (i, status) = u8_field("rmcp+ status")(i)?;
             let (i, _reserved) = array_field::<2>("rakp4 reserved")(i)?;
             let (i, console_session_id) = le_u32_field("console session id")(i)?;
-            let (i, integrity_check) = take_field("integrity check value", i.len())(i)?;
+            let status = RakpStatus::from(status);
+            // An error RAKP4 ends after the console's session ID, as
+            // encode writes it; anything more is trailing.
+            let (i, integrity_check) = if status == RakpStatus::Ok {
+                take_field("integrity check value", i.len())(i)?
+            } else {
+                (i, &[][..])
+            };
             Ok((
                 i,
                 Rakp4 {
                     tag,
-                    status: RakpStatus::from(status),
+                    status,
                     console_session_id,
                     integrity_check,
                 },
@@ -286,6 +293,26 @@ mod tests {
             Rakp1::decode(&bytes[..bytes.len() - 1]),
             Err(DecodeError::Truncated { field: "user name" })
         );
+    }
+
+    /// Found by the `rakp` fuzz target: an error RAKP4 followed by bytes
+    /// decoded them as an integrity check value, which encode then dropped,
+    /// so decode-encode-decode changed the message.
+    #[test]
+    fn error_rakp4_has_no_integrity_check_value() {
+        let mut bytes = vec![0xcf; 28];
+        bytes.extend_from_slice(&[3, 0, 0, 45, 1, 0]);
+        assert_eq!(
+            Rakp4::decode(&bytes),
+            Err(DecodeError::Trailing {
+                field: "rakp4",
+                count: 26
+            })
+        );
+        let r = Rakp4::decode(&bytes[..8]).expect("eight bytes");
+        assert_eq!(r.status, RakpStatus::from(0xcf));
+        assert!(r.integrity_check.is_empty());
+        assert_eq!(Rakp4::decode(&r.to_vec()), Ok(r));
     }
 
     proptest! {

@@ -218,6 +218,46 @@ impl Encode for PacketV20<'_> {
     }
 }
 
+/// Appends a whole RMCP+ datagram outside any session: the RMCP header,
+/// then a session header with session ID 0, sequence 0 and neither flag bit
+/// (what pre-session replies and session setup messages carry; FreeIPMI
+/// treats anything else on a setup response as malformed), then `payload`
+/// encoded in place, with the length field filled in afterwards.
+pub fn put_sessionless_v20<E: Encode>(out: &mut Vec<u8>, payload_type: PayloadType, payload: &E) {
+    crate::wire::rmcp::RmcpHeader::IPMI.encode(out);
+    SessionHeaderV20 {
+        encrypted: false,
+        authenticated: false,
+        payload_type,
+        oem: None,
+        session_id: 0,
+        sequence: 0,
+    }
+    .encode_with_len(0, out);
+    let len_at = out.len() - 2;
+    let start = out.len();
+    payload.encode(out);
+    // Setup payloads and sessionless replies are well under 100 bytes.
+    let len = u16::try_from(out.len() - start).unwrap_or(u16::MAX);
+    out[len_at..len_at + 2].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Appends a whole IPMI 1.5 datagram outside any session (authentication
+/// type none, session ID and sequence 0) carrying `message`, encoded in
+/// place. Only Get Channel Authentication Capabilities is answered this way.
+pub fn put_sessionless_v15<E: Encode>(out: &mut Vec<u8>, message: &E) {
+    crate::wire::rmcp::RmcpHeader::IPMI.encode(out);
+    out.put_u8(u8::from(AuthType::None));
+    out.put_u32_le(0);
+    out.put_u32_le(0);
+    let len_at = out.len();
+    out.put_u8(0);
+    let start = out.len();
+    message.encode(out);
+    // The one-byte length: the replies sent this way are a few bytes long.
+    out[len_at] = u8::try_from(out.len() - start).unwrap_or(u8::MAX);
+}
+
 /// Number of `FF` pad bytes that make `prefix_len` (auth-type byte through
 /// the payload) plus the pad-length and next-header bytes a multiple of four.
 pub fn integrity_pad_len(prefix_len: usize) -> usize {
@@ -293,6 +333,29 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn sessionless_datagrams_carry_their_length() {
+        let mut out = Vec::new();
+        put_sessionless_v20(&mut out, PayloadType::Rakp4, &PacketV15Message(&[1, 2, 3]));
+        let p = PacketV20::decode(&out[4..]).expect("decode");
+        assert_eq!(p.payload, &[1, 2, 3]);
+        assert_eq!((p.header.session_id, p.header.sequence), (0, 0));
+        assert!(!p.header.authenticated && !p.header.encrypted);
+        let mut out = Vec::new();
+        put_sessionless_v15(&mut out, &PacketV15Message(&[9; 7]));
+        let p = PacketV15::decode(&out[4..]).expect("decode");
+        assert_eq!(p.message, &[9; 7]);
+    }
+
+    /// Raw bytes as an [`Encode`] value.
+    struct PacketV15Message<'a>(&'a [u8]);
+
+    impl Encode for PacketV15Message<'_> {
+        fn encode<B: BufMut>(&self, out: &mut B) {
+            out.put_slice(self.0);
+        }
     }
 
     #[test]

@@ -28,14 +28,19 @@ use novabmc_proto::{
     Privilege, Users,
 };
 
-/// Deterministic "randomness": a counter.
-pub struct Counter(pub u8);
+/// Deterministic "randomness": a 64-bit linear congruential generator
+/// from a fixed seed, so runs repeat exactly yet session IDs do not
+/// collide for thousands of sessions.
+pub struct TestRng(pub u64);
 
-impl Entropy for Counter {
+impl Entropy for TestRng {
     fn fill(&mut self, buf: &mut [u8]) {
         for b in buf {
-            self.0 = self.0.wrapping_add(1);
-            *b = self.0;
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            *b = (self.0 >> 56) as u8;
         }
     }
 }
@@ -47,6 +52,10 @@ pub fn peer() -> SocketAddr {
 }
 
 pub fn config(suites: &[u8], max_sessions: usize) -> Arc<BmcConfig> {
+    Arc::new(bmc_config(suites, max_sessions))
+}
+
+pub fn bmc_config(suites: &[u8], max_sessions: usize) -> BmcConfig {
     let mut users = Users::new();
     users
         .add("admin", b"password", Privilege::Administrator)
@@ -57,7 +66,7 @@ pub fn config(suites: &[u8], max_sessions: usize) -> Arc<BmcConfig> {
     let mut c = BmcConfig::new(users);
     c.cipher_suites = CipherSuites::from_ids(suites).expect("suites");
     c.max_sessions = max_sessions;
-    Arc::new(c)
+    c
 }
 
 /// Sends one datagram and returns the single reply, if any.
@@ -65,7 +74,7 @@ pub fn exchange(
     bmc: &mut Bmc,
     now: Instant,
     datagram: &[u8],
-    rng: &mut Counter,
+    rng: &mut TestRng,
 ) -> (Result<(), DropReason>, Option<Vec<u8>>) {
     let r = bmc.handle_datagram(now, peer(), datagram, rng);
     let mut out = Vec::new();
@@ -191,7 +200,7 @@ impl Console {
     }
 
     /// Runs the handshake; returns the RAKP4 status.
-    pub fn login(&mut self, bmc: &mut Bmc, now: Instant, rng: &mut Counter) -> RakpStatus {
+    pub fn login(&mut self, bmc: &mut Bmc, now: Instant, rng: &mut TestRng) -> RakpStatus {
         let (_, reply) = exchange(bmc, now, &self.open_session(0), rng);
         let status = self.accept_open_session(&reply.expect("open session response"));
         if status != RakpStatus::Ok {
@@ -344,7 +353,7 @@ pub fn suite(id: u8) -> &'static CipherSuite {
 }
 
 /// Completes every queued action with a fixed machine state.
-pub fn complete_all(bmc: &mut Bmc, now: Instant, rng: &mut Counter, power_on: bool) -> Vec<Action> {
+pub fn complete_all(bmc: &mut Bmc, now: Instant, rng: &mut TestRng, power_on: bool) -> Vec<Action> {
     let mut done = Vec::new();
     while let Some((id, action)) = bmc.poll_action() {
         let outcome = match action {
