@@ -228,11 +228,6 @@ impl Daemon {
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 
-    /// The daemon's process ID.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// Stops the daemon with SIGTERM and returns its exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
