@@ -1,6 +1,6 @@
 //! The `/_sim/` control API that tests and the demo use: create and delete
 //! servers, images and flavors, make a guest halt or a server take a
-//! state, inject faults, change transition timings, revoke tokens, and read
+//! state, write a deployed image to a server's disk, inject faults, change transition timings, revoke tokens, and read
 //! the request log and every server's record (boots, NMIs, metadata).
 
 use axum::extract::{Path, State};
@@ -20,7 +20,8 @@ pub(super) fn routes() -> Router<St> {
         .route("/_sim/servers/{id}", delete(sim_delete_server))
         .route("/_sim/servers/{id}/halt", post(sim_halt))
         .route("/_sim/servers/{id}/state", put(sim_set_state))
-        .route("/_sim/images", post(sim_add_image))
+        .route("/_sim/servers/{id}/deploy", post(sim_deploy))
+        .route("/_sim/images", get(sim_images).post(sim_add_image))
         .route("/_sim/flavors", post(sim_add_flavor))
         .route("/_sim/faults", get(sim_get_faults).put(sim_put_faults))
         .route("/_sim/timings", put(sim_put_timings))
@@ -69,6 +70,24 @@ async fn sim_halt(State(sim): State<St>, Path(id): Path<String>) -> Response {
     }
 }
 
+/// `{"image": NAME_OR_ID}`: the image a deployment wrote to the disk.
+#[derive(serde::Deserialize)]
+struct Deploy {
+    image: String,
+}
+
+async fn sim_deploy(
+    State(sim): State<St>,
+    Path(id): Path<String>,
+    Json(d): Json<Deploy>,
+) -> Response {
+    if sim.deploy(&id, &d.image) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
 async fn sim_set_state(
     State(sim): State<St>,
     Path(id): Path<String>,
@@ -79,6 +98,10 @@ async fn sim_set_state(
     } else {
         StatusCode::NOT_FOUND.into_response()
     }
+}
+
+async fn sim_images(State(sim): State<St>) -> Response {
+    Json(json!({"images": sim.lock().images.clone()})).into_response()
 }
 
 async fn sim_add_image(State(sim): State<St>, Json(i): Json<NewImage>) -> Response {

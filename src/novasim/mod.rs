@@ -249,6 +249,28 @@ pub struct NewServer {
     pub ports: Option<u32>,
 }
 
+impl NewServer {
+    /// A server named `name`, off, from the first image and flavor.
+    pub fn named(name: &str) -> Self {
+        NewServer {
+            name: name.to_string(),
+            ..NewServer::default()
+        }
+    }
+
+    /// Powered on.
+    pub fn on(mut self) -> Self {
+        self.on = true;
+        self
+    }
+
+    /// From image `image` (name or ID).
+    pub fn image(mut self, image: &str) -> Self {
+        self.image = Some(image.to_string());
+        self
+    }
+}
+
 /// How to create an image through the control API.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -408,6 +430,29 @@ impl Sim {
             Some(s) => {
                 s.settle(now);
                 s.halt(now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What a deployment does to a server's disk: the deploy ramdisk,
+    /// network-booted, writes image `image` (name or ID) over the root
+    /// disk, so the next disk boot runs it. Returns false for an unknown
+    /// server or image.
+    pub fn deploy(&self, id: &str, image: &str) -> bool {
+        let mut m = self.lock();
+        let Some(image) = m
+            .images
+            .iter()
+            .find(|i| i.id == image || i.name == image)
+            .map(|i| i.id.clone())
+        else {
+            return false;
+        };
+        match m.servers.iter_mut().find(|s| s.id == id && !s.deleted) {
+            Some(s) => {
+                s.image = image;
                 true
             }
             None => false,
