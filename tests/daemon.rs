@@ -85,18 +85,20 @@ fn logs_never_show_secrets() {
         ),
     );
     let log = std::fs::File::create(dir.path().join("log")).expect("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_novabmc"))
-        .args([
-            "--log",
-            "trace",
-            "serve",
-            "--config",
-            path.to_str().expect("path"),
-        ])
-        .stderr(log)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = Spawned::new(
+        Command::new(env!("CARGO_BIN_EXE_novabmc"))
+            .args([
+                "--log",
+                "trace",
+                "serve",
+                "--config",
+                path.to_str().expect("path"),
+            ])
+            .stderr(log)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
     eventually("daemon up", || ping(node, Duration::from_millis(100)));
     ipmitool(node, ("admin", secret), &["-y", kg, "power", "on"]).ok();
     ipmitool(
@@ -104,10 +106,7 @@ fn logs_never_show_secrets() {
         ("admin", "wrong-password"),
         &["-y", kg, "-R", "1", "-N", "1", "power", "status"],
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    child.stop();
     let text = std::fs::read_to_string(dir.path().join("log")).expect("log");
     assert!(
         text.contains("chassis control"),
@@ -121,28 +120,27 @@ fn logs_never_show_secrets() {
 #[test]
 fn demo_prints_what_to_try_and_serves() {
     let address = unique_loopback();
-    let child = Command::new(env!("CARGO_BIN_EXE_novabmc"))
-        .args([
-            "demo",
-            "--address",
-            &address.to_string(),
-            "--base-port",
-            "6230",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn demo");
+    let child = Spawned::new(
+        Command::new(env!("CARGO_BIN_EXE_novabmc"))
+            .args([
+                "demo",
+                "--address",
+                &address.to_string(),
+                "--base-port",
+                "6230",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn demo"),
+    );
     let node = std::net::SocketAddr::from((address, 6233));
     eventually("demo up", || ping(node, Duration::from_millis(100)));
     assert_eq!(
         ipmitool(node, ("admin", "password"), &["power", "status"]).ok(),
         "Chassis Power is off\n"
     );
-    let _ = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output().expect("wait");
+    let out = child.signal_and_wait("INT");
     assert!(out.status.success(), "{:?}", out.status);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

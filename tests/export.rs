@@ -15,7 +15,6 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use cloud::Sim;
 use common::{Out, unique_loopback};
@@ -835,7 +834,6 @@ fn an_unreachable_cloud_is_a_clear_error() {
     let text = out.failed().all();
     assert!(text.contains("cannot reach cloud \"dead\""), "{text}");
     assert_eq!(out.stdout, "");
-    assert!(out.elapsed < Duration::from_secs(30), "{:?}", out.elapsed);
 }
 
 #[test]

@@ -6,29 +6,9 @@ mod common;
 
 use common::*;
 
-/// Runs a FreeIPMI `tool` with MAAS's common arguments (`-W opensesspriv
-/// --driver-type LAN_2_0 -h host:port -u user -p pass -I 3 -l OPERATOR`)
-/// followed by `args`.
+/// A FreeIPMI `tool` as MAAS runs it, as the administrator.
 fn maas_run(tool: &str, node: std::net::SocketAddr, args: &[&str]) -> Out {
-    let h = hostport(node);
-    let mut all = vec![
-        "-W",
-        "opensesspriv",
-        "--driver-type",
-        "LAN_2_0",
-        "-h",
-        &h,
-        "-u",
-        ADMIN.0,
-        "-p",
-        ADMIN.1,
-        "-I",
-        "3",
-        "-l",
-        "OPERATOR",
-    ];
-    all.extend_from_slice(args);
-    run(tool, &all)
+    maas(tool, node, ADMIN, args)
 }
 
 /// MAAS's `ipmipower` invocation.
@@ -68,9 +48,15 @@ fn maas_power_flow() {
     assert!(boots[1].contains("Pxe"), "{boots:?}");
     assert_eq!(maas_ipmipower(n, &["--off"]).ok(), format!("{h}: ok\n"));
     assert_eq!(state(&maas_ipmipower(n, &["--stat"])), "off");
-    maas_ipmipower(n, &["--on"]).ok();
-    assert_eq!(maas_ipmipower(n, &["--soft"]).ok(), format!("{h}: ok\n"));
-    assert_eq!(state(&maas_ipmipower(n, &["--stat"])), "off");
+    // The boots after that one do not network-boot again.
+    for k in 3..=4 {
+        maas_ipmipower(n, &["--on"]).ok();
+        assert_eq!(maas_ipmipower(n, &["--soft"]).ok(), format!("{h}: ok\n"));
+        assert_eq!(state(&maas_ipmipower(n, &["--stat"])), "off");
+        let boots = d.log_lines(&["simulated machine boots"]);
+        assert_eq!(boots.len(), k, "{boots:?}");
+        assert!(boots[k - 1].contains("NoOverride"), "{boots:?}");
+    }
 }
 
 /// Item 39: suite 17 with FreeIPMI, and the default privilege/workarounds.
@@ -141,8 +127,9 @@ fn ipmi_15_fails_fast() {
             .contains("authentication type unavailable for attempted privilege level"),
         "{out:?}"
     );
-    // Its session timeout is 20 s; failing fast means no timeout was hit.
-    assert!(out.elapsed.as_secs() < 10, "{:?}", out.elapsed);
+    // That message comes from the authentication capabilities answer; a
+    // BMC that did not answer would give "connection timeout" instead.
+    assert!(!out.stdout.contains("timeout"), "{out:?}");
 }
 
 /// Item 26, FreeIPMI side: unknown user and wrong password are named.

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 
 fn daemon() -> Daemon {
@@ -64,8 +62,6 @@ fn cipher_suite_discovery_picks_17() {
         "{all}"
     );
     assert!(!all.contains("Get Channel Cipher Suites failed"), "{all}");
-    // A stalled discovery costs ipmitool a one-second timeout per try.
-    assert!(out.elapsed < Duration::from_secs(1), "{:?}", out.elapsed);
 }
 
 /// Items 3, 4, 6, 7, 8: every power operation, in suite 17 and suite 3.
@@ -191,11 +187,12 @@ fn persistent_disk_survives_cycles() {
         ],
     )
     .ok();
+    // Power cycles as off then on: each "on" after an "off" boots the
+    // simulated machine at once, whatever state its last transition is in
+    // (a "cycle" during a reboot would be absorbed, as a retransmission is).
     for _ in 0..3 {
-        ipmitool(n, ADMIN, &["power", "cycle"]).ok();
-        // A cycle requested while one is under way is absorbed (it cannot
-        // be told apart from FreeIPMI's retransmissions), so let each end.
-        std::thread::sleep(Duration::from_millis(100));
+        ipmitool(n, ADMIN, &["power", "off"]).ok();
+        ipmitool(n, ADMIN, &["power", "on"]).ok();
     }
     let text = bootparam5(&d);
     assert!(text.contains("Options apply to all future boots"), "{text}");
@@ -362,12 +359,61 @@ fn privilege_levels() {
     );
     // Reset needs ADMINISTRATOR.
     let out = ipmitool(n, OPERATOR, &["-L", "OPERATOR", "mc", "reset", "warm"]);
-    out.failed();
+    assert!(
+        out.failed().stderr.contains("Insufficient privilege level"),
+        "{out:?}"
+    );
     assert!(
         ipmitool(n, ADMIN, &["mc", "reset", "warm"])
             .ok()
             .contains("Sent warm reset command to MC")
     );
+}
+
+/// The active sessions a node reports (`session info active`, which counts
+/// the asking session too).
+fn active_sessions(n: std::net::SocketAddr) -> usize {
+    let text = ipmitool(n, ADMIN, &["session", "info", "active"])
+        .ok()
+        .to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("active sessions"))
+        .and_then(|v| v.trim_start().trim_start_matches(':').trim().parse().ok())
+        .unwrap_or_else(|| panic!("no session count in {text:?}"))
+}
+
+/// Item 21: Cold and Warm Reset drop every session of the node they are
+/// sent to, and nothing of any other node.
+#[test]
+fn reset_drops_the_nodes_sessions() {
+    let d = Daemon::start(&Setup {
+        nodes: 2,
+        ..Setup::default()
+    });
+    let (n, other) = (d.nodes[0], d.nodes[1]);
+    for (kind, printed) in [
+        ("warm", "Sent warm reset command to MC"),
+        ("cold", "Sent cold reset command to MC"),
+    ] {
+        let mut shell = Shell::start(n, ADMIN, &["-R", "1", "-N", "1"]);
+        shell.run("power status", "Chassis Power is off");
+        let mut elsewhere = Shell::start(other, ADMIN, &[]);
+        elsewhere.run("power status", "Chassis Power is off");
+        assert_eq!(active_sessions(n), 2, "the shell and the asking session");
+        assert!(
+            ipmitool(n, ADMIN, &["mc", "reset", kind])
+                .ok()
+                .contains(printed),
+            "{kind}"
+        );
+        assert_eq!(active_sessions(n), 1, "{kind}: only the asking session");
+        // The shell's session is gone: its next command gets no answer.
+        let text = shell.run("power status", "Unable to get Chassis Power Status");
+        assert!(!text.contains("Chassis Power is"), "{kind}: {text}");
+        // The other node's session is untouched.
+        elsewhere.run("power status", "Chassis Power is off");
+        assert_eq!(active_sessions(other), 2, "{kind}");
+    }
 }
 
 /// Item 28: username/privilege lookup (`-L LEVEL+`).

@@ -2,6 +2,8 @@
 //! every power mapping, network boot modes, boot options kept in metadata,
 //! and the shared refresh that does not grow with the node count.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,14 +74,11 @@ fn node(name: &str, mode: NetworkBoot) -> NovaNode {
     }
 }
 
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+use common::eventually_async as eventually;
+
+/// Adds a server to the simulator.
+fn add(w: &World, spec: NewServer) {
+    w.sim.sim.add_server(spec).expect("add server");
 }
 
 fn server(w: &World, name: &str) -> novasim::model::Server {
@@ -124,14 +123,7 @@ async fn started(w: &World, nodes: Vec<NovaNode>) -> (Arc<Nova>, tokio::task::Jo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn power_mapping_and_rebuild_boot() {
     let w = world().await;
-    w.sim
-        .sim
-        .add_server(NewServer {
-            name: "n0".into(),
-            image: Some("centos-stream-9".into()),
-            ..Default::default()
-        })
-        .expect("add");
+    add(&w, NewServer::named("n0").image("centos-stream-9"));
     let (nova, _tasks) = started(&w, vec![node("n0", NetworkBoot::Rebuild)]).await;
     assert!(!nova.chassis_status(0).expect("status").power_on);
     // One-time PXE, then power on: rebuild with the iPXE image, then start.
@@ -166,8 +158,9 @@ async fn power_mapping_and_rebuild_boot() {
         .expect("cycle");
     nova.chassis_control(0, ChassisControl::PowerCycle)
         .expect("repeat absorbed");
-    eventually("reboot", || actions(&w).len() >= 3).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Settled: the worker has nothing left to do, so a second reboot would
+    // have been sent by now.
+    settle(&w, &nova, "n0").await;
     assert_eq!(actions(&w), ["rebuild", "os-start", "reboot"]);
     nova.chassis_control(0, ChassisControl::DiagnosticInterrupt)
         .expect("nmi");
@@ -208,14 +201,7 @@ async fn settle(w: &World, nova: &Nova, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rescue_mode() {
     let w = world().await;
-    w.sim
-        .sim
-        .add_server(NewServer {
-            name: "r0".into(),
-            on: true,
-            ..Default::default()
-        })
-        .expect("add");
+    add(&w, NewServer::named("r0").on());
     let (nova, _tasks) = started(&w, vec![node("r0", NetworkBoot::Rescue)]).await;
     // Persistent PXE: a reboot rescues with the iPXE image, every time.
     set_boot(&nova, &[5, 0xc0, 0x04, 0, 0, 0]);
@@ -258,13 +244,7 @@ async fn rescue_mode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metadata_mode_and_persistent_pxe() {
     let w = world().await;
-    w.sim
-        .sim
-        .add_server(NewServer {
-            name: "m0".into(),
-            ..Default::default()
-        })
-        .expect("add");
+    add(&w, NewServer::named("m0"));
     let (nova, _tasks) = started(&w, vec![node("m0", NetworkBoot::Metadata)]).await;
     set_boot(&nova, &[5, 0xc0, 0x04, 0, 0, 0]);
     nova.chassis_control(0, ChassisControl::PowerUp)
@@ -297,13 +277,7 @@ async fn metadata_mode_and_persistent_pxe() {
 async fn restart_keeps_boot_options_and_processes_keep_to_their_servers() {
     let w = world().await;
     for name in ["a", "b"] {
-        w.sim
-            .sim
-            .add_server(NewServer {
-                name: name.into(),
-                ..Default::default()
-            })
-            .expect("add");
+        add(&w, NewServer::named(name));
     }
     let first = CancellationToken::new();
     let (nova, mut tasks) = Nova::start(
@@ -354,27 +328,9 @@ async fn restart_keeps_boot_options_and_processes_keep_to_their_servers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_and_ambiguous_servers_fail_alone() {
     let w = world().await;
-    w.sim
-        .sim
-        .add_server(NewServer {
-            name: "ok".into(),
-            ..Default::default()
-        })
-        .expect("add");
-    w.sim
-        .sim
-        .add_server(NewServer {
-            name: "twin".into(),
-            ..Default::default()
-        })
-        .expect("add");
-    w.sim
-        .sim
-        .add_server(NewServer {
-            name: "twin".into(),
-            ..Default::default()
-        })
-        .expect("add");
+    add(&w, NewServer::named("ok"));
+    add(&w, NewServer::named("twin"));
+    add(&w, NewServer::named("twin"));
     let (nova, _tasks) = started(
         &w,
         vec![
@@ -398,13 +354,7 @@ async fn missing_and_ambiguous_servers_fail_alone() {
         other => panic!("{other:?}"),
     }
     // A server created later is picked up by the refresh.
-    w.sim
-        .sim
-        .add_server(NewServer {
-            name: "ghost".into(),
-            ..Default::default()
-        })
-        .expect("add");
+    add(&w, NewServer::named("ghost"));
     eventually("ghost resolved", || nova.chassis_status(2).is_ok()).await;
 }
 
@@ -421,13 +371,7 @@ fn faults(f: impl FnOnce(&mut novasim::Faults)) -> novasim::Faults {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keystone_down_at_start_then_back() {
     let w = world().await;
-    w.sim
-        .sim
-        .add_server(NewServer {
-            name: "k0".into(),
-            ..Default::default()
-        })
-        .expect("add");
+    add(&w, NewServer::named("k0"));
     w.sim.sim.set_faults(faults(|f| f.keystone_down = true));
     let (nova, _tasks) = Nova::start(
         w.settings.clone(),
@@ -435,11 +379,31 @@ async fn keystone_down_at_start_then_back() {
         w.shutdown.clone(),
     )
     .expect("start");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(matches!(
-        nova.chassis_status(0),
-        Err(novabmc::backend::BackendError::NotReady(_))
-    ));
+    // Keystone refuses the backend's logins (and it retries them); no Nova
+    // request has gone out, and the node says it is not ready.
+    let refused_logins = || {
+        w.sim
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/auth/tokens") && r.status == 503)
+            .count()
+    };
+    eventually("logins refused and retried", || refused_logins() >= 2).await;
+    assert!(
+        !w.sim
+            .sim
+            .requests()
+            .iter()
+            .any(|r| r.path.contains("/compute")),
+        "nothing reached Nova"
+    );
+    match nova.chassis_status(0) {
+        Err(novabmc::backend::BackendError::NotReady(why)) => {
+            assert!(why.contains("not been read from the cloud"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
     // A power-on asked for while the cloud is away is kept, and reported.
     nova.chassis_control(0, ChassisControl::PowerUp)
         .expect("queued");
@@ -452,13 +416,7 @@ async fn keystone_down_at_start_then_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_expiry_conflicts_errors_and_drops_are_ridden_out() {
     let w = world().await;
-    w.sim
-        .sim
-        .add_server(NewServer {
-            name: "t0".into(),
-            ..Default::default()
-        })
-        .expect("add");
+    add(&w, NewServer::named("t0"));
     let (nova, _tasks) = started(&w, vec![node("t0", NetworkBoot::Rebuild)]).await;
     // Keystone forgets every token: the next call gets 401 and the
     // backend authenticates again.
@@ -515,14 +473,7 @@ async fn token_expiry_conflicts_errors_and_drops_are_ridden_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_answer_does_not_repeat_a_reboot() {
     let w = world().await;
-    w.sim
-        .sim
-        .add_server(NewServer {
-            name: "l0".into(),
-            on: true,
-            ..Default::default()
-        })
-        .expect("add");
+    add(&w, NewServer::named("l0").on());
     let (nova, _tasks) = started(&w, vec![node("l0", NetworkBoot::Rebuild)]).await;
     w.sim.sim.set_faults(faults(|f| f.lose_answer_next = 1));
     nova.chassis_control(0, ChassisControl::HardReset)
@@ -544,28 +495,28 @@ async fn a_lost_answer_does_not_repeat_a_reboot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_nova_never_slows_the_bmc() {
     let w = world().await;
-    w.sim
-        .sim
-        .add_server(NewServer {
-            name: "s0".into(),
-            ..Default::default()
-        })
-        .expect("add");
+    add(&w, NewServer::named("s0"));
     let (nova, _tasks) = started(&w, vec![node("s0", NetworkBoot::Rebuild)]).await;
     w.sim.sim.set_faults(faults(|f| f.latency_ms = 10_000));
-    let t = std::time::Instant::now();
+    let answered = || {
+        w.sim
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/servers/"))
+            .count()
+    };
+    let before = answered();
     nova.chassis_control(0, ChassisControl::PowerUp)
         .expect("on");
     assert!(nova.chassis_status(0).expect("status").power_on);
-    // Answered without waiting for Nova's ten seconds.
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
-    for _ in 0..600 {
-        if server(&w, "s0").stable.status == "ACTIVE" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(server(&w, "s0").stable.status, "ACTIVE");
+    // Accepted and reported before Nova answered anything: the command did
+    // not wait for the cloud (each of its answers takes ten seconds).
+    assert_eq!(answered(), before, "no Nova answer came before the reply");
+    common::eventually_async_within("ACTIVE", Duration::from_secs(90), || {
+        server(&w, "s0").stable.status == "ACTIVE"
+    })
+    .await;
 }
 
 /// With `n` nodes, once resolution and the one-time owner writes are over:
@@ -576,13 +527,7 @@ async fn requests_over_five_intervals(n: usize) -> (Vec<novasim::LoggedRequest>,
     let mut nodes = Vec::new();
     for i in 0..n {
         let name = format!("scale-{i}");
-        w.sim
-            .sim
-            .add_server(NewServer {
-                name: name.clone(),
-                ..Default::default()
-            })
-            .expect("add");
+        add(&w, NewServer::named(&name));
         nodes.push(node(&name, NetworkBoot::Rebuild));
     }
     let (_nova, _tasks) = started(&w, nodes).await;

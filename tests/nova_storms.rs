@@ -175,32 +175,19 @@ fn ironic_reboot_is_exactly_one_reboot() {
 #[test]
 fn maas_pxe_then_cycle_is_one_network_boot() {
     let r = Rig::new("rescue", &[true, false]);
-    for (i, node) in r.daemon.nodes.iter().enumerate() {
-        let text = "Section Chassis_Boot_Flags\n        Boot_Flags_Persistent No\n        Boot_Device PXE\nEndSection\n";
-        let file = write_file(r.daemon.dir(), &format!("maas-{i}.conf"), text);
-        let h = hostport(*node);
-        let common = [
-            "-W",
-            "opensesspriv",
-            "--driver-type",
-            "LAN_2_0",
-            "-h",
-            &h,
-            "-u",
-            OPERATOR.0,
-            "-p",
-            OPERATOR.1,
-            "-I",
-            "3",
-            "-l",
-            "OPERATOR",
-        ];
-        let mut args = common.to_vec();
-        args.extend(["--commit", "--filename", file.to_str().expect("path")]);
-        run("ipmi-chassis-config", &args).ok();
-        let mut args = common.to_vec();
-        args.extend(["--cycle", "--on-if-off"]);
-        assert_eq!(run("ipmipower", &args).ok(), format!("{}: ok\n", node.ip()));
+    for node in &r.daemon.nodes {
+        let file = maas_boot_file(r.daemon.dir(), None);
+        maas(
+            "ipmi-chassis-config",
+            *node,
+            OPERATOR,
+            &["--commit", "--filename", file.to_str().expect("path")],
+        )
+        .ok();
+        assert_eq!(
+            maas("ipmipower", *node, OPERATOR, &["--cycle", "--on-if-off"]).ok(),
+            format!("{}: ok\n", node.ip())
+        );
     }
     for i in 0..2 {
         r.settled(i);

@@ -190,6 +190,35 @@ impl Sim {
             "rebuild_ms": 10000, "rescue_ms": 8000}));
     }
 
+    /// Writes image `image` to a server's disk, as an Ironic or MAAS
+    /// deployment does once the server has booted from the network.
+    pub fn deploy(&self, id: &str, image: &str) {
+        let r = self
+            .http
+            .post(format!("{}/_sim/servers/{id}/deploy", self.base))
+            .json(&json!({"image": image}))
+            .send()
+            .expect("deploy");
+        assert!(r.status().is_success(), "deploy: {}", r.status());
+    }
+
+    /// The ID of an image, by name.
+    pub fn image_id(&self, name: &str) -> String {
+        let r: Value = self
+            .http
+            .get(format!("{}/_sim/images", self.base))
+            .send()
+            .expect("images")
+            .json()
+            .expect("json");
+        r["images"]
+            .as_array()
+            .and_then(|l| l.iter().find(|i| i["name"] == name))
+            .and_then(|i| i["id"].as_str())
+            .unwrap_or_else(|| panic!("no image {name}: {r}"))
+            .to_string()
+    }
+
     /// Makes a server's guest halt by itself.
     pub fn halt(&self, id: &str) {
         let r = self

@@ -230,21 +230,72 @@ impl Daemon {
 
     /// Stops the daemon with SIGTERM and returns its exit status.
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(s)) = child.try_wait() {
-                return Some(s);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return child.wait().ok();
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        stop_child(self.child.take()?)
+    }
+}
+
+/// Stops a child with SIGTERM, waits up to 10 s for it to exit, then kills
+/// it: the one way every harness here stops what it started.
+pub fn stop_child(mut child: Child) -> Option<std::process::ExitStatus> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
         }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait().ok();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A process a test started, stopped (SIGTERM, then SIGKILL) when dropped,
+/// so a panicking test leaves nothing running.
+pub struct Spawned(Option<Child>);
+
+impl Spawned {
+    /// Guards `child`.
+    pub fn new(child: Child) -> Spawned {
+        Spawned(Some(child))
+    }
+
+    /// The process ID.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    /// Stops it now, as on drop.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        stop_child(self.0.take()?)
+    }
+
+    /// Sends `signal` (a `kill` name, like `INT`) and collects the output
+    /// once it exits (within 20 s, or it is killed).
+    pub fn signal_and_wait(mut self, signal: &str) -> std::process::Output {
+        let child = self.0.take().expect("running");
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status();
+        let id = child.id();
+        let watchdog = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(20));
+            let _ = Command::new("kill")
+                .args(["-KILL", &id.to_string()])
+                .status();
+        });
+        let out = child.wait_with_output().expect("wait");
+        drop(watchdog);
+        out
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -355,13 +406,104 @@ pub fn ipmipower(node: SocketAddr, user: (&str, &str), args: &[&str]) -> Out {
     run("ipmipower", &all)
 }
 
-/// Polls `f` every 100 ms until it returns true or 20 s pass.
-pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// How long [`eventually`] waits, and how often it looks.
+pub const EVENTUALLY: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
+
+/// Polls `f` until it returns true, failing the test after [`EVENTUALLY`].
+pub fn eventually(what: &str, f: impl FnMut() -> bool) {
+    eventually_within(what, EVENTUALLY, f);
+}
+
+/// [`eventually`] for what takes longer by design (a Nova answering
+/// every call after ten seconds).
+pub fn eventually_within(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(POLL);
     }
+}
+
+/// [`eventually`] for async tests: polls without blocking the runtime.
+pub async fn eventually_async(what: &str, f: impl FnMut() -> bool) {
+    eventually_async_within(what, EVENTUALLY, f).await;
+}
+
+/// [`eventually_async`] for what takes longer than [`EVENTUALLY`] by
+/// design (a Nova answering every call after ten seconds).
+pub async fn eventually_async_within(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+// ----- the command lines of Ironic and MAAS ---------------------------------
+
+/// What Ironic's ipmitool driver runs (`_get_ipmitool_args` and
+/// `_exec_ipmitool`): privilege ADMINISTRATOR, one try with a 5 s timeout,
+/// the password in a file, no `-C`.
+pub fn ironic_ipmitool(node: SocketAddr, password_file: &Path, sub: &[&str]) -> Out {
+    let (host, port) = (node.ip().to_string(), node.port().to_string());
+    let pw = password_file.to_string_lossy().into_owned();
+    let mut args = vec![
+        "-I",
+        "lanplus",
+        "-H",
+        &host,
+        "-L",
+        "ADMINISTRATOR",
+        "-p",
+        &port,
+        "-U",
+        ADMIN.0,
+        "-R",
+        "1",
+        "-N",
+        "5",
+        "-f",
+        &pw,
+    ];
+    args.extend_from_slice(sub);
+    run("ipmitool", &args)
+}
+
+/// Runs a FreeIPMI `tool` with MAAS's common arguments (`-W opensesspriv
+/// --driver-type LAN_2_0 -h host:port -u user -p pass -I 3 -l OPERATOR`),
+/// then `extra`.
+pub fn maas(tool: &str, node: SocketAddr, user: (&str, &str), extra: &[&str]) -> Out {
+    let h = hostport(node);
+    let mut all = vec![
+        "-W",
+        "opensesspriv",
+        "--driver-type",
+        "LAN_2_0",
+        "-h",
+        &h,
+        "-u",
+        user.0,
+        "-p",
+        user.1,
+        "-I",
+        "3",
+        "-l",
+        "OPERATOR",
+    ];
+    all.extend_from_slice(extra);
+    run(tool, &all)
+}
+
+/// MAAS's boot-flags file for `ipmi-chassis-config --commit`: one-time
+/// PXE, with `BIOS_Boot_Type` when given.
+pub fn maas_boot_file(dir: &Path, boot_type: Option<&str>) -> PathBuf {
+    let mut text = String::from("Section Chassis_Boot_Flags\n        Boot_Flags_Persistent No\n");
+    if let Some(t) = boot_type {
+        text.push_str(&format!("        BIOS_Boot_Type {t}\n"));
+    }
+    text.push_str("        Boot_Device PXE\nEndSection\n");
+    write_file(dir, "maas-boot.conf", &text)
 }
 
 /// Direction of a relayed datagram.

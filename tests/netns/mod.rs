@@ -287,21 +287,7 @@ impl NsDaemon {
 
     /// Stops the daemon with SIGTERM and returns its exit code.
     pub fn stop(&mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(s)) = child.try_wait() {
-                return s.code();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return child.wait().ok().and_then(|s| s.code());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        common::stop_child(self.child.take()?).and_then(|s| s.code())
     }
 }
 

@@ -121,23 +121,59 @@ mod tests {
     use super::*;
     use hex_literal::hex;
 
+    /// NIST SP 800-38A F.2.1 (AES-128-CBC encryption, four blocks).
+    const NIST_KEY: [u8; 16] = hex!("2b7e151628aed2a6abf7158809cf4f3c");
+    const NIST_IV: [u8; 16] = hex!("000102030405060708090a0b0c0d0e0f");
+    const NIST_PT: [u8; 64] = hex!(
+        "6bc1bee22e409f96e93d7e117393172a ae2d8a571e03ac9c9eb76fac45af8e51"
+        "30c81c46a35ce411e5fbc1191a0a52ef f69f2445df4f9b17ad2b417be66c3710"
+    );
+    const NIST_CT: [u8; 64] = hex!(
+        "7649abac8119b246cee98e9b12e9197d 5086cb9b507219ee95db113a917678b2"
+        "73bed6b8e3c1743b7116e69e22229516 3ff1caa1681fac09120eca307586e1a7"
+    );
+
+    /// The IPMI pad block after a 64-byte message: `01 02 .. 0f` and the
+    /// count 0f, encrypted after the last NIST block with the bare AES
+    /// block cipher (not this module's CBC).
+    fn pad_block_after_nist() -> [u8; 16] {
+        use aes::cipher::BlockCipherEncrypt;
+        let mut block = [0u8; 16];
+        for (i, b) in block.iter_mut().enumerate().take(15) {
+            *b = i as u8 + 1;
+        }
+        block[15] = 15;
+        for (b, c) in block.iter_mut().zip(&NIST_CT[48..]) {
+            *b ^= c;
+        }
+        let cipher = Aes128::new(&NIST_KEY.into());
+        let mut b = block.into();
+        cipher.encrypt_block(&mut b);
+        b.into()
+    }
+
     #[test]
-    fn nist_sp800_38a_f21_first_block() {
-        // AES-128-CBC: the first block of NIST SP 800-38A F.2.1, with the
-        // key schedule this type expands.
-        let key = hex!("2b7e151628aed2a6abf7158809cf4f3c");
-        let iv = hex!("000102030405060708090a0b0c0d0e0f");
-        let ct = hex!("7649abac8119b246cee98e9b12e9197d");
-        let aes = AesCbc128::new(&key);
-        let pt = hex!("6bc1bee22e409f96e93d7e117393172a");
-        // pt does not end in a valid IPMI pad, so use the block API.
-        let enc = cbc::Encryptor::<Aes128>::inner_iv_init(aes.cipher.clone(), &iv.into());
-        let mut buf = pt;
-        let got = enc
-            .encrypt_padded::<NoPadding>(&mut buf, 16)
-            .expect("one block")
-            .to_vec();
-        assert_eq!(got, ct);
+    fn encrypts_the_nist_vector() {
+        let aes = AesCbc128::new(&NIST_KEY);
+        let mut out = Vec::new();
+        aes.encrypt_into(NIST_IV, &NIST_PT, &mut out);
+        assert_eq!(out.len(), 16 + 64 + 16, "IV, four blocks, the pad block");
+        assert_eq!(out[..16], NIST_IV);
+        assert_eq!(out[16..80], NIST_CT, "CBC's first four blocks are NIST's");
+        assert_eq!(out[80..], pad_block_after_nist());
+    }
+
+    #[test]
+    fn decrypts_the_nist_vector() {
+        let aes = AesCbc128::new(&NIST_KEY);
+        let mut payload = NIST_IV.to_vec();
+        payload.extend_from_slice(&NIST_CT);
+        payload.extend_from_slice(&pad_block_after_nist());
+        let mut scratch = [0u8; 128];
+        assert_eq!(
+            aes.decrypt(&payload, &mut scratch).expect("decrypt"),
+            &NIST_PT[..]
+        );
     }
 
     #[test]
