@@ -35,7 +35,7 @@ start_bmc() {
     {
         printf '[users.admin]\npassword = "password"\n'
         printf '[backend]\ntype = "nova"\ncloud = "sim"\nclouds_yaml = "%s"\n' "$work/clouds.yaml"
-        printf 'refresh_secs = 1\nipxe_image = "ipxe-boot"\n'
+        printf 'refresh_secs = 1\nipxe_image = "ipxe-boot"\nstate_dir = "%s"\n' "$work/state"
         i=0
         while [ "$i" -lt "$nodes" ]; do
             printf '[nodes.n%d]\naddress = "127.0.%d.%d"\nport = 6230\nserver = "bench-%d"\n' \

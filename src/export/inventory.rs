@@ -1,6 +1,6 @@
 //! What the cloud says about each node's machine, for the export.
 //!
-//! One server listing resolves every node with [`find_server`], as `serve`
+//! One server listing resolves every node with [`ServerIndex`], as `serve`
 //! does. Then, per server, at most a few reads (bounded by
 //! `backend.max_concurrent_calls`, all nodes together):
 //!
@@ -28,8 +28,8 @@ use serde_json::Value;
 
 use super::{ExportError, NodeFailure};
 use crate::backend::nova::NovaSettings;
+use crate::backend::nova::ServerIndex;
 use crate::backend::nova::client::{NovaClient, NovaError, NovaErrorKind, ServerDetail};
-use crate::backend::nova::find_server;
 use crate::config::NodeConfig;
 
 /// Nova's assumption for an image that names no architecture.
@@ -118,10 +118,11 @@ pub async fn gather(
         .map_err(unreachable)?
         .servers;
 
+    let index = ServerIndex::new(&servers);
     let mut failures = Vec::new();
     let mut resolved = Vec::new();
     for node in nodes {
-        match find_server(&servers, &node.server) {
+        match index.find(&node.server) {
             Ok(s) => resolved.push((node, s.id.clone())),
             Err(why) => failures.push(NodeFailure {
                 node: node.name.clone(),

@@ -192,9 +192,11 @@ pub struct ServerInfo {
     /// Metadata.
     #[serde(default)]
     pub metadata: HashMap<String, String>,
-    /// `{"id": ...}`, or `""` for a server booted from a volume.
-    #[serde(default)]
-    pub image: Value,
+    /// The root disk's image ID: Nova sends `{"id": ..., "links": ...}`,
+    /// or `""` for a server booted from a volume. Only the ID is kept, as a
+    /// listing holds thousands of these.
+    #[serde(default, deserialize_with = "image_ref")]
+    pub image: Option<String>,
     /// Last change.
     #[serde(default)]
     pub updated: Option<String>,
@@ -203,8 +205,22 @@ pub struct ServerInfo {
 impl ServerInfo {
     /// The root disk's image ID, if booted from an image.
     pub fn image_id(&self) -> Option<&str> {
-        self.image.get("id").and_then(Value::as_str)
+        self.image.as_deref()
     }
+}
+
+/// The `id` of Nova's `image` field, or nothing for `""`.
+fn image_ref<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Image {
+        Ref { id: String },
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Image::deserialize(d)? {
+        Image::Ref { id } if !id.is_empty() => Some(id),
+        _ => None,
+    })
 }
 
 /// A server action (`POST /servers/{id}/action`) the backend makes.

@@ -58,9 +58,13 @@ pub trait Compute: Send + Sync + 'static {
     fn timeout(&self) -> Duration;
 }
 
+/// Each call's future is boxed: the HTTP client's are tens of KiB, and a
+/// worker waiting for a permit of the call limit holds its call's future
+/// unpolled. Boxed, the memory is taken when the call starts (permit in
+/// hand), so it is bounded by the call limit, not by the node count.
 impl Compute for NovaClient {
     async fn connect(&self) -> Result<(), NovaError> {
-        NovaClient::connect(self).await
+        Box::pin(NovaClient::connect(self)).await
     }
 
     async fn list_servers(
@@ -68,27 +72,27 @@ impl Compute for NovaClient {
         changes_since: Option<&str>,
         name: Option<&str>,
     ) -> Result<Listing, NovaError> {
-        NovaClient::list_servers(self, changes_since, name).await
+        Box::pin(NovaClient::list_servers(self, changes_since, name)).await
     }
 
     async fn get_server(&self, id: &str) -> Result<ServerInfo, NovaError> {
-        NovaClient::get_server(self, id).await
+        Box::pin(NovaClient::get_server(self, id)).await
     }
 
     async fn act(&self, id: &str, action: &ServerAction) -> Result<(), NovaError> {
-        NovaClient::act(self, id, action).await
+        Box::pin(NovaClient::act(self, id, action)).await
     }
 
     async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), NovaError> {
-        NovaClient::set_metadata(self, id, key, value).await
+        Box::pin(NovaClient::set_metadata(self, id, key, value)).await
     }
 
     async fn find_image(&self, reference: &str) -> Result<ImageInfo, NovaError> {
-        NovaClient::find_image(self, reference).await
+        Box::pin(NovaClient::find_image(self, reference)).await
     }
 
     async fn image_firmware(&self, id: &str) -> Result<Option<String>, NovaError> {
-        NovaClient::image_firmware(self, id).await
+        Box::pin(NovaClient::image_firmware(self, id)).await
     }
 
     fn timeout(&self) -> Duration {

@@ -156,6 +156,9 @@ pub struct Nova<C = NovaClient> {
     specs: Vec<NovaNode>,
     ctx: Arc<WorkerContext<C>>,
     settings: NovaSettings,
+    /// Which node each server UUID belongs to, so applying a listing costs
+    /// one lookup per server listed, not one pass over the nodes.
+    by_server: Mutex<HashMap<String, NodeId>>,
 }
 
 impl Nova<NovaClient> {
@@ -218,6 +221,7 @@ impl<C: Compute> Nova<C> {
             specs: nodes,
             ctx: ctx.clone(),
             settings,
+            by_server: Mutex::new(HashMap::new()),
         });
         nova.resume();
         let mut tasks = JoinSet::new();
@@ -392,11 +396,12 @@ impl<C: Compute> Nova<C> {
     async fn resolve_all(&self, servers: &[ServerInfo]) {
         let mut images: HashMap<String, Result<String, String>> = HashMap::new();
         let mut firmware: HashMap<String, Option<bool>> = HashMap::new();
-        for (cell, spec) in self.cells.iter().zip(&self.specs) {
+        let index = ServerIndex::new(servers);
+        for (i, (cell, spec)) in self.cells.iter().zip(&self.specs).enumerate() {
             if !matches!(cell.lock().resolution, Resolution::Pending) {
                 continue;
             }
-            self.resolve_one(cell, spec, servers, &mut images, &mut firmware)
+            self.resolve_one(i, cell, spec, &index, &mut images, &mut firmware)
                 .await;
         }
         let found = self
@@ -409,13 +414,14 @@ impl<C: Compute> Nova<C> {
 
     async fn resolve_one(
         &self,
+        node: NodeId,
         cell: &NodeCell,
         spec: &NovaNode,
-        servers: &[ServerInfo],
+        index: &ServerIndex<'_>,
         images: &mut HashMap<String, Result<String, String>>,
         firmware: &mut HashMap<String, Option<bool>>,
     ) {
-        let server = match find_server(servers, &spec.server) {
+        let server = match index.find(&spec.server) {
             Ok(s) => s,
             Err(why) => {
                 error!(node = %spec.name, server = %spec.server, "{why}");
@@ -500,6 +506,10 @@ impl<C: Compute> Nova<C> {
                 id: server.id.clone(),
             };
             s.server_id = Some(server.id.clone());
+            self.by_server
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(server.id.clone(), node);
             s.uuid = uuid;
             s.observe(server, OWNER_KEY, now);
             match server.metadata.get(OWNER_KEY) {
@@ -526,13 +536,17 @@ impl<C: Compute> Nova<C> {
         let now = Instant::now();
         let mut unmatched = Vec::new();
         for server in listed {
-            let mut matched = false;
-            for cell in &self.cells {
+            let node = self
+                .by_server
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&server.id)
+                .copied();
+            let matched = node.and_then(|i| self.cells.get(i)).is_some_and(|cell| {
                 let mut s = cell.lock();
                 if !matches!(&s.resolution, Resolution::Found { id } if id == &server.id) {
-                    continue;
+                    return false;
                 }
-                matched = true;
                 s.observe(server, OWNER_KEY, now);
                 if server.status == Status::Deleted {
                     warn!(node = %s.name, server = %server.id, "the node's server was deleted; looking for it again by name");
@@ -546,7 +560,8 @@ impl<C: Compute> Nova<C> {
                          for one server undo each other's work. Serve each server from one instance");
                     s.owner_warned = Some(other.clone());
                 }
-            }
+                true
+            });
             if !matched && server.status != Status::Deleted {
                 unmatched.push(server);
             }
@@ -556,7 +571,7 @@ impl<C: Compute> Nova<C> {
         }
         // A server created after start (a redeploy deletes and re-creates
         // it, or the cloud was down) resolves the nodes still looking.
-        for (cell, spec) in self.cells.iter().zip(&self.specs) {
+        for (i, (cell, spec)) in self.cells.iter().zip(&self.specs).enumerate() {
             if !matches!(cell.lock().resolution, Resolution::Missing(_)) {
                 continue;
             }
@@ -582,7 +597,8 @@ impl<C: Compute> Nova<C> {
                 Ok(servers) => {
                     let mut images = HashMap::new();
                     let mut fw = HashMap::new();
-                    self.resolve_one(cell, spec, &servers, &mut images, &mut fw)
+                    let index = ServerIndex::new(&servers);
+                    self.resolve_one(i, cell, spec, &index, &mut images, &mut fw)
                         .await;
                     if matches!(cell.lock().resolution, Resolution::Found { .. }) {
                         info!(node = %spec.name, server = %spec.server, "server found again");
@@ -594,30 +610,56 @@ impl<C: Compute> Nova<C> {
     }
 }
 
-/// The server a node names: by UUID, else by exact name; a name several
-/// live servers share is an error naming their UUIDs. `serve` and `export`
-/// both resolve nodes with this, so a node means the same server to both.
+/// A listing indexed by UUID and by name (live servers only), so that
+/// resolving thousands of nodes costs one pass over the listing, not one
+/// per node.
+#[derive(Debug)]
+pub struct ServerIndex<'a> {
+    by_id: HashMap<&'a str, &'a ServerInfo>,
+    by_name: HashMap<&'a str, Vec<&'a ServerInfo>>,
+}
+
+impl<'a> ServerIndex<'a> {
+    /// Indexes `servers`, leaving out deleted ones.
+    pub fn new(servers: &'a [ServerInfo]) -> Self {
+        let mut by_id = HashMap::with_capacity(servers.len());
+        let mut by_name: HashMap<&str, Vec<&ServerInfo>> = HashMap::with_capacity(servers.len());
+        for s in servers.iter().filter(|s| s.status != Status::Deleted) {
+            by_id.insert(s.id.as_str(), s);
+            by_name.entry(s.name.as_str()).or_default().push(s);
+        }
+        ServerIndex { by_id, by_name }
+    }
+
+    /// The server a node names: by UUID, else by exact name; a name
+    /// several live servers share is an error naming their UUIDs. `serve`,
+    /// `check` and `export` all resolve nodes with this, so a node means
+    /// the same server to each.
+    pub fn find(&self, reference: &str) -> Result<&'a ServerInfo, String> {
+        if let Some(s) = self.by_id.get(reference) {
+            return Ok(s);
+        }
+        match self.by_name.get(reference).map(Vec::as_slice) {
+            Some([one]) => Ok(one),
+            None | Some([]) => Err(format!("server {reference} not found")),
+            Some(many) => Err(format!(
+                "server name {reference} is ambiguous: {} servers have it ({}); use the UUID",
+                many.len(),
+                many.iter()
+                    .map(|s| s.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+/// [`ServerIndex::find`] over a listing, for one lookup.
 pub fn find_server<'a>(
     servers: &'a [ServerInfo],
     reference: &str,
 ) -> Result<&'a ServerInfo, String> {
-    let live = || servers.iter().filter(|s| s.status != Status::Deleted);
-    if let Some(s) = live().find(|s| s.id == reference) {
-        return Ok(s);
-    }
-    let named: Vec<&ServerInfo> = live().filter(|s| s.name == reference).collect();
-    match named.as_slice() {
-        [one] => Ok(one),
-        [] => Err(format!("server {reference} not found")),
-        many => Err(format!(
-            "server name {reference} is ambiguous: {} servers have it ({}); use the UUID",
-            many.len(),
-            many.iter()
-                .map(|s| s.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
+    ServerIndex::new(servers).find(reference)
 }
 
 /// The `changes-since` of the next listing: when Nova answered this one
@@ -745,7 +787,7 @@ mod tests {
             vm_state: None,
             power_state: None,
             metadata: Default::default(),
-            image: serde_json::Value::Null,
+            image: None,
             updated: Some(updated.into()),
         }
     }

@@ -454,7 +454,7 @@ mod tests {
             vm_state: Some(vm),
             power_state: Some(power),
             metadata: Default::default(),
-            image: serde_json::Value::Null,
+            image: None,
             updated: None,
         }
     }
