@@ -30,6 +30,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod datagrams;
 pub mod demo;
 pub mod export;
 pub mod novasim;

@@ -10,6 +10,11 @@
 //! the engine queued. An idle node costs a parked task, a socket and an
 //! engine with an empty session table.
 //!
+//! A socket is registered for reading only and read in batches
+//! ([`crate::datagrams`]): a batch shorter than asked proves the socket
+//! empty, so no read is issued just to hear `EAGAIN`, and replies are sent
+//! with plain non-blocking `sendto`.
+//!
 //! Deadlines are honoured however busy the socket is: the timer is polled
 //! before the socket, and the engine's deadline is checked again after
 //! every batch of datagrams, so a constant stream of packets cannot keep
@@ -30,12 +35,12 @@ use tracing::{debug, info, warn};
 
 use crate::backend::{self, Backend, NodeId};
 use crate::config::NodeConfig;
+use crate::datagrams::{self, Batch, NodeSocket};
 use crate::summary::Summary;
 
-/// Largest datagram read; RMCP+ requests are far smaller.
-const RECV_BUFFER: usize = 2048;
-/// Datagrams handled per wake-up before the task yields.
-const RECEIVE_BATCH: usize = 32;
+/// `recvmmsg` calls per wake-up before the task yields, so that one busy
+/// node cannot starve the others' tasks (32 datagrams at most).
+const READS_PER_WAKE: usize = 4;
 
 /// Random bytes for the engine from the thread-local generator.
 struct ThreadEntropy(rand::rngs::ThreadRng);
@@ -118,6 +123,13 @@ pub fn spawn_nodes(
 ) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     for (id, (node, socket)) in nodes.iter().zip(sockets).enumerate() {
+        let socket = match NodeSocket::new(socket) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(node = %node.name, error = %e, "cannot register the node's socket; not serving it");
+                continue;
+            }
+        };
         let guid = backend
             .system_guid(id)
             .unwrap_or_else(|_| rand::random::<[u8; 16]>());
@@ -139,7 +151,7 @@ pub fn spawn_nodes(
 struct NodeTask {
     id: NodeId,
     name: String,
-    socket: UdpSocket,
+    socket: NodeSocket,
     engine: Bmc,
     backend: Arc<dyn Backend>,
     /// Refusals, drops and evictions since the last summary line.
@@ -153,16 +165,41 @@ impl NodeTask {
         // Grows to the size of a reply on first use; an idle node holds no
         // buffer at all (datagrams are read into a stack buffer).
         let mut send = Vec::new();
+        // One timer and one shutdown future for the task's life: the timer
+        // is reset only when the deadline changes, not rebuilt per datagram.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
+        let timer = tokio::time::sleep(std::time::Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         loop {
             let deadline = earliest(self.engine.poll_timeout(), self.summary.due());
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    timer.as_mut().reset(tokio::time::Instant::from_std(d));
+                }
+                armed = deadline;
+            }
             tokio::select! {
                 biased;
-                () = shutdown.cancelled() => break,
+                () = &mut cancelled => break,
                 // Before the socket: with `biased`, a socket that is always
                 // readable would otherwise starve the timer.
-                () = sleep_until(deadline), if deadline.is_some() => {}
+                () = &mut timer, if armed.is_some() => {}
                 r = self.socket.readable() => match r {
-                    Ok(()) => self.receive(),
+                    Ok(mut ready) => {
+                        let drained = receive(
+                            self.socket.get_ref(),
+                            &mut self.engine,
+                            &mut self.summary,
+                            &self.name,
+                        );
+                        if drained {
+                            ready.clear_ready();
+                        } else {
+                            ready.retain_ready();
+                        }
+                    }
                     Err(e) => debug!(node = %self.name, error = %e, "socket error"),
                 },
             }
@@ -184,36 +221,6 @@ impl NodeTask {
             info!(node = %self.name, "{line}");
         }
         debug!(node = %self.name, "stopped");
-    }
-
-    /// Reads the datagrams waiting on the socket (a bounded batch, so one
-    /// busy node cannot starve the others' tasks) into a stack buffer.
-    fn receive(&mut self) {
-        let mut buf = [0u8; RECV_BUFFER];
-        for _ in 0..RECEIVE_BATCH {
-            match self.socket.try_recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    let result = self.engine.handle_datagram(
-                        Instant::now(),
-                        from,
-                        &buf[..n],
-                        &mut entropy(),
-                    );
-                    if let Err(reason) = result {
-                        debug!(node = %self.name, %from, %reason, "datagram dropped");
-                        self.summary
-                            .dropped(Instant::now(), from.ip(), reason.kind());
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                // ICMP errors from earlier sends surface here on Linux;
-                // they concern one console, not this socket.
-                Err(e) => {
-                    debug!(node = %self.name, error = %e, "receive error");
-                    return;
-                }
-            }
-        }
     }
 
     /// Carries out queued actions, logs queued events and counts what the
@@ -244,16 +251,49 @@ impl NodeTask {
     }
 }
 
+/// Reads the datagrams waiting on the socket, a bounded number of
+/// batches, into buffers on the stack. Returns whether the socket was
+/// found empty, so that its readiness may be cleared.
+fn receive(
+    socket: &std::net::UdpSocket,
+    engine: &mut Bmc,
+    summary: &mut Summary,
+    name: &str,
+) -> bool {
+    let mut batch = Batch::new();
+    let mut entropy = entropy();
+    for _ in 0..READS_PER_WAKE {
+        match batch.receive(socket) {
+            Ok(n) => {
+                let now = Instant::now();
+                for (from, data) in batch.iter() {
+                    let result = engine.handle_datagram(now, from, data, &mut entropy);
+                    if let Err(reason) = result {
+                        debug!(node = %name, %from, %reason, "datagram dropped");
+                        summary.dropped(now, from.ip(), reason.kind());
+                    }
+                }
+                if n < datagrams::BATCH {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            // ICMP errors from earlier sends surface here on Linux;
+            // they concern one console, not this socket, and more
+            // datagrams may be queued behind them.
+            Err(e) => {
+                debug!(node = %name, error = %e, "receive error");
+                return false;
+            }
+        }
+    }
+    false
+}
+
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(d) = deadline {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
     }
 }
 
@@ -371,7 +411,7 @@ mod tests {
         let task = NodeTask {
             id: 0,
             name: "node".into(),
-            socket,
+            socket: NodeSocket::new(socket).expect("register"),
             engine,
             backend: Arc::new(Off),
             summary: Summary::default(),

@@ -12,7 +12,8 @@
 # during the suite-17 runs and a summary of the profile is printed; with
 # PROFILE=syscalls its system calls and wake-ups per operation are counted
 # during extra suite-17 runs, with perf's kernel tracepoints and with
-# `strace -c -f` (whose runs give counts, not speed).
+# `strace -c -f` (whose runs give counts, not speed). NOVABMC=path runs
+# that daemon binary instead of building one (to compare two builds).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."
@@ -29,9 +30,13 @@ profile=${PROFILE:-}
 octet=200
 port=16623
 
-cargo build --release --quiet --bin novabmc
+if [ -n "${NOVABMC:-}" ]; then
+    bin=$NOVABMC
+else
+    cargo build --release --quiet --bin novabmc
+    bin=target/release/novabmc
+fi
 cargo build --release --quiet -p novabmc-proto --example load
-bin=target/release/novabmc
 load=target/release/examples/load
 
 work=$(mktemp -d)
