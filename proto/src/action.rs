@@ -91,6 +91,9 @@ pub enum Action {
     },
     /// Report the system GUID: answer with [`Outcome::Guid`].
     GetSystemGuid,
+    /// Read the host's wall clock (the SEL time): answer with
+    /// [`Outcome::Clock`].
+    ReadClock,
 }
 
 /// The power state the engine reports.
@@ -111,6 +114,8 @@ pub enum Outcome {
     BootOptions(BootOptions),
     /// For [`Action::GetSystemGuid`]: the 16 bytes as sent on the wire.
     Guid([u8; 16]),
+    /// For [`Action::ReadClock`]: seconds since 1970-01-01 UTC.
+    Clock(u64),
     /// For actions that only need an acknowledgement.
     Done,
     /// The action failed; the console gets this completion code.

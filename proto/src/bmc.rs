@@ -35,6 +35,8 @@ use crate::commands::{self, Ctx, Followup, Handled, Identify, SessionView};
 use crate::config::BmcConfig;
 use crate::counters::{Counters, SessionEvent, SetupMessage};
 use crate::error::DropReason;
+use crate::fru_area::Inventory;
+use crate::platform::{LanInfo, Platform};
 use crate::session::handshake::{
     HalfOpen, HandshakeCtx, Proposal, Step, refuse_open_session, refuse_rakp1, refuse_rakp3,
 };
@@ -131,6 +133,7 @@ pub struct Bmc {
     guid: [u8; 16],
     sessions: SessionTable,
     identify: Identify,
+    platform: Platform,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     spare: Vec<Vec<u8>>,
     actions: VecDeque<(ActionId, Action)>,
@@ -151,6 +154,7 @@ impl Bmc {
             guid,
             sessions,
             identify: Identify::default(),
+            platform: Platform::default(),
             transmits: VecDeque::new(),
             spare: Vec::new(),
             actions: VecDeque::new(),
@@ -160,6 +164,18 @@ impl Bmc {
             counters: Arc::new(Counters::default()),
             message: Vec::new(),
         }
+    }
+
+    /// Sets the node's LAN addressing, which Get LAN Configuration
+    /// Parameters reports.
+    pub fn set_lan(&mut self, lan: LanInfo) {
+        self.platform.lan = lan;
+    }
+
+    /// Sets the node's inventory, which the FRU commands report (until
+    /// then they answer "node busy"). Encodes the FRU image once.
+    pub fn set_inventory(&mut self, inventory: &Inventory) {
+        self.platform.set_inventory(inventory);
     }
 
     /// Number of sessions, half-open ones included.
@@ -400,6 +416,7 @@ impl Bmc {
             session: None,
             table: &self.sessions,
             identify: &mut self.identify,
+            platform: &mut self.platform,
         };
         let (row, handled) = commands::dispatch(&mut ctx, req);
         let (cc, data) = match handled {
@@ -780,6 +797,7 @@ impl Bmc {
             session: Some(view),
             table: &self.sessions,
             identify: &mut self.identify,
+            platform: &mut self.platform,
         };
         let (row, handled) = commands::dispatch(&mut ctx, &req);
         match handled {

@@ -50,7 +50,10 @@ impl Default for DeviceId {
 
 impl DeviceId {
     /// The fifteen response data bytes. IPMI version 2.0; additional
-    /// device support: chassis device only.
+    /// device support: chassis device, FRU inventory device, SEL device and
+    /// SDR repository device (ipmitool's `fru print` reads FRU 0 only when
+    /// the FRU bit is set). No "provides device SDRs" bit: sensor tools
+    /// read the SDR repository.
     pub fn to_bytes(&self) -> [u8; 15] {
         let m = self.manufacturer_id.to_le_bytes();
         let p = self.product_id.to_le_bytes();
@@ -61,7 +64,7 @@ impl DeviceId {
             self.firmware_major & 0x7f,
             self.firmware_minor,
             0x02,
-            0x80,
+            0x8e,
             m[0],
             m[1],
             m[2] & 0x0f,

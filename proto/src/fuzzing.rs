@@ -83,12 +83,15 @@ pub fn run_command(netfn: u8, cmd: u8, data: &[u8], privilege: u8, in_session: b
         max_privilege: Privilege::Administrator,
     });
     let mut identify = Identify::default();
+    let mut platform = crate::platform::Platform::default();
+    platform.set_inventory(&crate::fru_area::Inventory::default());
     let mut ctx = Ctx {
         config: &config,
         now,
         session,
         table: &table,
         identify: &mut identify,
+        platform: &mut platform,
     };
     let req = Request {
         rs_addr: 0x20,
@@ -126,6 +129,7 @@ pub fn run_command(netfn: u8, cmd: u8, data: &[u8], privilege: u8, in_session: b
             Outcome::Chassis(ChassisState::default()),
             Outcome::BootOptions(BootOptions::new(true)),
             Outcome::Guid([7; 16]),
+            Outcome::Clock(u64::MAX),
             Outcome::Done,
             Outcome::Failed(CompletionCode::NODE_BUSY),
         ] {

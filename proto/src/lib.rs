@@ -21,8 +21,10 @@
 //! - [`crypto`]: RAKP codes, key schedule, integrity and AES-CBC-128;
 //! - [`session`]: handshake states, the established session, the table
 //!   and the process-wide session budget;
-//! - `commands`: the command table (privilege, dispatch) and the App and
-//!   Chassis commands;
+//! - `commands`: the command table (privilege, dispatch) and the App,
+//!   Chassis, user, LAN configuration, FRU, SDR and SEL commands;
+//! - [`platform`]: what the daemon tells an engine about its node (LAN
+//!   addressing) and [`fru_area`], the node's FRU inventory image;
 //! - [`counters`]: what an engine has done, with stable metric names;
 //! - [`boot_options`]: the System Boot Options a machine keeps;
 //! - [`bmc`]: the engine tying them together.
@@ -44,8 +46,10 @@ pub mod config;
 pub mod counters;
 pub mod crypto;
 pub mod error;
+pub mod fru_area;
 #[cfg(fuzzing)]
 pub mod fuzzing;
+pub mod platform;
 pub mod session;
 pub mod user;
 pub mod wire;
@@ -57,6 +61,8 @@ pub use cipher_suite::{CipherSuite, CipherSuites};
 pub use config::{BmcConfig, DeviceId};
 pub use counters::{Counters, Sample, SessionEvent, SetupMessage};
 pub use error::{DropKind, DropReason};
+pub use fru_area::Inventory;
+pub use platform::LanInfo;
 pub use session::budget::SessionBudget;
 pub use user::{User, UserName, Users};
 pub use wire::ids::{CompletionCode, Privilege, RakpStatus};

@@ -87,7 +87,8 @@ impl User {
         self.privilege
     }
 
-    /// The 1-based user ID reported by Get Session Info.
+    /// The user ID reported by Get Session Info and Get User Access: 2 for
+    /// the first configured user, as ID 1 is the spec's null user.
     pub fn id(&self) -> u8 {
         self.id
     }
@@ -121,8 +122,9 @@ pub enum UserError {
     /// Same name twice.
     #[error("user {0:?} is defined twice")]
     Duplicate(String),
-    /// More users than a user ID byte can number.
-    #[error("too many users (at most 63)")]
+    /// More users than a user ID field can number (six bits, ID 1 being
+    /// the null user).
+    #[error("too many users (at most 62)")]
     TooMany,
 }
 
@@ -161,10 +163,10 @@ impl Users {
         if self.find(name.as_bytes()).is_some() {
             return Err(UserError::Duplicate(shown));
         }
-        if self.list.len() >= 63 {
+        if self.list.len() >= 62 {
             return Err(UserError::TooMany);
         }
-        let id = self.list.len() as u8 + 1;
+        let id = self.list.len() as u8 + 2;
         self.list.push(User {
             name: name.as_bytes().to_vec(),
             password: Zeroizing::new(password.to_vec()),
@@ -179,9 +181,9 @@ impl Users {
         self.list.iter().find(|u| u.name == name)
     }
 
-    /// Looks a user up by ID.
+    /// Looks a user up by ID (the null user, ID 1, is nobody).
     pub fn by_id(&self, id: u8) -> Option<&User> {
-        self.list.get(usize::from(id).checked_sub(1)?)
+        self.list.get(usize::from(id).checked_sub(2)?)
     }
 
     /// Whether the table is empty.
@@ -221,12 +223,13 @@ mod tests {
             u.add("admin", b"other", Privilege::User),
             Err(UserError::Duplicate(_))
         ));
-        assert_eq!(u.find(b"admin").map(User::id), Some(1));
+        assert_eq!(u.find(b"admin").map(User::id), Some(2));
         assert_eq!(
-            u.by_id(1).map(User::privilege),
+            u.by_id(2).map(User::privilege),
             Some(Privilege::Administrator)
         );
         assert!(u.by_id(0).is_none());
+        assert!(u.by_id(1).is_none(), "ID 1 is the null user");
         assert!(!format!("{:?}", u).contains("password"));
     }
 

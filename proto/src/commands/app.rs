@@ -5,19 +5,19 @@ use super::{Ctx, Followup, Handled, LAN_CHANNEL, ReplyData, is_our_channel, peer
 use crate::action::Action;
 use crate::wire::ids::{CompletionCode, Privilege};
 
-fn length_is(d: &[u8], n: usize) -> Result<(), Handled> {
+fn length_is(d: &[u8], n: usize) -> Result<(), CompletionCode> {
     if d.len() == n {
         Ok(())
     } else {
-        Err(Handled::code(CompletionCode::REQUEST_LENGTH_INVALID))
+        Err(CompletionCode::REQUEST_LENGTH_INVALID)
     }
 }
 
 /// Get Device ID (section 20.1): fifteen bytes, as ipmitool reads them
 /// without a length check.
 pub(super) fn get_device_id(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 0) {
-        return h;
+    if let Err(cc) = length_is(d, 0) {
+        return Handled::code(cc);
     }
     Handled::ok(&ctx.config.device.to_bytes())
 }
@@ -25,24 +25,24 @@ pub(super) fn get_device_id(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 /// Cold and Warm Reset (sections 20.2, 20.3): a virtual BMC has nothing to
 /// reboot, so a reset drops this BMC's sessions and nothing else.
 pub(super) fn reset(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 0) {
-        return h;
+    if let Err(cc) = length_is(d, 0) {
+        return Handled::code(cc);
     }
     Handled::Reset
 }
 
 /// Get Self Test Results (section 20.4): 55h, "no error".
 pub(super) fn get_self_test_results(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 0) {
-        return h;
+    if let Err(cc) = length_is(d, 0) {
+        return Handled::code(cc);
     }
     Handled::ok(&[0x55, 0x00])
 }
 
 /// Get System GUID (section 22.14): the machine's GUID from the backend.
 pub(super) fn get_system_guid(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 0) {
-        return h;
+    if let Err(cc) = length_is(d, 0) {
+        return Handled::code(cc);
     }
     Handled::Defer(Action::GetSystemGuid, Followup::Guid)
 }
@@ -53,8 +53,8 @@ pub(super) fn get_system_guid(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 /// named users only, and the Kg bit telling consoles whether a BMC key is
 /// set (FreeIPMI refuses before Open Session when it disagrees with `-k`).
 pub(super) fn get_channel_auth_caps(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 2) {
-        return h;
+    if let Err(cc) = length_is(d, 2) {
+        return Handled::code(cc);
     }
     if !is_our_channel(d[0]) || d[0] & 0x70 != 0 {
         return Handled::code(CompletionCode::INVALID_DATA_FIELD);
@@ -68,8 +68,8 @@ pub(super) fn get_channel_auth_caps(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 
 /// Set Session Privilege Level (section 22.18).
 pub(super) fn set_session_privilege(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 1) {
-        return h;
+    if let Err(cc) = length_is(d, 1) {
+        return Handled::code(cc);
     }
     let Some(session) = ctx.session else {
         return Handled::code(CompletionCode::INSUFFICIENT_PRIVILEGE);
@@ -156,8 +156,8 @@ pub(super) fn get_session_info(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 /// Get Channel Access (section 22.23): always available, PEF alerting
 /// disabled, Administrator as the channel privilege limit.
 pub(super) fn get_channel_access(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 2) {
-        return h;
+    if let Err(cc) = length_is(d, 2) {
+        return Handled::code(cc);
     }
     if !is_our_channel(d[0]) || !matches!(d[1] >> 6, 0b01 | 0b10) {
         return Handled::code(CompletionCode::INVALID_DATA_FIELD);
@@ -167,8 +167,8 @@ pub(super) fn get_channel_access(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 
 /// Get Channel Info (section 22.24): one 802.3 LAN channel, multi-session.
 pub(super) fn get_channel_info(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 1) {
-        return h;
+    if let Err(cc) = length_is(d, 1) {
+        return Handled::code(cc);
     }
     if !is_our_channel(d[0]) {
         return Handled::code(CompletionCode::INVALID_DATA_FIELD);
@@ -192,8 +192,8 @@ pub(super) fn get_channel_info(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 /// ipmitool keeps asking while a page is full, so a multiple of 16 is
 /// followed by a page holding only the channel byte.
 pub(super) fn get_channel_cipher_suites(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 3) {
-        return h;
+    if let Err(cc) = length_is(d, 3) {
+        return Handled::code(cc);
     }
     if !is_our_channel(d[0]) || d[1] & 0x3f != 0 {
         return Handled::code(CompletionCode::INVALID_DATA_FIELD);

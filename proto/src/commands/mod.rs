@@ -9,6 +9,11 @@
 
 mod app;
 mod chassis;
+mod fru;
+mod lan_config;
+mod sdr;
+mod sel;
+mod user_access;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -18,6 +23,7 @@ pub(crate) use chassis::Identify;
 use crate::action::{Action, Outcome};
 use crate::boot_options::{BootOptionError, BootOptions};
 use crate::config::BmcConfig;
+use crate::platform::Platform;
 use crate::session::table::SessionTable;
 use crate::wire::ids::{CompletionCode, NetFn, Privilege};
 use crate::wire::message::Request;
@@ -64,6 +70,25 @@ pub(crate) const COMMANDS: &[Command] = &[
     Command { netfn: NetFn::CHASSIS, cmd: 0x04, name: "chassis_identify", privilege: Operator, sessionless: false, handler: chassis::identify },
     Command { netfn: NetFn::CHASSIS, cmd: 0x08, name: "set_system_boot_options", privilege: Operator, sessionless: false, handler: chassis::set_boot_options },
     Command { netfn: NetFn::CHASSIS, cmd: 0x09, name: "get_system_boot_options", privilege: Operator, sessionless: false, handler: chassis::get_boot_options },
+    Command { netfn: NetFn::APP, cmd: 0x43, name: "set_user_access", privilege: Administrator, sessionless: false, handler: user_access::refuse_change },
+    Command { netfn: NetFn::APP, cmd: 0x44, name: "get_user_access", privilege: Operator, sessionless: false, handler: user_access::get_access },
+    Command { netfn: NetFn::APP, cmd: 0x45, name: "set_user_name", privilege: Administrator, sessionless: false, handler: user_access::refuse_change },
+    Command { netfn: NetFn::APP, cmd: 0x46, name: "get_user_name", privilege: Operator, sessionless: false, handler: user_access::get_name },
+    Command { netfn: NetFn::APP, cmd: 0x47, name: "set_user_password", privilege: Administrator, sessionless: false, handler: user_access::set_password },
+    Command { netfn: NetFn::STORAGE, cmd: 0x10, name: "get_fru_inventory_area_info", privilege: User, sessionless: false, handler: fru::get_area_info },
+    Command { netfn: NetFn::STORAGE, cmd: 0x11, name: "read_fru_data", privilege: User, sessionless: false, handler: fru::read },
+    Command { netfn: NetFn::STORAGE, cmd: 0x12, name: "write_fru_data", privilege: Operator, sessionless: false, handler: fru::write },
+    Command { netfn: NetFn::STORAGE, cmd: 0x20, name: "get_sdr_repository_info", privilege: User, sessionless: false, handler: sdr::get_info },
+    Command { netfn: NetFn::STORAGE, cmd: 0x22, name: "reserve_sdr_repository", privilege: User, sessionless: false, handler: sdr::reserve },
+    Command { netfn: NetFn::STORAGE, cmd: 0x23, name: "get_sdr", privilege: User, sessionless: false, handler: sdr::get },
+    Command { netfn: NetFn::STORAGE, cmd: 0x40, name: "get_sel_info", privilege: User, sessionless: false, handler: sel::get_info },
+    Command { netfn: NetFn::STORAGE, cmd: 0x41, name: "get_sel_allocation_info", privilege: User, sessionless: false, handler: sel::get_allocation_info },
+    Command { netfn: NetFn::STORAGE, cmd: 0x42, name: "reserve_sel", privilege: User, sessionless: false, handler: sel::reserve },
+    Command { netfn: NetFn::STORAGE, cmd: 0x43, name: "get_sel_entry", privilege: User, sessionless: false, handler: sel::get_entry },
+    Command { netfn: NetFn::STORAGE, cmd: 0x47, name: "clear_sel", privilege: Operator, sessionless: false, handler: sel::clear },
+    Command { netfn: NetFn::STORAGE, cmd: 0x48, name: "get_sel_time", privilege: User, sessionless: false, handler: sel::get_time },
+    Command { netfn: NetFn::TRANSPORT, cmd: 0x01, name: "set_lan_configuration_parameters", privilege: Administrator, sessionless: false, handler: lan_config::set },
+    Command { netfn: NetFn::TRANSPORT, cmd: 0x02, name: "get_lan_configuration_parameters", privilege: Operator, sessionless: false, handler: lan_config::get },
 ];
 
 /// The table row of a request's command, if we implement it.
@@ -73,24 +98,28 @@ pub(crate) fn lookup(netfn: NetFn, cmd: u8) -> Option<usize> {
         .position(|c| c.netfn == netfn && c.cmd == cmd)
 }
 
-/// Response data, kept inline: the longest reply is under 32 bytes.
+/// Longest response data: a Read FRU Data reply (a count byte and up to
+/// 127 FRU bytes); every other reply is under 32 bytes.
+pub(crate) const REPLY_CAPACITY: usize = 128;
+
+/// Response data, kept inline so no reply allocates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ReplyData {
-    buf: [u8; 32],
+    buf: [u8; REPLY_CAPACITY],
     len: usize,
 }
 
 impl ReplyData {
     pub(crate) const fn empty() -> Self {
         ReplyData {
-            buf: [0; 32],
+            buf: [0; REPLY_CAPACITY],
             len: 0,
         }
     }
 
     pub(crate) fn from_slice(data: &[u8]) -> Self {
         let mut r = Self::empty();
-        let n = data.len().min(32);
+        let n = data.len().min(REPLY_CAPACITY);
         r.buf[..n].copy_from_slice(&data[..n]);
         r.len = n;
         r
@@ -112,6 +141,8 @@ pub(crate) enum Followup {
     Ack,
     /// The 16 GUID bytes.
     Guid,
+    /// Get SEL Time's four bytes.
+    SelTime,
 }
 
 /// What handling a request produced.
@@ -164,6 +195,7 @@ pub(crate) struct Ctx<'a> {
     pub session: Option<SessionView>,
     pub table: &'a SessionTable,
     pub identify: &'a mut Identify,
+    pub platform: &'a mut Platform,
 }
 
 /// Dispatches a request to its handler after the privilege check; also
@@ -202,6 +234,12 @@ pub(crate) fn follow_up(
         (Followup::BootParameter(p), Outcome::BootOptions(options)) => boot_parameter(p, &options),
         (Followup::Guid, Outcome::Guid(g)) => (CompletionCode::OK, ReplyData::from_slice(&g)),
         (Followup::Ack, Outcome::Done) => (CompletionCode::OK, ReplyData::empty()),
+        // The SEL's clock is 32 bits of seconds; past 2106 it saturates
+        // rather than wrapping to 1970.
+        (Followup::SelTime, Outcome::Clock(secs)) => (
+            CompletionCode::OK,
+            ReplyData::from_slice(&(secs.min(u64::from(u32::MAX)) as u32).to_le_bytes()),
+        ),
         // The daemon answered with the wrong kind of outcome: a bug there,
         // reported to the console as an unspecified error.
         _ => (CompletionCode::UNSPECIFIED, ReplyData::empty()),

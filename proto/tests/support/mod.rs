@@ -348,6 +348,9 @@ impl Console {
     }
 }
 
+/// The wall clock [`complete_all`] reports: 2026-01-01T00:00:00Z.
+pub const CLOCK: u64 = 1_767_225_600;
+
 pub fn suite(id: u8) -> &'static CipherSuite {
     IMPLEMENTED.iter().find(|s| s.id == id).expect("suite")
 }
@@ -363,6 +366,7 @@ pub fn complete_all(bmc: &mut Bmc, now: Instant, rng: &mut TestRng, power_on: bo
             }),
             Action::GetBootOptions => Outcome::BootOptions(BootOptions::new(true)),
             Action::GetSystemGuid => Outcome::Guid(GUID),
+            Action::ReadClock => Outcome::Clock(CLOCK),
             _ => Outcome::Done,
         };
         bmc.complete_action(id, outcome, now, rng);
