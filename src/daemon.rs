@@ -105,11 +105,13 @@ pub async fn serve(
         "serving"
     );
     let udp_stop = CancellationToken::new();
+    let lan = crate::lan_config::discover(&config.nodes).await;
     let mut tasks = server::spawn_nodes(
         &config.nodes,
         sockets,
         Arc::new(config.engine_config()),
         backend,
+        lan,
         udp_stop.clone(),
     );
     shutdown.await;

@@ -20,6 +20,8 @@
 //! - [`backend`]: the machines behind the BMCs: Nova servers
 //!   ([`backend::nova`]) or in-process simulated machines;
 //! - [`routing`]: per-node policy rules and routes through netlink;
+//! - [`lan_config`]: each node's address, prefix, gateway and MAC, for Get
+//!   LAN Configuration Parameters;
 //! - [`novasim`]: a Keystone/Nova/Glance/Cinder simulator over HTTP, for
 //!   the demo and the tests;
 //! - [`demo`]: the self-contained demonstration setup.
@@ -33,6 +35,7 @@ pub mod daemon;
 pub mod datagrams;
 pub mod demo;
 pub mod export;
+pub mod lan_config;
 pub mod novasim;
 pub mod routing;
 pub mod server;

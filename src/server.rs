@@ -26,14 +26,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use novabmc_proto::{Bmc, BmcConfig, Entropy, Event, SessionEvent};
+use novabmc_proto::{Bmc, BmcConfig, Entropy, Event, LanInfo, SessionEvent};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::backend::{self, Backend, NodeId};
+use crate::backend::{self, Backend, NodeId, ServerInventory};
 use crate::config::NodeConfig;
 use crate::datagrams::{self, Batch, NodeSocket};
 use crate::summary::Summary;
@@ -112,16 +113,19 @@ pub fn bind_all(nodes: &[NodeConfig], freebind: bool) -> Result<Vec<UdpSocket>, 
     }
 }
 
-/// Starts one task per node on the given sockets (in node order) and
-/// returns the set to await after `shutdown` is cancelled.
+/// Starts one task per node on the given sockets (in node order), with
+/// each node's LAN addressing (in node order; missing ones are unknown),
+/// and returns the set to await after `shutdown` is cancelled.
 pub fn spawn_nodes(
     nodes: &[NodeConfig],
     sockets: Vec<UdpSocket>,
     engine_config: Arc<BmcConfig>,
     backend: Arc<dyn Backend>,
+    lan: Vec<LanInfo>,
     shutdown: CancellationToken,
 ) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
+    let mut lan = lan.into_iter();
     for (id, (node, socket)) in nodes.iter().zip(sockets).enumerate() {
         let socket = match NodeSocket::new(socket) {
             Ok(s) => s,
@@ -133,13 +137,15 @@ pub fn spawn_nodes(
         let guid = backend
             .system_guid(id)
             .unwrap_or_else(|_| rand::random::<[u8; 16]>());
-        let engine = Bmc::new(engine_config.clone(), guid);
+        let mut engine = Bmc::new(engine_config.clone(), guid);
+        engine.set_lan(lan.next().unwrap_or_default());
         let task = NodeTask {
             id,
             name: node.name.clone(),
             socket,
             engine,
             backend: backend.clone(),
+            inventory: backend.inventory(id),
             summary: Summary::default(),
             evicted: 0,
         };
@@ -154,6 +160,9 @@ struct NodeTask {
     socket: NodeSocket,
     engine: Bmc,
     backend: Arc<dyn Backend>,
+    /// The node's inventory as the backend publishes it (dropped once the
+    /// backend drops its side).
+    inventory: Option<watch::Receiver<Option<ServerInventory>>>,
     /// Refusals, drops and evictions since the last summary line.
     summary: Summary,
     /// The engine's eviction count when last looked at.
@@ -172,6 +181,10 @@ impl NodeTask {
         let timer = tokio::time::sleep(std::time::Duration::ZERO);
         tokio::pin!(timer);
         let mut armed: Option<Instant> = None;
+        // The inventory the backend already has is taken on the first turn.
+        if let Some(rx) = self.inventory.as_mut() {
+            rx.mark_changed();
+        }
         loop {
             let deadline = earliest(self.engine.poll_timeout(), self.summary.due());
             if deadline != armed {
@@ -186,6 +199,7 @@ impl NodeTask {
                 // Before the socket: with `biased`, a socket that is always
                 // readable would otherwise starve the timer.
                 () = &mut timer, if armed.is_some() => {}
+                changed = inventory_changed(&mut self.inventory) => self.take_inventory(changed),
                 r = self.socket.readable() => match r {
                     Ok(mut ready) => {
                         let drained = receive(
@@ -221,6 +235,23 @@ impl NodeTask {
             info!(node = %self.name, "{line}");
         }
         debug!(node = %self.name, "stopped");
+    }
+
+    /// Hands a new inventory to the engine; stops listening once the
+    /// backend has dropped its side.
+    fn take_inventory(&mut self, changed: bool) {
+        if !changed {
+            self.inventory = None;
+            return;
+        }
+        let Some(rx) = self.inventory.as_mut() else {
+            return;
+        };
+        let fru = rx.borrow_and_update().as_ref().map(ServerInventory::fru);
+        if let Some(fru) = fru {
+            debug!(node = %self.name, serial = %fru.serial_number, product = %fru.product_name, "inventory");
+            self.engine.set_inventory(&fru);
+        }
     }
 
     /// Carries out queued actions, logs queued events and counts what the
@@ -294,6 +325,15 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// Resolves when the inventory changes (`true`) or its sender is gone
+/// (`false`); never without a channel.
+async fn inventory_changed(rx: &mut Option<watch::Receiver<Option<ServerInventory>>>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 
@@ -414,6 +454,7 @@ mod tests {
             socket: NodeSocket::new(socket).expect("register"),
             engine,
             backend: Arc::new(Off),
+            inventory: None,
             summary: Summary::default(),
             evicted: 0,
         };

@@ -9,12 +9,16 @@
 //! knows when a machine boots (and so when a one-time flag is used up), and
 //! where they are persisted.
 
+pub mod inventory;
 pub mod nova;
 pub mod simulated;
 
 use novabmc_proto::{
     Action, BootOptions, BootParameterWrite, ChassisControl, ChassisState, CompletionCode, Outcome,
 };
+use tokio::sync::watch;
+
+pub use inventory::ServerInventory;
 
 /// Index of a node in the configuration's node list.
 pub type NodeId = usize;
@@ -65,6 +69,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The GUID Get System GUID reports, as the 16 wire bytes.
     fn system_guid(&self, node: NodeId) -> Result<[u8; 16], BackendError>;
+
+    /// The node's inventory for its FRU, on a channel the backend updates
+    /// as it learns (`None` in it: not known yet). A backend without one
+    /// returns `None`, and the node's FRU answers "node busy".
+    fn inventory(&self, _node: NodeId) -> Option<watch::Receiver<Option<ServerInventory>>> {
+        None
+    }
 }
 
 /// Carries out one engine action.
@@ -80,6 +91,13 @@ pub fn run_action(backend: &dyn Backend, node: NodeId, action: Action) -> Outcom
             .set_boot_parameter(node, write, mark_invalid)
             .map(|()| Outcome::Done),
         Action::GetSystemGuid => backend.system_guid(node).map(Outcome::Guid),
+        // The host's clock, not the backend's: the BMC's clock is the
+        // machine it runs on.
+        Action::ReadClock => Ok(Outcome::Clock(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )),
     };
     result.unwrap_or_else(|e| {
         tracing::debug!(node, error = %e, ?action, "action refused");

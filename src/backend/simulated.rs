@@ -13,7 +13,8 @@ use std::time::Instant;
 use novabmc_proto::{BootDevice, BootOptions, BootParameterWrite, ChassisControl, ChassisState};
 use rand::RngExt;
 
-use super::{Backend, BackendError, NodeId, uuid_to_ipmi_guid};
+use super::inventory::format_uuid;
+use super::{Backend, BackendError, NodeId, ServerInventory, uuid_to_ipmi_guid};
 use crate::config::{NodeConfig, SimulatedConfig};
 
 /// Where a simulated machine's power is.
@@ -63,11 +64,17 @@ struct Machine {
     nmis: u32,
 }
 
+/// The flavor every simulated machine has.
+pub const FLAVOR: &str = "simulated";
+
 /// The simulated cloud.
 #[derive(Debug)]
 pub struct Simulated {
     config: SimulatedConfig,
     machines: Vec<Mutex<Machine>>,
+    /// Each machine's inventory, known from the start: its UUID, the
+    /// node's server name and [`FLAVOR`].
+    inventories: Vec<tokio::sync::watch::Sender<Option<ServerInventory>>>,
 }
 
 impl Simulated {
@@ -90,8 +97,24 @@ impl Simulated {
                     nmis: 0,
                 })
             })
+            .collect::<Vec<_>>();
+        let inventories = nodes
+            .iter()
+            .zip(&machines)
+            .map(|(n, m)| {
+                let uuid = m.lock().unwrap_or_else(|e| e.into_inner()).uuid;
+                tokio::sync::watch::Sender::new(Some(ServerInventory {
+                    uuid: format_uuid(uuid),
+                    name: n.server.clone(),
+                    flavor: FLAVOR.to_string(),
+                }))
+            })
             .collect();
-        Simulated { config, machines }
+        Simulated {
+            config,
+            machines,
+            inventories,
+        }
     }
 
     fn machine(&self, node: NodeId) -> Result<std::sync::MutexGuard<'_, Machine>, BackendError> {
@@ -215,6 +238,13 @@ impl Backend for Simulated {
 
     fn system_guid(&self, node: NodeId) -> Result<[u8; 16], BackendError> {
         Ok(uuid_to_ipmi_guid(self.machine(node)?.uuid))
+    }
+
+    fn inventory(
+        &self,
+        node: NodeId,
+    ) -> Option<tokio::sync::watch::Receiver<Option<ServerInventory>>> {
+        self.inventories.get(node).map(|s| s.subscribe())
     }
 }
 

@@ -200,12 +200,26 @@ pub struct ServerInfo {
     /// Last change.
     #[serde(default)]
     pub updated: Option<String>,
+    /// `{"id": ...}` below microversion 2.47; from 2.47 the flavor itself,
+    /// with its `original_name`.
+    #[serde(default)]
+    pub flavor: Value,
 }
 
 impl ServerInfo {
     /// The root disk's image ID, if booted from an image.
     pub fn image_id(&self) -> Option<&str> {
         self.image.as_deref()
+    }
+
+    /// The flavor's name, when the server embeds its flavor (2.47 on).
+    pub fn flavor_name(&self) -> Option<&str> {
+        self.flavor.get("original_name").and_then(Value::as_str)
+    }
+
+    /// The flavor's ID, when the server refers to its flavor (below 2.47).
+    pub fn flavor_id(&self) -> Option<&str> {
+        self.flavor.get("id").and_then(Value::as_str)
     }
 }
 
@@ -325,6 +339,16 @@ struct Link {
 #[derive(Deserialize)]
 struct ServerRoot {
     server: ServerInfo,
+}
+
+#[derive(Deserialize)]
+struct FlavorRoot {
+    flavor: FlavorName,
+}
+
+#[derive(Deserialize)]
+struct FlavorName {
+    name: String,
 }
 
 /// The microversion that embeds the flavor (vcpus, ram, disk) in a server,
@@ -681,6 +705,17 @@ impl NovaClient {
             let root: ServerRoot =
                 json_of(self.send(|s| s.get(COMPUTE, &["servers", id])).await?).await?;
             Ok(root.server)
+        })
+        .await
+    }
+
+    /// A flavor's name (`GET /flavors/{id}`), for servers listed below
+    /// microversion 2.47.
+    pub async fn flavor_name(&self, id: &str) -> Result<String, NovaError> {
+        self.bounded(&format!("GET flavors/{id}"), async {
+            let root: FlavorRoot =
+                json_of(self.send(|s| s.get(COMPUTE, &["flavors", id])).await?).await?;
+            Ok(root.flavor.name)
         })
         .await
     }

@@ -54,6 +54,15 @@ pub trait Compute: Send + Sync + 'static {
         id: &str,
     ) -> impl Future<Output = Result<Option<String>, NovaError>> + Send;
 
+    /// A flavor's name by ID; `None` from a cloud that cannot say (the
+    /// in-process one), so the FRU shows no flavor.
+    fn flavor_name(
+        &self,
+        _id: &str,
+    ) -> impl Future<Output = Result<Option<String>, NovaError>> + Send {
+        async { Ok(None) }
+    }
+
     /// How long one call may take.
     fn timeout(&self) -> Duration;
 }
@@ -93,6 +102,10 @@ impl Compute for NovaClient {
 
     async fn image_firmware(&self, id: &str) -> Result<Option<String>, NovaError> {
         Box::pin(NovaClient::image_firmware(self, id)).await
+    }
+
+    async fn flavor_name(&self, id: &str) -> Result<Option<String>, NovaError> {
+        NovaClient::flavor_name(self, id).await.map(Some)
     }
 
     fn timeout(&self) -> Duration {

@@ -48,7 +48,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::{Backend, BackendError, NodeId};
+use super::{Backend, BackendError, NodeId, ServerInventory};
 use client::{NovaClient, NovaError, ServerInfo};
 use cloud::CloudSource;
 use compute::Compute;
@@ -213,6 +213,7 @@ impl<C: Compute> Nova<C> {
                     wake: Notify::new(),
                     mode: n.network_boot,
                     ipxe_image: Mutex::new(None),
+                    inventory: tokio::sync::watch::Sender::new(None),
                 })
             })
             .collect();
@@ -396,6 +397,7 @@ impl<C: Compute> Nova<C> {
     async fn resolve_all(&self, servers: &[ServerInfo]) {
         let mut images: HashMap<String, Result<String, String>> = HashMap::new();
         let mut firmware: HashMap<String, Option<bool>> = HashMap::new();
+        let mut flavors: HashMap<String, String> = HashMap::new();
         let index = ServerIndex::new(servers);
         for (i, (cell, spec)) in self.cells.iter().zip(&self.specs).enumerate() {
             if !matches!(cell.lock().resolution, Resolution::Pending) {
@@ -403,6 +405,7 @@ impl<C: Compute> Nova<C> {
             }
             self.resolve_one(i, cell, spec, &index, &mut images, &mut firmware)
                 .await;
+            self.publish_inventory(cell, &index, &mut flavors).await;
         }
         let found = self
             .cells
@@ -531,6 +534,51 @@ impl<C: Compute> Nova<C> {
         cell.wake.notify_one();
     }
 
+    /// Publishes the inventory of a node just resolved: the server's UUID,
+    /// name and flavor name (embedded from microversion 2.47, else looked
+    /// up once per flavor; a flavor that cannot be read shows as empty).
+    async fn publish_inventory(
+        &self,
+        cell: &NodeCell,
+        index: &ServerIndex<'_>,
+        flavors: &mut HashMap<String, String>,
+    ) {
+        let id = match &cell.lock().resolution {
+            Resolution::Found { id } => id.clone(),
+            _ => return,
+        };
+        let Ok(server) = index.find(&id) else {
+            return;
+        };
+        let flavor = match (server.flavor_name(), server.flavor_id()) {
+            (Some(name), _) => name.to_string(),
+            (None, Some(fid)) => match flavors.get(fid) {
+                Some(name) => name.clone(),
+                None => {
+                    let found = {
+                        let _permit = self.ctx.limit.acquire().await;
+                        self.ctx.client.flavor_name(fid).await
+                    };
+                    let name = match found {
+                        Ok(name) => name.unwrap_or_default(),
+                        Err(e) => {
+                            warn!(server = %server.id, flavor = %fid, error = %e, "cannot read the flavor; the FRU shows none");
+                            String::new()
+                        }
+                    };
+                    flavors.insert(fid.to_string(), name.clone());
+                    name
+                }
+            },
+            (None, None) => String::new(),
+        };
+        cell.inventory.send_replace(Some(ServerInventory {
+            uuid: server.id.clone(),
+            name: server.name.clone(),
+            flavor,
+        }));
+    }
+
     /// Applies a listing (only changed servers, unless `full`).
     async fn apply(&self, listed: &[ServerInfo], full: bool) {
         let now = Instant::now();
@@ -548,6 +596,19 @@ impl<C: Compute> Nova<C> {
                     return false;
                 }
                 s.observe(server, OWNER_KEY, now);
+                // A rename (or, at 2.47, a resize) shows in the FRU.
+                cell.inventory.send_if_modified(|inv| match inv {
+                    Some(inv) => {
+                        let flavor = server.flavor_name().unwrap_or(&inv.flavor);
+                        let changed = inv.name != server.name || inv.flavor != flavor;
+                        if changed {
+                            inv.flavor = flavor.to_string();
+                            inv.name = server.name.clone();
+                        }
+                        changed
+                    }
+                    None => false,
+                });
                 if server.status == Status::Deleted {
                     warn!(node = %s.name, server = %server.id, "the node's server was deleted; looking for it again by name");
                 }
@@ -599,6 +660,8 @@ impl<C: Compute> Nova<C> {
                     let mut fw = HashMap::new();
                     let index = ServerIndex::new(&servers);
                     self.resolve_one(i, cell, spec, &index, &mut images, &mut fw)
+                        .await;
+                    self.publish_inventory(cell, &index, &mut HashMap::new())
                         .await;
                     if matches!(cell.lock().resolution, Resolution::Found { .. }) {
                         info!(node = %spec.name, server = %spec.server, "server found again");
@@ -757,6 +820,13 @@ impl<C: Compute> Backend for Nova<C> {
         Ok(())
     }
 
+    fn inventory(
+        &self,
+        node: NodeId,
+    ) -> Option<tokio::sync::watch::Receiver<Option<ServerInventory>>> {
+        self.cells.get(node).map(|c| c.inventory.subscribe())
+    }
+
     fn system_guid(&self, node: NodeId) -> Result<[u8; 16], BackendError> {
         let s = self.cell(node)?.lock();
         match (&s.resolution, s.uuid) {
@@ -789,6 +859,7 @@ mod tests {
             metadata: Default::default(),
             image: None,
             updated: Some(updated.into()),
+            flavor: serde_json::Value::Null,
         }
     }
 

@@ -456,6 +456,7 @@ mod tests {
             metadata: Default::default(),
             image: None,
             updated: None,
+            flavor: serde_json::Value::Null,
         }
     }
 

@@ -62,6 +62,8 @@ pub struct NodeCell {
     pub mode: NetworkBoot,
     /// The iPXE image ID, resolved at start, for rebuild and rescue.
     pub ipxe_image: Mutex<Option<String>>,
+    /// The server's inventory for the node's FRU, once resolved.
+    pub inventory: tokio::sync::watch::Sender<Option<super::super::ServerInventory>>,
 }
 
 impl NodeCell {
@@ -811,6 +813,7 @@ mod size {
             wake: Notify::new(),
             mode: NetworkBoot::Rebuild,
             ipxe_image: Mutex::new(None),
+            inventory: tokio::sync::watch::Sender::new(None),
         });
         let f = run(cell, ctx, CancellationToken::new());
         let size = std::mem::size_of_val(&f);
