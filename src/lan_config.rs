@@ -3,8 +3,10 @@
 //! interface holding it, its gateway and a MAC address.
 //!
 //! Read once at start from the kernel through rtnetlink:
-//! - the prefix from the address dump (0, shown as netmask 0.0.0.0, while
-//!   the address is not configured yet, as with `freebind`);
+//! - the prefix from the address dump: the node's own address's, else
+//!   that of the narrowest configured subnet holding it (a node on
+//!   127.0.0.5 is on lo's 127.0.0.1/8; one bound with `freebind` before
+//!   DHCP ran is on no subnet yet: prefix 0, netmask 0.0.0.0);
 //! - the gateway from the node's `[nodes.NAME.route]` if it has one (its
 //!   replies leave that way), else the main table's default route of the
 //!   address's family, else none (0.0.0.0);
@@ -61,11 +63,46 @@ fn lan_info(node: &NodeConfig, kernel: &Kernel) -> LanInfo {
     };
     LanInfo {
         address,
-        prefix_len: kernel.prefixes.get(&address).copied().unwrap_or(0),
+        prefix_len: kernel.prefix_of(address),
         gateway,
         mac: mac_for(&node.name),
         port: node.listen.port(),
     }
+}
+
+impl Kernel {
+    /// The prefix length of `address` itself, else of the narrowest
+    /// configured subnet that holds it, else 0.
+    fn prefix_of(&self, address: IpAddr) -> u8 {
+        if let Some(p) = self.prefixes.get(&address) {
+            return *p;
+        }
+        self.prefixes
+            .iter()
+            .filter(|(ip, len)| contains(**ip, **len, address))
+            .map(|(_, len)| *len)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Whether `ip/len` holds `address`.
+fn contains(ip: IpAddr, len: u8, address: IpAddr) -> bool {
+    let (a, b, bits) = match (ip, address) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (
+            u128::from(u32::from(a)) << 96,
+            u128::from(u32::from(b)) << 96,
+            32,
+        ),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return false,
+    };
+    let len = u32::from(len);
+    if len == 0 || len > bits {
+        return false;
+    }
+    let mask = u128::MAX << (128 - len);
+    a & mask == b & mask
 }
 
 /// `02:` and five bytes of the FNV-1a 64 hash of `name` (FNV rather than
@@ -138,6 +175,77 @@ async fn read_kernel() -> Result<Kernel, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node(name: &str, listen: &str, route_gateway: Option<&str>) -> NodeConfig {
+        NodeConfig {
+            name: name.into(),
+            listen: listen.parse().expect("listen"),
+            server: name.into(),
+            route: route_gateway.map(|g| crate::config::RouteConfig {
+                table: 100,
+                gateway: g.parse().expect("gateway"),
+                interface: None,
+                priority: 1000,
+            }),
+            network_boot: None,
+            ipxe_image: None,
+            efi: None,
+        }
+    }
+
+    fn kernel() -> Kernel {
+        let mut k = Kernel::default();
+        for (ip, len) in [
+            ("127.0.0.1", 8),
+            ("192.0.2.2", 24),
+            ("198.51.100.7", 28),
+            ("fd00::2", 64),
+        ] {
+            k.prefixes.insert(ip.parse().expect("ip"), len);
+        }
+        k.gateway_v4 = Some("192.0.2.1".parse().expect("gw"));
+        k.gateway_v6 = Some("fd00::1".parse().expect("gw6"));
+        k
+    }
+
+    #[test]
+    fn prefix_of_the_address_or_its_subnet() {
+        let k = kernel();
+        assert_eq!(
+            lan_info(&node("a", "192.0.2.2:623", None), &k).prefix_len,
+            24
+        );
+        assert_eq!(
+            lan_info(&node("a", "127.3.4.5:623", None), &k).prefix_len,
+            8
+        );
+        assert_eq!(
+            lan_info(&node("a", "198.51.100.9:623", None), &k).prefix_len,
+            28
+        );
+        assert_eq!(
+            lan_info(&node("a", "203.0.113.1:623", None), &k).prefix_len,
+            0
+        );
+        assert_eq!(
+            lan_info(&node("a", "[fd00::9]:623", None), &k).prefix_len,
+            64
+        );
+    }
+
+    #[test]
+    fn gateway_of_the_route_else_the_main_table() {
+        let k = kernel();
+        let own = lan_info(&node("a", "198.51.100.9:6230", Some("198.51.100.1")), &k);
+        assert_eq!(own.gateway, Some("198.51.100.1".parse().expect("gw")));
+        assert_eq!(own.port, 6230);
+        let main = lan_info(&node("a", "192.0.2.9:623", None), &k);
+        assert_eq!(main.gateway, k.gateway_v4);
+        let v6 = lan_info(&node("a", "[fd00::9]:623", None), &k);
+        assert_eq!(v6.gateway, k.gateway_v6);
+        let none = lan_info(&node("a", "192.0.2.9:623", None), &Kernel::default());
+        assert_eq!((none.gateway, none.prefix_len), (None, 0));
+    }
 
     #[test]
     fn mac_is_locally_administered_and_stable() {

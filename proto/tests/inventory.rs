@@ -116,10 +116,11 @@ fn lan_parameters_describe_the_node() {
 fn lan_parameters_of_an_ipv6_node() {
     let mut s = Session::new();
     let ip: std::net::Ipv6Addr = "2001:db8::20".parse().expect("v6");
+    let gateway: std::net::Ipv6Addr = "2001:db8::1".parse().expect("gateway");
     s.bmc.set_lan(LanInfo {
         address: IpAddr::V6(ip),
         prefix_len: 64,
-        gateway: None,
+        gateway: Some(IpAddr::V6(gateway)),
         ..node_lan()
     });
     assert_eq!(s.lan(3), (0, vec![0x11, 0, 0, 0, 0]), "no IPv4 address");
@@ -130,6 +131,19 @@ fn lan_parameters_of_an_ipv6_node() {
     assert_eq!(&a[3..19], &ip.octets());
     assert_eq!((a[19], a[20]), (64, 0), "prefix, active");
     assert_eq!(s.ask(NetFn::TRANSPORT, 0x02, &[0x01, 56, 1, 0]).0, 0xc9);
+    // The gateway is static router 1, on the node's prefix.
+    assert_eq!(s.lan(64), (0, vec![0x11, 0x01]));
+    let mut router = vec![0x11];
+    router.extend_from_slice(&gateway.octets());
+    assert_eq!(s.lan(65), (0, router));
+    assert_eq!(s.lan(67), (0, vec![0x11, 64]));
+    let prefix: std::net::Ipv6Addr = "2001:db8::".parse().expect("prefix");
+    let mut value = vec![0x11];
+    value.extend_from_slice(&prefix.octets());
+    assert_eq!(s.lan(68), (0, value));
+    for p in [66, 69, 70, 71, 72] {
+        assert_eq!(s.lan(p).0, 0, "parameter {p}");
+    }
 }
 
 #[test]

@@ -50,6 +50,15 @@ mod param {
     pub const IPV6_IPV4_ENABLES: u8 = 51;
     pub const IPV6_STATUS: u8 = 55;
     pub const IPV6_STATIC_ADDRESSES: u8 = 56;
+    pub const IPV6_ROUTER_CONTROL: u8 = 64;
+    pub const IPV6_ROUTER_1_ADDRESS: u8 = 65;
+    pub const IPV6_ROUTER_1_MAC: u8 = 66;
+    pub const IPV6_ROUTER_1_PREFIX_LENGTH: u8 = 67;
+    pub const IPV6_ROUTER_1_PREFIX: u8 = 68;
+    pub const IPV6_ROUTER_2_ADDRESS: u8 = 69;
+    pub const IPV6_ROUTER_2_MAC: u8 = 70;
+    pub const IPV6_ROUTER_2_PREFIX_LENGTH: u8 = 71;
+    pub const IPV6_ROUTER_2_PREFIX: u8 = 72;
 }
 
 /// Longest parameter data (the IPv6 static address: 20 bytes).
@@ -178,7 +187,29 @@ fn parameter_data(
             }
             put(&a)
         }
+        // The IPv6 gateway is static router 1 (bit 0: static router
+        // addresses enabled); no dynamic routers, no router 2. Its MAC is
+        // the neighbour table's business; its prefix is the node's.
+        param::IPV6_ROUTER_CONTROL => put(&[u8::from(v6_gateway(lan).is_some())]),
+        param::IPV6_ROUTER_1_ADDRESS => put(&v6_gateway(lan).map_or([0; 16], |g| g.octets())),
+        param::IPV6_ROUTER_1_PREFIX_LENGTH => put(&[v6.map_or(0, |_| lan.prefix_len.min(128))]),
+        param::IPV6_ROUTER_1_PREFIX => put(&v6.map_or([0; 16], |a| {
+            let bits = u32::from(lan.prefix_len.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            (u128::from(a) & mask).to_be_bytes()
+        })),
+        param::IPV6_ROUTER_1_MAC | param::IPV6_ROUTER_2_MAC => put(&[0; 6]),
+        param::IPV6_ROUTER_2_ADDRESS | param::IPV6_ROUTER_2_PREFIX => put(&[0; 16]),
+        param::IPV6_ROUTER_2_PREFIX_LENGTH => put(&[0]),
         _ => Err(CompletionCode::PARAMETER_NOT_SUPPORTED),
+    }
+}
+
+/// The node's IPv6 gateway, if it has one.
+fn v6_gateway(lan: &crate::platform::LanInfo) -> Option<std::net::Ipv6Addr> {
+    match lan.gateway {
+        Some(std::net::IpAddr::V6(g)) => Some(g),
+        _ => None,
     }
 }
 
