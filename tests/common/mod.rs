@@ -307,7 +307,12 @@ impl Drop for Daemon {
 
 /// Sends an RMCP presence ping and waits for the pong.
 pub fn ping(node: SocketAddr, timeout: Duration) -> bool {
-    let Ok(s) = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) else {
+    let local: SocketAddr = if node.is_ipv6() {
+        (std::net::Ipv6Addr::LOCALHOST, 0).into()
+    } else {
+        (Ipv4Addr::LOCALHOST, 0).into()
+    };
+    let Ok(s) = UdpSocket::bind(local) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(timeout));
