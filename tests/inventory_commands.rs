@@ -241,7 +241,9 @@ fn simulated_fru() {
 }
 
 /// With Nova (the simulator over HTTP), the FRU shows the server's
-/// flavor, UUID and name.
+/// flavor, UUID and name; a node whose server appears only after the
+/// start answers "node busy" until then, and its FRU once the listing
+/// shows the server.
 #[test]
 fn nova_fru_is_the_servers() {
     let sim = cloud::Sim::start();
@@ -254,11 +256,18 @@ fn nova_fru_is_the_servers() {
     let (toml, nodes) = cloud::config(
         &sim.backend_toml("rebuild"),
         unique_loopback(),
-        &[("node-0", "inventory-server")],
+        &[("node-0", "inventory-server"), ("node-1", "late-server")],
         "",
     );
     let d = Daemon::start_with(&toml, nodes);
     let n = d.nodes[0];
+    let late = d.nodes[1];
+    let busy = ipmitool(
+        late,
+        ADMIN,
+        &["-R", "1", "-N", "1", "raw", "0x0a", "0x10", "0x00"],
+    );
+    assert!(busy.failed().all().contains("rsp=0xc0"), "{}", busy.all());
     // The FRU answers "node busy" until the server is resolved.
     eventually("FRU readable", || {
         ipmitool(n, ADMIN, &["-R", "1", "-N", "1", "fru", "print", "0"]).code == Some(0)
@@ -292,6 +301,21 @@ fn nova_fru_is_the_servers() {
         "{t}"
     );
     assert_eq!(printed_guid(n), id, "FRU serial and system GUID agree");
+
+    let late_id = sim.add_server_spec(serde_json::json!({
+        "name": "late-server",
+        "flavor": "bm.inventory",
+        "on": false,
+    }));
+    eventually("the late server's FRU", || {
+        let out = ipmitool(late, ADMIN, &["-R", "1", "-N", "1", "fru", "print", "0"]);
+        out.code == Some(0) && field(&out.stdout, "Product Serial") == Some(late_id.as_str())
+    });
+    let t = ipmitool(late, ADMIN, &["fru", "print", "0"])
+        .ok()
+        .to_string();
+    assert_eq!(field(&t, "Product Asset Tag"), Some("late-server"), "{t}");
+    assert_eq!(field(&t, "Product Name"), Some("bm.inventory"), "{t}");
 }
 
 /// A node on an IPv6 address: no IPv4 address in `lan print`, and

@@ -24,7 +24,7 @@ fn unknown_commands_get_c1() {
         &["raw", "0x2c", "0x3e", "0x00", "0x02"],
         &["raw", "0x06", "0x34"],
         &["raw", "0x04", "0x29", "0x01"],
-        &["raw", "0x0a", "0x20"],
+        &["raw", "0x0a", "0x21"],
         &["raw", "0x30", "0x01"],
     ] {
         let out = ipmitool(n, ADMIN, raw);
