@@ -4,6 +4,10 @@
 //! serves), with Nova's transitions seconds long as on a real cloud. Storms,
 //! backoff, give-up times and hung calls run here in milliseconds of real
 //! time, deterministically.
+//!
+//! These tests wait with their own [`until`] rather than `tests/common`'s
+//! `eventually*`: those poll against the wall clock, which does not move
+//! here, while `until` lets the paused virtual clock advance between polls.
 
 use std::sync::Arc;
 use std::time::Duration;
