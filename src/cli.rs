@@ -209,7 +209,7 @@ async fn run(cli: Cli) -> Result<()> {
         } => nova_simulator(listen, clouds_yaml, servers, &prefix).await,
         Command::Routes { action, config } => {
             let c = Config::load(&config)?;
-            routes(action, &RouteSpec::from_config(&c), &config).await
+            routes(action, &c.route_specs(), &config).await
         }
         Command::Export {
             config,

@@ -23,7 +23,7 @@ use crate::backend::nova::worker::SHUTDOWN_GRACE;
 use crate::backend::nova::{Nova, StartError};
 use crate::backend::simulated::Simulated;
 use crate::config::{BackendConfig, Config};
-use crate::routing::{Installation, RouteSpec};
+use crate::routing::Installation;
 use crate::server;
 
 /// Serving could not start, or could not stop cleanly.
@@ -36,12 +36,12 @@ pub enum ServeError {
     #[error("cannot remove the nodes' routes: {0}")]
     RoutesRemove(String),
     /// The backend could not start.
-    #[error("backend ({cloud}): {source}")]
+    #[error("backend ({cloud}): {error}")]
     Backend {
         /// Which cloud.
         cloud: String,
-        /// Why.
-        source: StartError,
+        /// Why (in the message, not a separate cause).
+        error: StartError,
     },
     /// The sockets do not match the nodes.
     #[error("{sockets} sockets for {nodes} nodes")]
@@ -66,7 +66,7 @@ pub async fn serve(
             nodes: config.nodes.len(),
         });
     }
-    let specs = RouteSpec::from_config(&config);
+    let specs = config.route_specs();
     let routes = if specs.is_empty() {
         None
     } else {
@@ -79,7 +79,7 @@ pub async fn serve(
     let backend_stop = CancellationToken::new();
     let (backend, mut backend_tasks, nova): (Arc<dyn Backend>, _, _) = match &config.backend {
         BackendConfig::Simulated(s) => (
-            Arc::new(Simulated::new(s.clone(), &config.nodes)),
+            Arc::new(Simulated::new(s.clone(), &config.simulated_nodes())),
             None,
             None,
         ),
@@ -89,9 +89,9 @@ pub async fn serve(
                 config.nova_nodes(n),
                 backend_stop.clone(),
             )
-            .map_err(|source| ServeError::Backend {
+            .map_err(|error| ServeError::Backend {
                 cloud: n.settings.cloud.to_string(),
-                source,
+                error,
             })?;
             (nova.clone(), Some(tasks), Some(nova))
         }

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use novabmc_proto::{CipherSuites, DeviceId, Privilege};
+use novabmc_proto::Privilege;
 
 use crate::backend::nova::cloud::CloudSource;
 use crate::backend::nova::{NetworkBoot, NovaSettings};
@@ -56,16 +56,7 @@ pub fn config(
     settings.refresh = std::time::Duration::from_secs(2);
     settings.state_dir = state_dir.to_path_buf();
     Ok(Config {
-        bmc: BmcSettings {
-            cipher_suites: CipherSuites::default(),
-            max_sessions: novabmc_proto::session::table::MAX_ESTABLISHED,
-            max_sessions_total: crate::config::DEFAULT_MAX_SESSIONS_TOTAL,
-            kg: None,
-            kg_source: None,
-            setup_timeout: std::time::Duration::from_secs(5),
-            idle_timeout: std::time::Duration::from_secs(60),
-            device: DeviceId::default(),
-        },
+        bmc: BmcSettings::default(),
         users: vec![UserConfig {
             name: USER.into(),
             password: SecretBytes::new(PASSWORD.as_bytes().to_vec()),
@@ -74,11 +65,12 @@ pub fn config(
         }],
         backend: BackendConfig::Nova(NovaConfig {
             settings,
-            network_boot: NetworkBoot::Rebuild,
+            network_boot: NetworkBoot::default(),
             ipxe_image: Some(IPXE_IMAGE.into()),
         }),
         nodes,
         routing: RoutingConfig::default(),
+        metrics: None,
     })
 }
 

@@ -32,12 +32,11 @@ pub mod ops;
 
 use std::net::IpAddr;
 
-use crate::config::Config;
-
 pub use daemon::Installation;
 pub use model::{Conflict, PROTOCOL};
 
-/// What one node wants installed, from its `[nodes.NAME.route]`.
+/// What one node wants installed, from its `[nodes.NAME.route]`
+/// (`Config::route_specs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpec {
     /// The node's name, for messages.
@@ -52,27 +51,6 @@ pub struct RouteSpec {
     pub interface: Option<String>,
     /// The rule's priority.
     pub priority: u32,
-}
-
-impl RouteSpec {
-    /// The specs of every node with a route, in node order.
-    pub fn from_config(config: &Config) -> Vec<RouteSpec> {
-        config
-            .nodes
-            .iter()
-            .filter_map(|n| {
-                let r = n.route.as_ref()?;
-                Some(RouteSpec {
-                    node: n.name.clone(),
-                    address: n.listen.ip(),
-                    table: r.table,
-                    gateway: r.gateway,
-                    interface: r.interface.clone(),
-                    priority: r.priority,
-                })
-            })
-            .collect()
-    }
 }
 
 /// Why routes could not be read, installed or removed; each names the node

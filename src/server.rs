@@ -58,14 +58,15 @@ fn entropy() -> ThreadEntropy {
 
 /// A node's socket could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("node {node}: cannot listen on {address}: {source}")]
+#[error("node {node}: cannot listen on {address}: {error}")]
 pub struct BindError {
     /// The node.
     pub node: String,
     /// The address.
     pub address: SocketAddr,
-    /// Why.
-    pub source: std::io::Error,
+    /// Why (in the message, not a separate cause, so it is printed
+    /// once).
+    pub error: std::io::Error,
 }
 
 /// Opens a UDP socket on exactly `address`. With `freebind` the address
@@ -99,10 +100,10 @@ pub fn bind_all(nodes: &[NodeConfig], freebind: bool) -> Result<Vec<UdpSocket>, 
     for n in nodes {
         match bind_udp(n.listen, freebind) {
             Ok(s) => sockets.push(s),
-            Err(source) => errors.push(BindError {
+            Err(error) => errors.push(BindError {
                 node: n.name.clone(),
                 address: n.listen,
-                source,
+                error,
             }),
         }
     }

@@ -40,6 +40,39 @@ fn bad_config_names_field_and_file() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("syntax.toml"));
 }
 
+/// Each cause is printed once, and keys are named as the file spells
+/// them (figment's profile name never shows).
+#[test]
+fn errors_say_each_thing_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let users = "[users.admin]\npassword = \"x\"\n";
+    let cases = [
+        (
+            format!(
+                "{users}[nodes.a]\naddress = \"127.0.0.1\"\nport = 7001\n\
+                 [nodes.b]\naddress = \"127.0.0.1\"\nport = 7001\n"
+            ),
+            "nodes.b.address: 127.0.0.1:7001 is already used by node a (in ",
+        ),
+        (
+            format!("{users}[nodes.a]\naddress = \"not-an-ip\"\n"),
+            "nodes.a.address: ",
+        ),
+    ];
+    for (text, wanted) in cases {
+        let path = write_file(dir.path(), "bad.toml", &text);
+        let out = novabmc(&["serve", "--config", path.to_str().expect("path")]);
+        assert_ne!(out.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches(wanted).count(), 1, "{err}");
+        assert_eq!(err.matches("bad.toml").count(), 1, "{err}");
+        assert!(!err.contains("default."), "{err}");
+    }
+    let out = novabmc(&["serve", "--config", "/nonexistent/novabmc.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+}
+
 #[test]
 fn busy_address_is_a_clear_error() {
     let d = Daemon::start(&Setup::default());

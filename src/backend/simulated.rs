@@ -8,14 +8,47 @@
 //! the clock when read, so the simulation needs no timers or tasks.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use novabmc_proto::{BootDevice, BootOptions, BootParameterWrite, ChassisControl, ChassisState};
 use rand::RngExt;
 
 use super::inventory::format_uuid;
 use super::{Backend, BackendError, NodeId, ServerInventory, uuid_to_ipmi_guid};
-use crate::config::{NodeConfig, SimulatedConfig};
+
+/// The simulated cloud's settings (`[backend] type = "simulated"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedConfig {
+    /// How long a machine takes to power on.
+    pub power_on: Duration,
+    /// How long a machine takes to power off.
+    pub power_off: Duration,
+    /// Whether machines have EFI firmware.
+    pub efi: bool,
+}
+
+impl Default for SimulatedConfig {
+    /// About as long as a small VM takes to start and stop.
+    fn default() -> Self {
+        SimulatedConfig {
+            power_on: Duration::from_millis(1500),
+            power_off: Duration::from_millis(800),
+            efi: true,
+        }
+    }
+}
+
+/// One simulated machine: its node's name, its server's name, and its
+/// firmware if the node sets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedNode {
+    /// The node's name.
+    pub name: String,
+    /// The server name the inventory shows.
+    pub server: String,
+    /// EFI firmware, overriding [`SimulatedConfig::efi`].
+    pub efi: Option<bool>,
+}
 
 /// Where a simulated machine's power is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +112,7 @@ pub struct Simulated {
 
 impl Simulated {
     /// One powered-off machine per node.
-    pub fn new(config: SimulatedConfig, nodes: &[NodeConfig]) -> Self {
+    pub fn new(config: SimulatedConfig, nodes: &[SimulatedNode]) -> Self {
         let mut rng = rand::rng();
         let machines = nodes
             .iter()
@@ -251,17 +284,11 @@ impl Backend for Simulated {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddr;
-    use std::time::Duration;
 
     fn sim() -> Simulated {
-        let nodes = vec![NodeConfig {
+        let nodes = vec![SimulatedNode {
             name: "n0".into(),
-            listen: SocketAddr::from(([127, 0, 0, 1], 6230)),
             server: "n0".into(),
-            route: None,
-            network_boot: None,
-            ipxe_image: None,
             efi: None,
         }];
         Simulated::new(

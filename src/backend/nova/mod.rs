@@ -58,10 +58,12 @@ use store::{Entry, Store, StoreError};
 use worker::{BOOT_KEY, NodeCell, OWNER_KEY, WorkerContext};
 
 /// How a node boots from the network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum NetworkBoot {
     /// Rebuild the server with the iPXE image (rewrites the root disk, as
-    /// a PXE deploy does anyway).
+    /// a PXE deploy does anyway): the default, as it needs nothing of the
+    /// host cloud but an image.
+    #[default]
     Rebuild,
     /// Rescue the server with the iPXE image; unrescue to boot the disk.
     Rescue,

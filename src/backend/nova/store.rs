@@ -49,14 +49,15 @@ pub enum StoreError {
         holder: String,
     },
     /// The directory or a file in it cannot be created, read or written.
-    #[error("state directory {dir}: {what}: {source}")]
+    #[error("state directory {dir}: {what}: {error}")]
     Io {
         /// The directory.
         dir: PathBuf,
         /// What was being done.
         what: String,
-        /// Why it failed.
-        source: std::io::Error,
+        /// Why it failed (in the message, not a separate cause, so it
+        /// is printed once).
+        error: std::io::Error,
     },
 }
 
@@ -131,7 +132,7 @@ impl Store {
             move |source| StoreError::Io {
                 dir: dir.to_path_buf(),
                 what,
-                source,
+                error: source,
             }
         };
         let nodes = dir.join("nodes");
@@ -230,7 +231,7 @@ impl Store {
             move |source| StoreError::Io {
                 dir: self.dir.clone(),
                 what,
-                source,
+                error: source,
             }
         };
         if entry.is_empty() {
@@ -244,7 +245,7 @@ impl Store {
         let text = serde_json::to_vec_pretty(entry).map_err(|e| StoreError::Io {
             dir: self.dir.clone(),
             what: format!("cannot encode the entry of node {}", entry.node),
-            source: std::io::Error::other(e),
+            error: std::io::Error::other(e),
         })?;
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, &text).map_err(io(format!("cannot write {}", tmp.display())))?;
@@ -258,7 +259,7 @@ impl Store {
             move |source| StoreError::Io {
                 dir: self.dir.clone(),
                 what,
-                source,
+                error: source,
             }
         };
         match File::open(self.path(node)) {

@@ -1,0 +1,233 @@
+//! The configuration file: one TOML file, with `NOVABMC_` environment
+//! variables overriding any key (`NOVABMC_BMC__MAX_SESSIONS=16`,
+//! `NOVABMC_NODES__RACK1__PORT=6240`; a double underscore separates
+//! levels, and only the sections below are read from the environment).
+//!
+//! Loading has two steps. figment reads and merges the sources into the raw
+//! structures of each section (unknown keys are errors, so a typo never
+//! passes silently); then [`Config::load`] has each section check its own
+//! values and composes the validated [`Config`]. Every error names the key
+//! and where it came from: `users.admin.password: longer than 20 bytes (in
+//! novabmc.toml)`.
+//!
+//! - [`bmc`]: the engine settings all nodes share;
+//! - [`users`]: who may log in, and with which privilege;
+//! - [`backend`]: the cloud (simulated or Nova);
+//! - [`nodes`]: each node's address, port and server;
+//! - [`routing`]: policy routes, per node and for all of them;
+//! - [`metrics`]: the Prometheus endpoint;
+//! - [`secret`]: passwords and keys inline, in files or in variables;
+//! - [`error`]: the errors, and how they name keys and sources.
+//!
+//! Secrets (passwords, the BMC key) are never logged.
+
+pub mod backend;
+pub mod bmc;
+pub mod error;
+pub mod metrics;
+pub mod nodes;
+pub mod routing;
+pub mod secret;
+pub mod users;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use novabmc_proto::SessionBudget;
+use novabmc_proto::session::budget::DEFAULT_RESERVE;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::backend::nova::NovaNode;
+use crate::backend::simulated::SimulatedNode;
+use crate::routing::RouteSpec;
+use error::Checker;
+
+pub use backend::{BackendConfig, NovaConfig, SimulatedConfig};
+pub use bmc::{BmcSettings, DEFAULT_MAX_SESSIONS_TOTAL};
+pub use error::{ConfigError, LoadError};
+pub use metrics::MetricsConfig;
+pub use nodes::{DEFAULT_PORT, NodeConfig};
+pub use routing::{DEFAULT_RULE_PRIORITY, RESERVED_TABLES, RouteConfig, RoutingConfig};
+pub use secret::{Secret, SecretBytes, SecretString};
+pub use users::{UserConfig, parse_privilege};
+
+/// Environment variables override keys only under these sections, so other
+/// `NOVABMC_` variables (`NOVABMC_LOG`, secrets named in the file) are not
+/// mistaken for configuration.
+const SECTIONS: [&str; 6] = [
+    "bmc__",
+    "users__",
+    "backend__",
+    "nodes__",
+    "routing__",
+    "metrics__",
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    bmc: bmc::RawBmc,
+    #[serde(default)]
+    users: BTreeMap<String, users::RawUser>,
+    #[serde(default)]
+    backend: backend::RawBackend,
+    #[serde(default)]
+    nodes: BTreeMap<String, nodes::RawNode>,
+    #[serde(default)]
+    routing: routing::RawRouting,
+    #[serde(default)]
+    metrics: Option<metrics::RawMetrics>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Engine settings.
+    pub bmc: BmcSettings,
+    /// Users, in name order.
+    pub users: Vec<UserConfig>,
+    /// The cloud.
+    pub backend: BackendConfig,
+    /// Nodes, in name order.
+    pub nodes: Vec<NodeConfig>,
+    /// Routing settings.
+    pub routing: RoutingConfig,
+    /// The metrics endpoint, if configured.
+    pub metrics: Option<MetricsConfig>,
+}
+
+impl Config {
+    /// Loads `path`, applies `NOVABMC_` overrides, and validates.
+    pub fn load(path: &Path) -> Result<Config, LoadError> {
+        // figment silently ignores a missing file; a BMC without its
+        // configuration must not start, so check first.
+        std::fs::metadata(path).map_err(|error| LoadError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let figment = Figment::new().merge(Toml::file_exact(path)).merge(
+            Env::prefixed("NOVABMC_")
+                .filter(|key| {
+                    let key = key.as_str().to_ascii_lowercase();
+                    SECTIONS.iter().any(|s| key.starts_with(s))
+                })
+                .split("__")
+                .lowercase(true),
+        );
+        Self::from_figment(&figment)
+    }
+
+    /// Validates whatever `figment` holds.
+    pub fn from_figment(figment: &Figment) -> Result<Config, LoadError> {
+        let raw: RawConfig = figment
+            .extract()
+            .map_err(|e| LoadError::Parse(error::format_figment_error(e)))?;
+        let c = Checker { figment };
+        Ok(Self::validate(raw, &c)?)
+    }
+
+    /// Each section checks its own values; the nodes are checked against
+    /// the backend they use, and the session cap against the node count.
+    fn validate(raw: RawConfig, c: &Checker<'_>) -> Result<Config, ConfigError> {
+        let bmc = bmc::check(raw.bmc, raw.nodes.len(), c)?;
+        let users = users::check(raw.users, c)?;
+        let backend = backend::check(raw.backend, c)?;
+        let nodes = nodes::check(raw.nodes, &backend, c)?;
+        let routing = routing::check(raw.routing);
+        let metrics = raw.metrics.map(|m| metrics::check(m, c)).transpose()?;
+        Ok(Config {
+            bmc,
+            users,
+            backend,
+            nodes,
+            routing,
+            metrics,
+        })
+    }
+
+    /// The nodes as the Nova backend needs them (defaults applied).
+    pub fn nova_nodes(&self, nova: &NovaConfig) -> Vec<NovaNode> {
+        self.nodes
+            .iter()
+            .map(|n| NovaNode {
+                name: n.name.clone(),
+                server: n.server.clone(),
+                network_boot: n.network_boot.unwrap_or(nova.network_boot),
+                ipxe_image: n.ipxe_image.clone().or_else(|| nova.ipxe_image.clone()),
+                efi: n.efi,
+            })
+            .collect()
+    }
+
+    /// The nodes as the simulated backend needs them.
+    pub fn simulated_nodes(&self) -> Vec<SimulatedNode> {
+        self.nodes
+            .iter()
+            .map(|n| SimulatedNode {
+                name: n.name.clone(),
+                server: n.server.clone(),
+                efi: n.efi,
+            })
+            .collect()
+    }
+
+    /// What every node with a `[nodes.NAME.route]` wants installed, in
+    /// node order.
+    pub fn route_specs(&self) -> Vec<RouteSpec> {
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                let r = n.route.as_ref()?;
+                Some(RouteSpec {
+                    node: n.name.clone(),
+                    address: n.listen.ip(),
+                    table: r.table,
+                    gateway: r.gateway,
+                    interface: r.interface.clone(),
+                    priority: r.priority,
+                })
+            })
+            .collect()
+    }
+
+    /// The engine configuration all nodes share.
+    pub fn engine_config(&self) -> novabmc_proto::BmcConfig {
+        let mut users = novabmc_proto::Users::new();
+        for u in &self.users {
+            // Validated above; a failure here would be a bug, reported by
+            // leaving the user out rather than by a panic.
+            if let Err(e) = users.add(&u.name, &u.password, u.privilege) {
+                tracing::error!(user = %u.name, error = %e, "user rejected");
+            }
+        }
+        let mut c = novabmc_proto::BmcConfig::new(users);
+        c.kg = self.bmc.kg.as_ref().map(|k| Zeroizing::new(k.to_vec()));
+        c.cipher_suites = self.bmc.cipher_suites;
+        c.max_sessions = self.bmc.max_sessions;
+        // Validated to hold every node's reserve; a hand-built
+        // configuration that does not is served without a global cap
+        // rather than refused here.
+        c.budget = Arc::new(
+            SessionBudget::new(
+                self.bmc.max_sessions_total,
+                self.nodes.len(),
+                DEFAULT_RESERVE,
+            )
+            .unwrap_or_else(|_| SessionBudget::unlimited()),
+        );
+        c.timeouts.setup = self.bmc.setup_timeout;
+        c.timeouts.idle = self.bmc.idle_timeout;
+        c.device = self.bmc.device;
+        c
+    }
+}
+
+#[cfg(test)]
+// figment's Jail closures return its own large error type.
+#[allow(clippy::result_large_err)]
+mod tests;

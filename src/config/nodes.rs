@@ -1,0 +1,128 @@
+//! `[nodes.NAME]`: one virtual BMC each, on its own address and UDP port
+//! (IPMI 2.0 section 13.1: RMCP on port 623 by default), in front of one
+//! cloud server, with its network boot settings and optional route.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::Deserialize;
+
+use super::backend::{BackendConfig, network_boot};
+use super::error::{Checker, ConfigError};
+use super::routing::{RawRoute, RouteConfig, check_route, check_shared_routes};
+use crate::backend::nova::NetworkBoot;
+
+/// The IPMI port.
+pub const DEFAULT_PORT: u16 = 623;
+
+/// `[nodes.NAME]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNode {
+    address: IpAddr,
+    port: Option<u16>,
+    server: Option<String>,
+    route: Option<RawRoute>,
+    network_boot: Option<String>,
+    ipxe_image: Option<String>,
+    efi: Option<bool>,
+}
+
+/// One virtual bare-metal node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The node's name (its key under `[nodes]`).
+    pub name: String,
+    /// Where its BMC listens.
+    pub listen: SocketAddr,
+    /// The cloud server behind it (name or UUID); defaults to the node name.
+    pub server: String,
+    /// Policy routing for a node whose address has a NIC of its own.
+    pub route: Option<RouteConfig>,
+    /// Network boot mode, overriding the backend's (Nova only).
+    pub network_boot: Option<NetworkBoot>,
+    /// iPXE image, overriding the backend's (Nova only).
+    pub ipxe_image: Option<String>,
+    /// EFI firmware, instead of reading the server's image.
+    pub efi: Option<bool>,
+}
+
+/// Validates the nodes, in name order, against the backend they use.
+pub(super) fn check(
+    raw: BTreeMap<String, RawNode>,
+    backend: &BackendConfig,
+    c: &Checker<'_>,
+) -> Result<Vec<NodeConfig>, ConfigError> {
+    if raw.is_empty() {
+        return Err(c.error("nodes", "at least one node is needed"));
+    }
+    let mut nodes: Vec<NodeConfig> = Vec::with_capacity(raw.len());
+    // Node by listening address, so a duplicate is found in one look-up
+    // however many nodes there are.
+    let mut by_listen: std::collections::HashMap<SocketAddr, usize> =
+        std::collections::HashMap::with_capacity(raw.len());
+    for (name, n) in raw {
+        let key = format!("nodes.{name}");
+        let port = n.port.unwrap_or(DEFAULT_PORT);
+        if port == 0 {
+            return Err(c.error(&format!("{key}.port"), "must not be 0"));
+        }
+        let listen = SocketAddr::new(n.address, port);
+        if n.address.is_unspecified() || n.address.is_multicast() {
+            return Err(c.error(
+                &format!("{key}.address"),
+                "must be one unicast address: replies must leave from the address the request hit",
+            ));
+        }
+        if let Some(&other) = by_listen.get(&listen) {
+            return Err(c.error(
+                &format!("{key}.address"),
+                format!("{listen} is already used by node {}", nodes[other].name),
+            ));
+        }
+        let server = n.server.unwrap_or_else(|| name.clone());
+        if server.trim().is_empty() {
+            return Err(c.error(&format!("{key}.server"), "must not be empty"));
+        }
+        let route = match n.route {
+            None => None,
+            Some(r) => Some(check_route(&key, n.address, r, c)?),
+        };
+        let mode = match n.network_boot.as_deref() {
+            None => None,
+            Some(m) => Some(network_boot(&format!("{key}.network_boot"), m, c)?),
+        };
+        if let BackendConfig::Nova(nova) = backend {
+            let mode = mode.unwrap_or(nova.network_boot);
+            if mode.needs_image() && n.ipxe_image.is_none() && nova.ipxe_image.is_none() {
+                return Err(c.error(
+                    &format!("{key}.ipxe_image"),
+                    "network boot by rebuild or rescue needs an iPXE image \
+                     (here or as backend.ipxe_image)",
+                ));
+            }
+        } else if n.network_boot.is_some() || n.ipxe_image.is_some() {
+            let field = if n.network_boot.is_some() {
+                "network_boot"
+            } else {
+                "ipxe_image"
+            };
+            return Err(c.error(
+                &format!("{key}.{field}"),
+                "only applies to the nova backend",
+            ));
+        }
+        by_listen.insert(listen, nodes.len());
+        nodes.push(NodeConfig {
+            name,
+            listen,
+            server,
+            route,
+            network_boot: mode,
+            ipxe_image: n.ipxe_image,
+            efi: n.efi,
+        });
+    }
+    check_shared_routes(&nodes, c)?;
+    Ok(nodes)
+}
