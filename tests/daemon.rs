@@ -73,6 +73,32 @@ fn errors_say_each_thing_once() {
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
 
+/// Start-up says once what is served (count, addresses, ports); the line
+/// per node is at debug level, so 10,000 nodes do not log 10,000 lines.
+#[test]
+fn start_up_summarises_the_nodes_in_one_line() {
+    let d = Daemon::start(&Setup {
+        nodes: 3,
+        ..Setup::default()
+    });
+    let ip = d.nodes[0].ip().to_string();
+    eventually("the summary line", || {
+        !d.log_lines(&["INFO", "serving", "nodes=3"]).is_empty()
+    });
+    let info = d.log_lines(&["INFO", "serving"]);
+    assert_eq!(info.len(), 1, "{}", d.log());
+    assert!(
+        info[0].contains(&format!("{ip} ports 6230-6232")),
+        "{info:?}"
+    );
+    assert_eq!(
+        d.log_lines(&["DEBUG", "serving", "node="]).len(),
+        3,
+        "{}",
+        d.log()
+    );
+}
+
 #[test]
 fn busy_address_is_a_clear_error() {
     let d = Daemon::start(&Setup::default());

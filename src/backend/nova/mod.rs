@@ -148,6 +148,9 @@ pub enum StartError {
     Store(#[from] StoreError),
 }
 
+/// How often resolving a long list of nodes says how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// How often the poller lists every server instead of the changed ones.
 const FULL_LISTING_EVERY: Duration = Duration::from_secs(300);
 
@@ -395,13 +398,20 @@ impl<C: Compute> Nova<C> {
         self.ctx.client.list_servers(None, None).await
     }
 
-    /// Finds every node's server in one listing.
+    /// Finds every node's server in one listing, with a progress line
+    /// every [`PROGRESS_EVERY`] while that takes long (thousands of nodes,
+    /// a slow Glance).
     async fn resolve_all(&self, servers: &[ServerInfo]) {
         let mut images: HashMap<String, Result<String, String>> = HashMap::new();
         let mut firmware: HashMap<String, Option<bool>> = HashMap::new();
         let mut flavors: HashMap<String, String> = HashMap::new();
         let index = ServerIndex::new(servers);
+        let mut progress = Instant::now() + PROGRESS_EVERY;
         for (i, (cell, spec)) in self.cells.iter().zip(&self.specs).enumerate() {
+            if Instant::now() >= progress {
+                info!(done = i, nodes = self.cells.len(), "resolving servers");
+                progress = Instant::now() + PROGRESS_EVERY;
+            }
             if !matches!(cell.lock().resolution, Resolution::Pending) {
                 continue;
             }
