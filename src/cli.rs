@@ -1,4 +1,5 @@
-//! The command line: `novabmc serve --config FILE`, `novabmc demo`,
+//! The command line: `novabmc serve --config FILE`, `novabmc check`,
+//! `novabmc demo`,
 //! `novabmc routes show|apply|flush --config FILE`, `novabmc export` and
 //! `novabmc nova-simulator`, the logging set-up, signal handling and the
 //! exit status.
@@ -14,7 +15,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::routing::{self, RouteSpec};
-use crate::{daemon, demo, export, novasim, server};
+use crate::{check, daemon, demo, export, novasim, server};
 
 /// IPMI-over-LAN virtual BMC for cloud servers.
 #[derive(Debug, Parser)]
@@ -48,6 +49,17 @@ pub enum Command {
         /// The TOML configuration.
         #[arg(short, long)]
         config: PathBuf,
+    },
+    /// Check a configuration against the cloud without serving: every
+    /// node's server, iPXE image and firmware, addresses and routes; exits
+    /// non-zero if any node has a problem.
+    Check {
+        /// The TOML configuration.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
+        format: CheckFormat,
     },
     /// Serve the servers of a built-in Nova simulator on loopback, ready
     /// to try with ipmitool.
@@ -113,6 +125,15 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+}
+
+/// How `check` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// A table, one row per node, then the problems and warnings.
+    Table,
+    /// One JSON document.
+    Json,
 }
 
 /// What `routes` does.
@@ -181,6 +202,31 @@ async fn run(cli: Cli) -> Result<()> {
                 "configuration loaded"
             );
             serve(c, None).await
+        }
+        Command::Check { config, format } => {
+            let c = Config::load(&config)?;
+            let report = check::check(&c).await;
+            let text = match format {
+                CheckFormat::Table => check::report::table(&report),
+                CheckFormat::Json => check::report::json(&report),
+            };
+            write_export(&text, None)?;
+            let failing: Vec<&str> = report.failing().map(|n| n.name.as_str()).collect();
+            if !failing.is_empty() {
+                // The report lists every problem; the names here stay short.
+                const NAMED: usize = 10;
+                let more = match failing.len().saturating_sub(NAMED) {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                anyhow::bail!(
+                    "{} of {} nodes have problems: {}{more}",
+                    failing.len(),
+                    report.nodes.len(),
+                    failing[..failing.len().min(NAMED)].join(", ")
+                );
+            }
+            Ok(())
         }
         Command::Demo {
             address,

@@ -10,6 +10,8 @@
 //! - [`cli`]: the command line (`serve`, `demo`, `routes`, `export`,
 //!   `nova-simulator`) and process lifecycle;
 //! - [`config`]: the TOML configuration and its validation;
+//! - [`check`]: `novabmc check`, the configuration tried against the
+//!   cloud before serving;
 //! - [`export`]: enrollment files for Ironic, TripleO and MAAS, from the
 //!   configuration and the cloud;
 //! - [`daemon`]: serving a configuration until shutdown, as a library
@@ -29,6 +31,7 @@
 //! The IPMI protocol itself is the sans-IO crate `novabmc-proto`.
 
 pub mod backend;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -356,6 +356,23 @@ struct FlavorName {
 /// would fail).
 const FLAVOR_EMBEDDED: ApiVersion = ApiVersion(2, 47);
 
+/// The compute microversions above 2.1 novabmc asks for, and what for.
+pub const MICROVERSIONS: [(ApiVersion, &str); 2] = [
+    (ApiVersion(2, 17), "chassis power diag (trigger_crash_dump)"),
+    (FLAVOR_EMBEDDED, "export (flavor embedded in the server)"),
+];
+
+/// One service of the catalog, as the session resolved it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogEntry {
+    /// The service type (`compute`, `image`).
+    pub service: &'static str,
+    /// The endpoint calls go to.
+    pub endpoint: String,
+    /// The lowest and highest microversions it supports, if it has them.
+    pub versions: Option<(ApiVersion, ApiVersion)>,
+}
+
 /// A server as `novabmc export` needs it (read at microversion 2.47).
 #[derive(Clone, Debug, Deserialize)]
 pub struct ServerDetail {
@@ -808,6 +825,27 @@ impl NovaClient {
     pub async fn image(&self, image_id: &str) -> Result<Value, NovaError> {
         self.bounded(&format!("GET images/{image_id}"), async {
             json_of(self.send(|s| s.get(IMAGE, &["images", image_id])).await?).await
+        })
+        .await
+    }
+
+    /// The compute and image endpoints the calls use, and their
+    /// microversions (for `novabmc check`).
+    pub async fn catalog(&self) -> Result<Vec<CatalogEntry>, NovaError> {
+        self.bounded("service catalog and version discovery", async {
+            let s = self.session().await?;
+            let root: [&str; 0] = [];
+            let compute = CatalogEntry {
+                service: "compute",
+                endpoint: s.get_endpoint(COMPUTE, root).await?.to_string(),
+                versions: s.get_api_versions(COMPUTE).await?,
+            };
+            let image = CatalogEntry {
+                service: "image",
+                endpoint: s.get_endpoint(IMAGE, root).await?.to_string(),
+                versions: s.get_api_versions(IMAGE).await?,
+            };
+            Ok(vec![compute, image])
         })
         .await
     }
