@@ -1,6 +1,6 @@
 #!/bin/sh
 # The test command: installs what the suite needs on a fresh Debian machine
-# (ipmitool, FreeIPMI, iproute2), then checks formatting and lints and runs
+# (ipmitool, FreeIPMI, iproute2, promtool), then checks formatting and lints and runs
 # every test of the workspace. Run it from anywhere; as root it installs
 # directly, otherwise through sudo.
 set -eu
@@ -11,6 +11,7 @@ want() { command -v "$1" >/dev/null 2>&1 || missing="$missing $2"; }
 want ipmitool ipmitool
 want ipmipower freeipmi-tools
 want ip iproute2
+want promtool prometheus
 
 if [ -n "$missing" ]; then
     echo "test.sh: installing$missing"

@@ -201,7 +201,7 @@ async fn run(cli: Cli) -> Result<()> {
                 nodes = c.nodes.len(),
                 "configuration loaded"
             );
-            serve(c, None).await
+            serve(c, None, Some(config)).await
         }
         Command::Check { config, format } => {
             let c = Config::load(&config)?;
@@ -243,7 +243,7 @@ async fn run(cli: Cli) -> Result<()> {
             let c = demo::config(&sim.sim, address, base_port, nodes, state.path())
                 .map_err(|e| anyhow::anyhow!("cannot create the demo servers: {e}"))?;
             let text = demo::instructions(&c, sim.sim.base_url());
-            let served = serve(c, Some(text)).await;
+            let served = serve(c, Some(text), None).await;
             shutdown.cancel();
             served
         }
@@ -387,8 +387,10 @@ async fn nova_simulator(
 }
 
 /// Binds every node and serves until SIGINT or SIGTERM; the banner is
-/// printed once the sockets are bound.
-async fn serve(config: Config, banner: Option<String>) -> Result<()> {
+/// printed once the sockets are bound. With the configuration's `path`,
+/// SIGHUP reads it again and applies it; a file that does not load is
+/// refused (the error logged) and the running configuration kept.
+async fn serve(config: Config, banner: Option<String>, path: Option<PathBuf>) -> Result<()> {
     raise_fd_limit(config.nodes.len());
     // IP_FREEBIND: a node's address may be configured (by DHCP) after the
     // start; requests arrive as soon as it is.
@@ -405,12 +407,49 @@ async fn serve(config: Config, banner: Option<String>) -> Result<()> {
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
-    daemon::serve(config, sockets, async {
-        let _ = signal_rx.await;
-    })
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let reloader = path.map(|path| tokio::spawn(reload_on_sighup(path, reload_tx)));
+    daemon::serve_reloading(
+        config,
+        sockets,
+        async {
+            let _ = signal_rx.await;
+        },
+        reloader.is_some().then_some(reload_rx),
+    )
     .await?;
     signals.abort();
+    if let Some(r) = reloader {
+        r.abort();
+    }
     Ok(())
+}
+
+/// Reads the configuration again at each SIGHUP and hands it to the
+/// daemon if it loads.
+async fn reload_on_sighup(path: PathBuf, to: tokio::sync::mpsc::Sender<Config>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGHUP; reloading is off");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        info!(config = %path.display(), "SIGHUP: reading the configuration again");
+        match Config::load(&path) {
+            Ok(c) => {
+                if to.send(c).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::error!(
+                config = %path.display(),
+                "reload refused, keeping the running configuration: {e}"
+            ),
+        }
+    }
 }
 
 async fn wait_for_signal() -> Result<()> {

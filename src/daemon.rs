@@ -1,30 +1,48 @@
 //! Serving a configuration until told to stop, as a library function: the
-//! binary binds the sockets and wires signals to the shutdown future;
-//! tests and the demo call it the same way (mini-redis's `server::run`).
+//! binary binds the sockets and wires signals to the shutdown future and
+//! to reloads; tests and the demo call it the same way (mini-redis's
+//! `server::run`).
 //!
-//! Start: the nodes' routes are installed, the backend started (for Nova:
-//! the state directory locked and pending work resumed), one task per node
-//! spawned. Stop, in an order that loses nothing: the UDP tasks first, so
-//! nothing new is acknowledged; then the backend, whose calls already in
-//! flight get [`SHUTDOWN_GRACE`] to finish while what is left stays in the
-//! state directory (one line per node with work pending is logged); then
-//! the routes.
+//! Start: the nodes' routes are installed, the metrics endpoint bound (if
+//! configured), the backend started (for Nova: the state directory locked
+//! and pending work resumed), one task per node spawned. Stop, in an order
+//! that loses nothing: the UDP tasks first, so nothing new is
+//! acknowledged; then the backend, whose calls already in flight get
+//! [`SHUTDOWN_GRACE`] to finish while what is left stays in the state
+//! directory (one line per node with work pending is logged); then the
+//! routes.
+//!
+//! A reload (a new, already validated [`Config`]) changes what differs and
+//! nothing else ([`reload`]): added nodes start, removed ones stop and
+//! their routes are flushed, changed ones restart alone; new users and
+//! BMC settings apply to new sessions. Nodes whose settings did not change
+//! keep their sockets and sessions. When the node list or the backend
+//! settings changed, the backend is restarted under the running nodes
+//! (the simulated one keeps each machine's state; Nova's pending work
+//! goes through the state directory, as across a restart), and the nodes
+//! answer "node busy" for the moment it takes.
 
+pub mod reload;
+
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::backend::Backend;
 use crate::backend::nova::worker::SHUTDOWN_GRACE;
 use crate::backend::nova::{Nova, StartError};
 use crate::backend::simulated::Simulated;
-use crate::config::{BackendConfig, Config};
+use crate::backend::{Backend, BackendError, NodeId};
+use crate::config::{BackendConfig, Config, NodeConfig};
+use crate::metrics::{self, NodeSource, Sources};
 use crate::routing::Installation;
-use crate::server;
+use crate::server::{self, Binding, SharedConfig};
 
 /// Serving could not start, or could not stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +61,9 @@ pub enum ServeError {
         /// Why (in the message, not a separate cause).
         error: StartError,
     },
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] metrics::http::ListenError),
     /// The sockets do not match the nodes.
     #[error("{sockets} sockets for {nodes} nodes")]
     Sockets {
@@ -60,6 +81,16 @@ pub async fn serve(
     sockets: Vec<UdpSocket>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    serve_reloading(config, sockets, shutdown, None).await
+}
+
+/// Like [`serve`], applying each configuration `reloads` delivers.
+pub async fn serve_reloading(
+    config: Config,
+    sockets: Vec<UdpSocket>,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: Option<mpsc::Receiver<Config>>,
+) -> Result<(), ServeError> {
     if sockets.len() != config.nodes.len() {
         return Err(ServeError::Sockets {
             sockets: sockets.len(),
@@ -76,80 +107,279 @@ pub async fn serve(
                 .map_err(|e| ServeError::RoutesInstall(format!("{e:#}")))?,
         )
     };
-    let backend_stop = CancellationToken::new();
-    let (backend, mut backend_tasks, nova): (Arc<dyn Backend>, _, _) = match &config.backend {
-        BackendConfig::Simulated(s) => (
-            Arc::new(Simulated::new(s.clone(), &config.simulated_nodes())),
-            None,
-            None,
-        ),
-        BackendConfig::Nova(n) => {
-            let (nova, tasks) = Nova::start(
-                n.settings.clone(),
-                config.nova_nodes(n),
-                backend_stop.clone(),
-            )
-            .map_err(|error| ServeError::Backend {
-                cloud: n.settings.cloud.to_string(),
-                error,
-            })?;
-            (nova.clone(), Some(tasks), Some(nova))
+    let sources = Arc::new(Sources::default());
+    let metrics_stop = CancellationToken::new();
+    let metrics_task = match &config.metrics {
+        Some(m) => {
+            Some(metrics::http::start(m.listen, sources.clone(), metrics_stop.clone()).await?)
         }
+        None => None,
     };
-    for n in &config.nodes {
+    let backend = Running::start(&config)?;
+    let mut state = State {
+        shared: SharedConfig::new(config.engine_config()),
+        nodes: BTreeMap::new(),
+        backend,
+        routes,
+        sources,
+        metrics_task,
+        config,
+    };
+    // In node order; a node missing from it has unknown addressing.
+    let mut lan = crate::lan_config::discover(&state.config.nodes)
+        .await
+        .into_iter();
+    for (node, socket) in state.config.nodes.clone().into_iter().zip(sockets) {
+        state.spawn(node, socket, lan.next().unwrap_or_default());
+    }
+    state.publish();
+    for n in &state.config.nodes {
         debug!(node = %n.name, listen = %n.listen, server = %n.server, "serving");
     }
     info!(
-        nodes = config.nodes.len(),
-        addresses = %summary(&config),
+        nodes = state.config.nodes.len(),
+        addresses = %summary(&state.config.nodes),
         "serving"
     );
-    let udp_stop = CancellationToken::new();
-    let lan = crate::lan_config::discover(&config.nodes).await;
-    let mut tasks = server::spawn_nodes(
-        &config.nodes,
-        sockets,
-        Arc::new(config.engine_config()),
-        backend,
-        lan,
-        udp_stop.clone(),
-    );
-    shutdown.await;
-    info!("shutting down");
-    udp_stop.cancel();
-    while tasks.join_next().await.is_some() {}
-    backend_stop.cancel();
-    if let Some(backend_tasks) = backend_tasks.as_mut() {
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(2), async {
-            while backend_tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            warn!(
-                "the backend did not stop within {:?}; stopping anyway",
-                SHUTDOWN_GRACE
-            );
+    tokio::pin!(shutdown);
+    loop {
+        let next = async {
+            match reloads.as_mut() {
+                Some(r) => r.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = &mut shutdown => break,
+            new = next => match new {
+                Some(new) => reload::apply(&mut state, new).await,
+                None => reloads = None,
+            },
         }
     }
-    if let Some(nova) = nova {
-        nova.log_pending();
+    info!("shutting down");
+    state.stop(metrics_stop).await
+}
+
+/// One node being served.
+struct Served {
+    config: NodeConfig,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+    binding: Arc<Binding>,
+}
+
+/// Everything a running daemon holds, for reloads and the stop.
+struct State {
+    config: Config,
+    shared: Arc<SharedConfig>,
+    nodes: BTreeMap<String, Served>,
+    backend: Running,
+    routes: Option<Installation>,
+    sources: Arc<Sources>,
+    metrics_task: Option<JoinHandle<()>>,
+}
+
+impl State {
+    /// Starts `node` on `socket` with its LAN addressing, bound to its
+    /// place in the backend.
+    fn spawn(&mut self, node: NodeConfig, socket: UdpSocket, lan: novabmc_proto::LanInfo) {
+        let id = self.backend.index_of(&self.config, &node.name);
+        let binding = Binding::new(self.backend.handle(), id);
+        let stop = CancellationToken::new();
+        let (task, counters) = match server::spawn_node(
+            &node,
+            socket,
+            self.shared.clone(),
+            binding.clone(),
+            lan,
+            stop.clone(),
+        ) {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                warn!(node = %node.name, error = %e, "cannot register the node's socket; not serving it");
+                return;
+            }
+        };
+        self.sources.add_engine(counters);
+        self.nodes.insert(
+            node.name.clone(),
+            Served {
+                config: node,
+                stop,
+                task,
+                binding,
+            },
+        );
     }
-    if let Some(routes) = routes {
-        routes
-            .stop()
-            .await
-            .map_err(|e| ServeError::RoutesRemove(format!("{e:#}")))?;
+
+    /// Stops one node's task and waits for it (its socket closes).
+    async fn stop_node(&mut self, name: &str) {
+        if let Some(s) = self.nodes.remove(name) {
+            s.stop.cancel();
+            let _ = s.task.await;
+        }
     }
-    info!("stopped");
-    Ok(())
+
+    /// Points every node at the current backend, in the configuration's
+    /// order, and tells the metrics.
+    fn publish(&self) {
+        let handle = self.backend.handle();
+        let mut sources = Vec::with_capacity(self.nodes.len());
+        for (id, n) in self.config.nodes.iter().enumerate() {
+            if let Some(s) = self.nodes.get(&n.name) {
+                s.binding.set(handle.clone(), id);
+                sources.push(NodeSource {
+                    name: n.name.clone(),
+                    backend: handle.clone(),
+                    id,
+                });
+            }
+        }
+        self.sources.set_nodes(sources);
+        self.sources.set_cloud(self.backend.health());
+    }
+
+    async fn stop(mut self, metrics_stop: CancellationToken) -> Result<(), ServeError> {
+        for s in self.nodes.values() {
+            s.stop.cancel();
+        }
+        for (_, s) in std::mem::take(&mut self.nodes) {
+            let _ = s.task.await;
+        }
+        self.backend.stop().await;
+        metrics_stop.cancel();
+        if let Some(t) = self.metrics_task.take() {
+            let _ = t.await;
+        }
+        if let Some(routes) = self.routes.take() {
+            routes
+                .stop()
+                .await
+                .map_err(|e| ServeError::RoutesRemove(format!("{e:#}")))?;
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// The backend in use and what stopping it takes.
+enum Running {
+    Simulated(Arc<Simulated>),
+    Nova {
+        nova: Arc<Nova>,
+        tasks: JoinSet<()>,
+        stop: CancellationToken,
+    },
+    /// Between two backends during a reload: every node answers "node
+    /// busy".
+    Switching,
+}
+
+impl Running {
+    fn start(config: &Config) -> Result<Running, ServeError> {
+        Ok(match &config.backend {
+            BackendConfig::Simulated(s) => Running::Simulated(Arc::new(Simulated::new(
+                s.clone(),
+                &config.simulated_nodes(),
+            ))),
+            BackendConfig::Nova(n) => {
+                let stop = CancellationToken::new();
+                let (nova, tasks) =
+                    Nova::start(n.settings.clone(), config.nova_nodes(n), stop.clone()).map_err(
+                        |error| ServeError::Backend {
+                            cloud: n.settings.cloud.to_string(),
+                            error,
+                        },
+                    )?;
+                Running::Nova { nova, tasks, stop }
+            }
+        })
+    }
+
+    /// The node's index: its place in the configuration's node list.
+    fn index_of(&self, config: &Config, name: &str) -> NodeId {
+        config
+            .nodes
+            .iter()
+            .position(|n| n.name == name)
+            .unwrap_or(usize::MAX)
+    }
+
+    fn handle(&self) -> Arc<dyn Backend> {
+        match self {
+            Running::Simulated(s) => s.clone(),
+            Running::Nova { nova, .. } => nova.clone(),
+            Running::Switching => Arc::new(Switching),
+        }
+    }
+
+    fn health(&self) -> Option<Arc<dyn metrics::CloudHealth>> {
+        match self {
+            Running::Nova { nova, .. } => Some(nova.clone()),
+            _ => None,
+        }
+    }
+
+    /// Stops the backend's tasks, giving calls in flight their grace.
+    async fn stop(&mut self) {
+        if let Running::Nova { nova, tasks, stop } = self {
+            stop.cancel();
+            let drained = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(2), async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+            if drained.is_err() {
+                warn!(
+                    "the backend did not stop within {:?}; stopping anyway",
+                    SHUTDOWN_GRACE
+                );
+            }
+            nova.log_pending();
+        }
+    }
+}
+
+/// The backend of nodes while a reload swaps backends.
+struct Switching;
+
+impl Backend for Switching {
+    fn chassis_status(&self, _: NodeId) -> Result<novabmc_proto::ChassisState, BackendError> {
+        Err(switching())
+    }
+    fn chassis_control(
+        &self,
+        _: NodeId,
+        _: novabmc_proto::ChassisControl,
+    ) -> Result<(), BackendError> {
+        Err(switching())
+    }
+    fn boot_options(&self, _: NodeId) -> Result<novabmc_proto::BootOptions, BackendError> {
+        Err(switching())
+    }
+    fn set_boot_parameter(
+        &self,
+        _: NodeId,
+        _: novabmc_proto::BootParameterWrite,
+        _: bool,
+    ) -> Result<(), BackendError> {
+        Err(switching())
+    }
+    fn system_guid(&self, _: NodeId) -> Result<[u8; 16], BackendError> {
+        Err(switching())
+    }
+}
+
+fn switching() -> BackendError {
+    BackendError::NotReady("the backend is restarting for a reload".into())
 }
 
 /// "127.0.0.1 ports 6230-6233", or a count of addresses.
-fn summary(config: &Config) -> String {
-    let mut ips: Vec<std::net::IpAddr> = config.nodes.iter().map(|n| n.listen.ip()).collect();
+fn summary(nodes: &[NodeConfig]) -> String {
+    let mut ips: Vec<std::net::IpAddr> = nodes.iter().map(|n| n.listen.ip()).collect();
     ips.sort();
     ips.dedup();
-    let ports = config.nodes.iter().map(|n| n.listen.port());
+    let ports = nodes.iter().map(|n| n.listen.port());
     let (lo, hi) = (
         ports.clone().min().unwrap_or_default(),
         ports.max().unwrap_or_default(),

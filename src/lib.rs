@@ -14,6 +14,7 @@
 //!   cloud before serving;
 //! - [`export`]: enrollment files for Ironic, TripleO and MAAS, from the
 //!   configuration and the cloud;
+//! - [`metrics`]: the Prometheus endpoint and the health check;
 //! - [`daemon`]: serving a configuration until shutdown, as a library
 //!   function;
 //! - [`server`]: sockets and one task per node driving the engine;
@@ -39,6 +40,7 @@ pub mod datagrams;
 pub mod demo;
 pub mod export;
 pub mod lan_config;
+pub mod metrics;
 pub mod novasim;
 pub mod routing;
 pub mod server;

@@ -21,16 +21,22 @@
 //! expired sessions alive. Refusals and drops are logged one by one at
 //! debug level and summarised at most once a minute at info level
 //! ([`crate::summary`]).
+//!
+//! A reload reaches a running task two ways, neither touching its socket
+//! or sessions: a new engine configuration ([`SharedConfig`]), taken
+//! before the next datagram, and a new backend ([`Binding`]), used from
+//! the next action on.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use novabmc_proto::{Bmc, BmcConfig, Entropy, Event, LanInfo, SessionEvent};
+use novabmc_proto::{Bmc, BmcConfig, Counters, Entropy, Event, LanInfo, SessionEvent};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -64,8 +70,7 @@ pub struct BindError {
     pub node: String,
     /// The address.
     pub address: SocketAddr,
-    /// Why (in the message, not a separate cause, so it is printed
-    /// once).
+    /// Why.
     pub error: std::io::Error,
 }
 
@@ -114,53 +119,136 @@ pub fn bind_all(nodes: &[NodeConfig], freebind: bool) -> Result<Vec<UdpSocket>, 
     }
 }
 
-/// Starts one task per node on the given sockets (in node order), with
-/// each node's LAN addressing (in node order; missing ones are unknown),
-/// and returns the set to await after `shutdown` is cancelled.
-pub fn spawn_nodes(
-    nodes: &[NodeConfig],
-    sockets: Vec<UdpSocket>,
-    engine_config: Arc<BmcConfig>,
-    backend: Arc<dyn Backend>,
-    lan: Vec<LanInfo>,
-    shutdown: CancellationToken,
-) -> JoinSet<()> {
-    let mut tasks = JoinSet::new();
-    let mut lan = lan.into_iter();
-    for (id, (node, socket)) in nodes.iter().zip(sockets).enumerate() {
-        let socket = match NodeSocket::new(socket) {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(node = %node.name, error = %e, "cannot register the node's socket; not serving it");
-                continue;
-            }
-        };
-        let guid = backend
-            .system_guid(id)
-            .unwrap_or_else(|_| rand::random::<[u8; 16]>());
-        let mut engine = Bmc::new(engine_config.clone(), guid);
-        engine.set_lan(lan.next().unwrap_or_default());
-        let task = NodeTask {
-            id,
-            name: node.name.clone(),
-            socket,
-            engine,
-            backend: backend.clone(),
-            inventory: backend.inventory(id),
-            summary: Summary::default(),
-            evicted: 0,
-        };
-        tasks.spawn(task.run(shutdown.clone()));
+/// What a node's task serves: a backend and the node's index in it. The
+/// daemon swaps it when a reload restarts the backend, and the task picks
+/// the new one for its next action, keeping its socket and sessions.
+pub struct Binding {
+    slot: RwLock<(Arc<dyn Backend>, NodeId)>,
+    /// Bumped by every [`Binding::set`], so the task knows to subscribe to
+    /// the new backend's inventory.
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Binding")
+            .field("node", &self.get().1)
+            .finish_non_exhaustive()
     }
-    tasks
+}
+
+impl Binding {
+    /// Node `id` of `backend`.
+    pub fn new(backend: Arc<dyn Backend>, id: NodeId) -> Arc<Binding> {
+        Arc::new(Binding {
+            slot: RwLock::new((backend, id)),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// The backend and the node's index in it.
+    pub fn get(&self) -> (Arc<dyn Backend>, NodeId) {
+        self.slot.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Points the node at another backend.
+    pub fn set(&self, backend: Arc<dyn Backend>, id: NodeId) {
+        *self.slot.write().unwrap_or_else(|e| e.into_inner()) = (backend, id);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// The engine configuration every node shares, replaced by a reload: each
+/// task takes the new one before its next datagram, so new sessions see
+/// the new users and settings while established ones run on.
+#[derive(Debug)]
+pub struct SharedConfig {
+    current: RwLock<Arc<BmcConfig>>,
+    generation: AtomicU64,
+}
+
+impl SharedConfig {
+    /// Starts with `config`.
+    pub fn new(config: BmcConfig) -> Arc<SharedConfig> {
+        Arc::new(SharedConfig {
+            current: RwLock::new(Arc::new(config)),
+            generation: AtomicU64::new(0),
+        })
+    }
+
+    /// Replaces the configuration. The global session budget stays the
+    /// one every running engine shares, so the cap keeps counting every
+    /// session.
+    pub fn replace(&self, mut config: BmcConfig) {
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        config.budget = current.budget.clone();
+        *current = Arc::new(config);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn current(&self) -> Arc<BmcConfig> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// Starts `node`'s task on `socket`, with its LAN addressing, serving
+/// `binding`, until `shutdown` is cancelled; returns the task and the
+/// engine's counters, or why the socket cannot be registered.
+pub fn spawn_node(
+    node: &NodeConfig,
+    socket: UdpSocket,
+    config: Arc<SharedConfig>,
+    binding: Arc<Binding>,
+    lan: LanInfo,
+    shutdown: CancellationToken,
+) -> std::io::Result<(JoinHandle<()>, Arc<Counters>)> {
+    let socket = NodeSocket::new(socket)?;
+    let bound = binding.generation();
+    let (backend, id) = binding.get();
+    let guid = backend
+        .system_guid(id)
+        .unwrap_or_else(|_| rand::random::<[u8; 16]>());
+    let generation = config.generation();
+    let mut engine = Bmc::new(config.current(), guid);
+    engine.set_lan(lan);
+    let counters = engine.counters().clone();
+    let task = NodeTask {
+        name: node.name.clone(),
+        socket,
+        engine,
+        inventory: backend.inventory(id),
+        binding,
+        bound,
+        config,
+        generation,
+        summary: Summary::default(),
+        evicted: 0,
+    };
+    Ok((tokio::spawn(task.run(shutdown)), counters))
 }
 
 struct NodeTask {
-    id: NodeId,
     name: String,
     socket: NodeSocket,
     engine: Bmc,
-    backend: Arc<dyn Backend>,
+    /// The backend and the node's index in it.
+    binding: Arc<Binding>,
+    /// The binding's generation the inventory channel is from.
+    bound: u64,
+    /// The shared engine configuration, and the generation in use.
+    config: Arc<SharedConfig>,
+    generation: u64,
     /// The node's inventory as the backend publishes it (dropped once the
     /// backend drops its side).
     inventory: Option<watch::Receiver<Option<ServerInventory>>>,
@@ -187,6 +275,17 @@ impl NodeTask {
             rx.mark_changed();
         }
         loop {
+            // A reload put the node on another backend: follow its
+            // inventory from now on.
+            let bound = self.binding.generation();
+            if bound != self.bound {
+                self.bound = bound;
+                let (backend, id) = self.binding.get();
+                self.inventory = backend.inventory(id);
+                if let Some(rx) = self.inventory.as_mut() {
+                    rx.mark_changed();
+                }
+            }
             let deadline = earliest(self.engine.poll_timeout(), self.summary.due());
             if deadline != armed {
                 if let Some(d) = deadline {
@@ -203,6 +302,7 @@ impl NodeTask {
                 changed = inventory_changed(&mut self.inventory) => self.take_inventory(changed),
                 r = self.socket.readable() => match r {
                     Ok(mut ready) => {
+                        reconfigure(&self.config, &mut self.generation, &mut self.engine);
                         let drained = receive(
                             self.socket.get_ref(),
                             &mut self.engine,
@@ -259,7 +359,8 @@ impl NodeTask {
     /// summary reports.
     fn drive(&mut self) {
         while let Some((id, action)) = self.engine.poll_action() {
-            let outcome = backend::run_action(self.backend.as_ref(), self.id, action);
+            let (backend, node) = self.binding.get();
+            let outcome = backend::run_action(backend.as_ref(), node, action);
             self.engine
                 .complete_action(id, outcome, Instant::now(), &mut entropy());
         }
@@ -280,6 +381,16 @@ impl NodeTask {
         self.summary
             .evicted(now, evicted.saturating_sub(self.evicted));
         self.evicted = evicted;
+    }
+}
+
+/// Takes the shared configuration if a reload replaced it since
+/// `generation`.
+fn reconfigure(config: &SharedConfig, generation: &mut u64, engine: &mut Bmc) {
+    let now = config.generation();
+    if now != *generation {
+        engine.set_config(config.current());
+        *generation = now;
     }
 }
 
@@ -392,7 +503,7 @@ pub fn report_bind_errors(errors: &[BindError]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
     use novabmc_proto::boot_options::BootParameterWrite;
@@ -450,11 +561,13 @@ mod tests {
         let engine = Bmc::new(Arc::new(config), [0; 16]);
         let counters = engine.counters().clone();
         let task = NodeTask {
-            id: 0,
             name: "node".into(),
             socket: NodeSocket::new(socket).expect("register"),
             engine,
-            backend: Arc::new(Off),
+            binding: Binding::new(Arc::new(Off), 0),
+            bound: 0,
+            config: SharedConfig::new(BmcConfig::new(Users::new())),
+            generation: 0,
             inventory: None,
             summary: Summary::default(),
             evicted: 0,

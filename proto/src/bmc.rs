@@ -178,6 +178,16 @@ impl Bmc {
         self.platform.set_inventory(inventory);
     }
 
+    /// Replaces the configuration for what comes next: new handshakes use
+    /// the new users, key, cipher suites and timeouts; established sessions
+    /// keep their keys and run on (their privilege was granted at login),
+    /// so a daemon can reload users without cutting anyone off. The session
+    /// table keeps its size and its share of the global budget, which were
+    /// fixed when the engine was made.
+    pub fn set_config(&mut self, config: Arc<BmcConfig>) {
+        self.config = config;
+    }
+
     /// Number of sessions, half-open ones included.
     pub fn session_count(&self) -> usize {
         self.sessions.len()

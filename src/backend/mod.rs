@@ -76,13 +76,22 @@ pub trait Backend: Send + Sync + 'static {
     fn inventory(&self, _node: NodeId) -> Option<watch::Receiver<Option<ServerInventory>>> {
         None
     }
+
+    /// Whether a power operation was acknowledged and not yet carried out
+    /// (for the metrics); a backend that acts at once has none.
+    fn power_pending(&self, _node: NodeId) -> bool {
+        false
+    }
 }
 
 /// Carries out one engine action.
 pub fn run_action(backend: &dyn Backend, node: NodeId, action: Action) -> Outcome {
     let result = match action {
         Action::GetChassisStatus => backend.chassis_status(node).map(Outcome::Chassis),
-        Action::ChassisControl(c) => backend.chassis_control(node, c).map(|()| Outcome::Done),
+        Action::ChassisControl(c) => backend.chassis_control(node, c).map(|()| {
+            crate::metrics::record_control(c.name());
+            Outcome::Done
+        }),
         Action::GetBootOptions => backend.boot_options(node).map(Outcome::BootOptions),
         Action::SetBootParameter {
             write,

@@ -87,7 +87,7 @@ pub struct BootRecord {
     pub efi: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Machine {
     name: String,
     uuid: [u8; 16],
@@ -148,6 +148,34 @@ impl Simulated {
             machines,
             inventories,
         }
+    }
+
+    /// The same machines for a new list of nodes (a reload): a node of
+    /// the same name keeps its machine (power, boot options, UUID), a new
+    /// node gets a new one, powered off.
+    pub fn reloaded(&self, config: SimulatedConfig, nodes: &[SimulatedNode]) -> Self {
+        let mut fresh = Simulated::new(config, nodes);
+        let old: std::collections::HashMap<String, Machine> = self
+            .machines
+            .iter()
+            .map(|m| {
+                let m = m.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                (m.name.clone(), m)
+            })
+            .collect();
+        for (slot, inventory) in fresh.machines.iter_mut().zip(&fresh.inventories) {
+            let m = slot.get_mut().unwrap_or_else(|e| e.into_inner());
+            if let Some(kept) = old.get(&m.name) {
+                *m = kept.clone();
+                // The kept machine's UUID, in the inventory too.
+                inventory.send_modify(|i| {
+                    if let Some(i) = i {
+                        i.uuid = format_uuid(m.uuid);
+                    }
+                });
+            }
+        }
+        fresh
     }
 
     fn machine(&self, node: NodeId) -> Result<std::sync::MutexGuard<'_, Machine>, BackendError> {

@@ -31,7 +31,7 @@ pub struct Installation {
     specs: Vec<RouteSpec>,
     keep_routes: bool,
     stop: CancellationToken,
-    waiter: Option<JoinHandle<()>>,
+    waiters: Vec<JoinHandle<()>>,
 }
 
 impl Installation {
@@ -48,7 +48,7 @@ impl Installation {
             specs,
             keep_routes,
             stop: CancellationToken::new(),
-            waiter: None,
+            waiters: Vec::new(),
         };
         let ifs = nl.interfaces().await?;
         let mut snap = nl.snapshot(&ifs).await?;
@@ -75,7 +75,7 @@ impl Installation {
             }
         }
         if !pending.is_empty() {
-            this.waiter = Some(tokio::spawn(wait_and_install(
+            this.waiters.push(tokio::spawn(wait_and_install(
                 nl,
                 pending,
                 this.stop.clone(),
@@ -84,12 +84,66 @@ impl Installation {
         Ok(this)
     }
 
+    /// Moves to a new set of specs (a reload): removes what this process
+    /// installed for specs no longer wanted (nodes removed, or whose route
+    /// changed), and installs the new ones (or waits for their address).
+    /// Unchanged nodes' entries are not touched. Failures are logged; a
+    /// conflict is returned after the others were done.
+    pub async fn update(&mut self, specs: Vec<RouteSpec>) -> Result<(), RoutingError> {
+        let gone: Vec<RouteSpec> = self
+            .specs
+            .iter()
+            .filter(|s| !specs.contains(s))
+            .cloned()
+            .collect();
+        let added: Vec<RouteSpec> = specs
+            .iter()
+            .filter(|s| !self.specs.contains(s))
+            .cloned()
+            .collect();
+        let ifs = self.nl.interfaces().await?;
+        let mut snap = self.nl.snapshot(&ifs).await?;
+        let mut first = None;
+        for spec in &gone {
+            match ops::remove(&self.nl, &mut snap, spec, &ifs).await {
+                Ok(steps) if !steps.is_empty() => {
+                    info!(node = %spec.node, removed = %join(&steps), "routes removed");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    first.get_or_insert(logged(e));
+                }
+            }
+        }
+        let mut pending = Vec::new();
+        for spec in &added {
+            match resolve(spec, &ifs) {
+                Ok(r) => match ops::install(&self.nl, &mut snap, spec, &r).await {
+                    Ok(steps) => log_installed(spec, &r, &steps),
+                    Err(e) => {
+                        first.get_or_insert(logged(e));
+                    }
+                },
+                Err(_) => pending.push(spec.clone()),
+            }
+        }
+        if !pending.is_empty() {
+            self.waiters.push(tokio::spawn(wait_and_install(
+                self.nl.clone(),
+                pending,
+                self.stop.clone(),
+            )));
+        }
+        self.specs = specs;
+        first.map_or(Ok(()), Err)
+    }
+
     /// Stops the background task and, unless `keep_routes`, removes the
     /// rules and routes this process would install. Failures are logged;
     /// the result says whether there were any.
     pub async fn stop(mut self) -> Result<(), RoutingError> {
         self.stop.cancel();
-        if let Some(waiter) = self.waiter.take() {
+        for waiter in self.waiters.drain(..) {
             let _ = waiter.await;
         }
         if self.keep_routes {

@@ -63,6 +63,23 @@ pub enum NovaErrorKind {
     Config,
 }
 
+impl NovaErrorKind {
+    /// A stable name, for the metrics' `status` label.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NovaErrorKind::Busy(_) => "busy",
+            NovaErrorKind::WrongState(_) => "wrong_state",
+            NovaErrorKind::Conflict => "conflict",
+            NovaErrorKind::NotFound => "not_found",
+            NovaErrorKind::Auth => "auth",
+            NovaErrorKind::Timeout => "timeout",
+            NovaErrorKind::Transient => "transient",
+            NovaErrorKind::Permanent => "permanent",
+            NovaErrorKind::Config => "config",
+        }
+    }
+}
+
 /// A failed call, with Nova's own message.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("{message}")]
@@ -595,15 +612,25 @@ impl NovaClient {
 
     /// Runs `fut` (one whole call: authentication, discovery, request and
     /// body) within the timeout; `call` names it in the error.
+    /// `op` is the call's service and fixed operation name, for the
+    /// metrics (`call` holds IDs, which would make a series per server).
     async fn bounded<T>(
         &self,
+        op: (&'static str, &'static str),
         call: &str,
         fut: impl Future<Output = Result<T, NovaError>>,
     ) -> Result<T, NovaError> {
-        match tokio::time::timeout(self.timeout, fut).await {
+        let started = std::time::Instant::now();
+        let r = match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r.map_err(|e| e.during(call)),
             Err(_) => Err(NovaError::timeout(call, self.timeout)),
-        }
+        };
+        let status = match &r {
+            Ok(_) => "ok",
+            Err(e) => e.kind.name(),
+        };
+        crate::metrics::CLOUD.record(op.0, op.1, status, started.elapsed());
+        r
     }
 
     /// The current session, authenticating if there is none.
@@ -615,9 +642,13 @@ impl NovaClient {
         if let Some(s) = slot.as_ref() {
             return Ok(s.clone());
         }
+        let started = std::time::Instant::now();
         let s = self.cloud.clone().create_session().await.map_err(|e| {
             NovaError::from(e).during(&format!("authentication at {}", self.auth_url))
-        })?;
+        });
+        let status = s.as_ref().map_or_else(|e| e.kind.name(), |_| "ok");
+        crate::metrics::CLOUD.record("identity", "authenticate", status, started.elapsed());
+        let s = s?;
         *slot = Some(s.clone());
         Ok(s)
     }
@@ -670,7 +701,7 @@ impl NovaClient {
             (None, Some(n)) => format!("GET servers/detail?name={n}"),
             (None, None) => "GET servers/detail".to_string(),
         };
-        self.bounded(&call, async {
+        self.bounded(("compute", "list_servers"), &call, async {
             let mut listing = Listing::default();
             let mut marker: Option<String> = None;
             loop {
@@ -718,22 +749,30 @@ impl NovaClient {
 
     /// One server.
     pub async fn get_server(&self, id: &str) -> Result<ServerInfo, NovaError> {
-        self.bounded(&format!("GET servers/{id}"), async {
-            let root: ServerRoot =
-                json_of(self.send(|s| s.get(COMPUTE, &["servers", id])).await?).await?;
-            Ok(root.server)
-        })
+        self.bounded(
+            ("compute", "get_server"),
+            &format!("GET servers/{id}"),
+            async {
+                let root: ServerRoot =
+                    json_of(self.send(|s| s.get(COMPUTE, &["servers", id])).await?).await?;
+                Ok(root.server)
+            },
+        )
         .await
     }
 
     /// A flavor's name (`GET /flavors/{id}`), for servers listed below
     /// microversion 2.47.
     pub async fn flavor_name(&self, id: &str) -> Result<String, NovaError> {
-        self.bounded(&format!("GET flavors/{id}"), async {
-            let root: FlavorRoot =
-                json_of(self.send(|s| s.get(COMPUTE, &["flavors", id])).await?).await?;
-            Ok(root.flavor.name)
-        })
+        self.bounded(
+            ("compute", "get_flavor"),
+            &format!("GET flavors/{id}"),
+            async {
+                let root: FlavorRoot =
+                    json_of(self.send(|s| s.get(COMPUTE, &["flavors", id])).await?).await?;
+                Ok(root.flavor.name)
+            },
+        )
         .await
     }
 
@@ -742,6 +781,7 @@ impl NovaClient {
         let body = action.body();
         let version = action.microversion();
         self.bounded(
+            ("compute", action.name()),
             &format!("POST servers/{id}/action ({})", action.name()),
             async {
                 self.send(|s| {
@@ -761,53 +801,65 @@ impl NovaClient {
     /// Sets one metadata key.
     pub async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), NovaError> {
         let body = json!({ "meta": { key: value } });
-        self.bounded(&format!("PUT servers/{id}/metadata/{key}"), async {
-            self.send(|s| {
-                s.put(COMPUTE, &["servers", id, "metadata", key])
-                    .json(&body)
-            })
-            .await
-            .map(|_| ())
-        })
+        self.bounded(
+            ("compute", "set_metadata"),
+            &format!("PUT servers/{id}/metadata/{key}"),
+            async {
+                self.send(|s| {
+                    s.put(COMPUTE, &["servers", id, "metadata", key])
+                        .json(&body)
+                })
+                .await
+                .map(|_| ())
+            },
+        )
         .await
     }
 
     /// Removes one metadata key; a missing key is not an error.
     pub async fn delete_metadata(&self, id: &str, key: &str) -> Result<(), NovaError> {
-        self.bounded(&format!("DELETE servers/{id}/metadata/{key}"), async {
-            match self
-                .send(|s| s.delete(COMPUTE, &["servers", id, "metadata", key]))
-                .await
-            {
-                Err(e) if e.kind == NovaErrorKind::NotFound => Ok(()),
-                r => r.map(|_| ()),
-            }
-        })
+        self.bounded(
+            ("compute", "delete_metadata"),
+            &format!("DELETE servers/{id}/metadata/{key}"),
+            async {
+                match self
+                    .send(|s| s.delete(COMPUTE, &["servers", id, "metadata", key]))
+                    .await
+                {
+                    Err(e) if e.kind == NovaErrorKind::NotFound => Ok(()),
+                    r => r.map(|_| ()),
+                }
+            },
+        )
         .await
     }
 
     /// Finds an image by ID or exact name through Glance.
     pub async fn find_image(&self, id_or_name: &str) -> Result<ImageInfo, NovaError> {
-        self.bounded(&format!("image {id_or_name}"), async {
-            let mut renewed = false;
-            loop {
-                let s = self.session().await?;
-                let cloud = openstack::Cloud::from(s);
-                match cloud.get_image(id_or_name).await {
-                    Ok(image) => {
-                        return Ok(ImageInfo {
-                            id: image.id().clone(),
-                            name: image.name().clone(),
-                        });
+        self.bounded(
+            ("image", "find_image"),
+            &format!("image {id_or_name}"),
+            async {
+                let mut renewed = false;
+                loop {
+                    let s = self.session().await?;
+                    let cloud = openstack::Cloud::from(s);
+                    match cloud.get_image(id_or_name).await {
+                        Ok(image) => {
+                            return Ok(ImageInfo {
+                                id: image.id().clone(),
+                                name: image.name().clone(),
+                            });
+                        }
+                        Err(e) if e.kind() == ErrorKind::AuthenticationFailed && !renewed => {
+                            self.drop_session().await;
+                            renewed = true;
+                        }
+                        Err(e) => return Err(e.into()),
                     }
-                    Err(e) if e.kind() == ErrorKind::AuthenticationFailed && !renewed => {
-                        self.drop_session().await;
-                        renewed = true;
-                    }
-                    Err(e) => return Err(e.into()),
                 }
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -823,72 +875,90 @@ impl NovaClient {
     /// An image as Glance v2 shows it: core fields and properties as
     /// top-level keys.
     pub async fn image(&self, image_id: &str) -> Result<Value, NovaError> {
-        self.bounded(&format!("GET images/{image_id}"), async {
-            json_of(self.send(|s| s.get(IMAGE, &["images", image_id])).await?).await
-        })
+        self.bounded(
+            ("image", "get_image"),
+            &format!("GET images/{image_id}"),
+            async { json_of(self.send(|s| s.get(IMAGE, &["images", image_id])).await?).await },
+        )
         .await
     }
 
     /// The compute and image endpoints the calls use, and their
     /// microversions (for `novabmc check`).
     pub async fn catalog(&self) -> Result<Vec<CatalogEntry>, NovaError> {
-        self.bounded("service catalog and version discovery", async {
-            let s = self.session().await?;
-            let root: [&str; 0] = [];
-            let compute = CatalogEntry {
-                service: "compute",
-                endpoint: s.get_endpoint(COMPUTE, root).await?.to_string(),
-                versions: s.get_api_versions(COMPUTE).await?,
-            };
-            let image = CatalogEntry {
-                service: "image",
-                endpoint: s.get_endpoint(IMAGE, root).await?.to_string(),
-                versions: s.get_api_versions(IMAGE).await?,
-            };
-            Ok(vec![compute, image])
-        })
+        self.bounded(
+            ("compute", "discovery"),
+            "service catalog and version discovery",
+            async {
+                let s = self.session().await?;
+                let root: [&str; 0] = [];
+                let compute = CatalogEntry {
+                    service: "compute",
+                    endpoint: s.get_endpoint(COMPUTE, root).await?.to_string(),
+                    versions: s.get_api_versions(COMPUTE).await?,
+                };
+                let image = CatalogEntry {
+                    service: "image",
+                    endpoint: s.get_endpoint(IMAGE, root).await?.to_string(),
+                    versions: s.get_api_versions(IMAGE).await?,
+                };
+                Ok(vec![compute, image])
+            },
+        )
         .await
     }
 
     /// One server with its flavor embedded (microversion 2.47).
     pub async fn get_server_detail(&self, id: &str) -> Result<ServerDetail, NovaError> {
-        self.bounded(&format!("GET servers/{id} (2.47)"), async {
-            let root: ServerDetailRoot = json_of(
-                self.send(|s| {
-                    s.get(COMPUTE, &["servers", id])
-                        .api_version(FLAVOR_EMBEDDED)
-                })
-                .await?,
-            )
-            .await?;
-            Ok(root.server)
-        })
+        self.bounded(
+            ("compute", "get_server_detail"),
+            &format!("GET servers/{id} (2.47)"),
+            async {
+                let root: ServerDetailRoot = json_of(
+                    self.send(|s| {
+                        s.get(COMPUTE, &["servers", id])
+                            .api_version(FLAVOR_EMBEDDED)
+                    })
+                    .await?,
+                )
+                .await?;
+                Ok(root.server)
+            },
+        )
         .await
     }
 
     /// The MACs of a server's ports, in Nova's order
     /// (`GET /servers/{id}/os-interface`).
     pub async fn interface_macs(&self, id: &str) -> Result<Vec<String>, NovaError> {
-        self.bounded(&format!("GET servers/{id}/os-interface"), async {
-            let list: InterfaceList = json_of(
-                self.send(|s| s.get(COMPUTE, &["servers", id, "os-interface"]))
-                    .await?,
-            )
-            .await?;
-            Ok(list.interfaces.into_iter().map(|i| i.mac_addr).collect())
-        })
+        self.bounded(
+            ("compute", "list_interfaces"),
+            &format!("GET servers/{id}/os-interface"),
+            async {
+                let list: InterfaceList = json_of(
+                    self.send(|s| s.get(COMPUTE, &["servers", id, "os-interface"]))
+                        .await?,
+                )
+                .await?;
+                Ok(list.interfaces.into_iter().map(|i| i.mac_addr).collect())
+            },
+        )
         .await
     }
 
     /// One Cinder volume, from whichever of Cinder's catalog names the
     /// cloud registers.
     pub async fn volume(&self, id: &str) -> Result<VolumeInfo, NovaError> {
-        self.bounded(&format!("GET volumes/{id}"), async {
-            let service = self.volume_service().await?;
-            let root: VolumeRoot =
-                json_of(self.send(|s| s.get(service, &["volumes", id])).await?).await?;
-            Ok(root.volume)
-        })
+        self.bounded(
+            ("volume", "get_volume"),
+            &format!("GET volumes/{id}"),
+            async {
+                let service = self.volume_service().await?;
+                let root: VolumeRoot =
+                    json_of(self.send(|s| s.get(service, &["volumes", id])).await?).await?;
+                Ok(root.volume)
+            },
+        )
         .await
     }
 

@@ -164,6 +164,8 @@ pub struct Nova<C = NovaClient> {
     /// Which node each server UUID belongs to, so applying a listing costs
     /// one lookup per server listed, not one pass over the nodes.
     by_server: Mutex<HashMap<String, NodeId>>,
+    /// When a server listing last succeeded, for the health check.
+    last_refresh: Mutex<Option<std::time::Instant>>,
 }
 
 impl Nova<NovaClient> {
@@ -228,6 +230,7 @@ impl<C: Compute> Nova<C> {
             ctx: ctx.clone(),
             settings,
             by_server: Mutex::new(HashMap::new()),
+            last_refresh: Mutex::new(None),
         });
         nova.resume();
         let mut tasks = JoinSet::new();
@@ -352,7 +355,10 @@ impl<C: Compute> Nova<C> {
         let mut attempt = 0;
         let listing = loop {
             match self.connect_and_list().await {
-                Ok(l) => break l,
+                Ok(l) => {
+                    self.refreshed();
+                    break l;
+                }
                 Err(e) => {
                     attempt += 1;
                     let delay = worker::backoff(attempt + 1);
@@ -382,6 +388,7 @@ impl<C: Compute> Nova<C> {
             };
             match listed {
                 Ok(l) => {
+                    self.refreshed();
                     self.apply(&l.servers, full).await;
                     if let Some(t) = next_since(l.answered, &l.servers) {
                         since = Some(t);
@@ -390,6 +397,11 @@ impl<C: Compute> Nova<C> {
                 Err(e) => warn!(error = %e, "cannot list servers; keeping the last known states"),
             }
         }
+    }
+
+    fn refreshed(&self) {
+        *self.last_refresh.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::time::Instant::now());
     }
 
     async fn connect_and_list(&self) -> Result<client::Listing, NovaError> {
@@ -760,7 +772,21 @@ fn next_since(
     })
 }
 
+impl<C: Compute> crate::metrics::CloudHealth for Nova<C> {
+    fn last_refresh(&self) -> Option<std::time::Instant> {
+        *self.last_refresh.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn refresh_interval(&self) -> Duration {
+        self.settings.refresh
+    }
+}
+
 impl<C: Compute> Backend for Nova<C> {
+    fn power_pending(&self, node: NodeId) -> bool {
+        self.cell(node).is_ok_and(|c| c.lock().pending().is_some())
+    }
+
     fn chassis_status(&self, node: NodeId) -> Result<ChassisState, BackendError> {
         self.cell(node)?.lock().reported()
     }

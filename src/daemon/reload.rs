@@ -1,0 +1,257 @@
+//! Applying a new configuration to a running daemon (SIGHUP): what
+//! changed is worked out node by node, everything that can fail is tried
+//! before anything running is touched (binding the new sockets, reading
+//! the new cloud configuration), and a refused reload leaves the running
+//! configuration as it was, with the reason logged at error level.
+
+use std::collections::{BTreeSet, HashMap};
+
+use tokio::net::UdpSocket;
+use tracing::{error, info, warn};
+
+use super::{Running, State};
+use crate::backend::nova::cloud;
+use crate::config::{BackendConfig, Config, NodeConfig};
+use crate::routing::Installation;
+use crate::server;
+
+/// What a reload changes, by node name.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Nodes that start.
+    pub added: BTreeSet<String>,
+    /// Nodes that stop.
+    pub removed: BTreeSet<String>,
+    /// Nodes that restart with new settings.
+    pub changed: BTreeSet<String>,
+    /// Nodes that keep running as they are.
+    pub unchanged: usize,
+}
+
+impl Changes {
+    /// Compares two node lists.
+    pub fn between(old: &[NodeConfig], new: &[NodeConfig]) -> Changes {
+        let before: HashMap<&str, &NodeConfig> = old.iter().map(|n| (n.name.as_str(), n)).collect();
+        let after: HashMap<&str, &NodeConfig> = new.iter().map(|n| (n.name.as_str(), n)).collect();
+        let mut c = Changes::default();
+        for n in new {
+            match before.get(n.name.as_str()) {
+                None => {
+                    c.added.insert(n.name.clone());
+                }
+                Some(o) if *o != n => {
+                    c.changed.insert(n.name.clone());
+                }
+                Some(_) => c.unchanged += 1,
+            }
+        }
+        for o in old {
+            if !after.contains_key(o.name.as_str()) {
+                c.removed.insert(o.name.clone());
+            }
+        }
+        c
+    }
+
+    fn nodes_differ(&self) -> bool {
+        !(self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty())
+    }
+}
+
+/// Applies `new` to `state`, or logs why not and keeps what runs.
+pub(super) async fn apply(state: &mut State, new: Config) {
+    let changes = Changes::between(&state.config.nodes, &new.nodes);
+    let backend_changed = state.config.backend != new.backend;
+    // What can fail, first.
+    if let BackendConfig::Nova(n) = &new.backend
+        && (backend_changed || changes.nodes_differ())
+        && let Err(e) = cloud::load(&n.settings.cloud)
+    {
+        error!(error = %e, "reload refused: the new cloud configuration cannot be read; keeping the running configuration");
+        return;
+    }
+    let mut sockets: HashMap<String, UdpSocket> = HashMap::new();
+    for n in &new.nodes {
+        let moved = match state.nodes.get(&n.name) {
+            None => true,
+            Some(s) => s.config.listen != n.listen,
+        };
+        if !moved {
+            continue;
+        }
+        match server::bind_udp(n.listen, true) {
+            Ok(s) => {
+                sockets.insert(n.name.clone(), s);
+            }
+            Err(e) => {
+                error!(node = %n.name, listen = %n.listen, error = %e,
+                    "reload refused: cannot listen on the node's address; keeping the running configuration");
+                return;
+            }
+        }
+    }
+    if state.config.metrics != new.metrics {
+        warn!("metrics settings change at the next restart; the endpoint keeps its address");
+    }
+    if state.config.bmc.max_sessions_total != new.bmc.max_sessions_total {
+        warn!("bmc.max_sessions_total changes at the next restart");
+    }
+
+    // Stop what goes away or restarts.
+    for name in changes.removed.iter().chain(&changes.changed) {
+        state.stop_node(name).await;
+    }
+    // Changed nodes on the same address bind again once their old socket
+    // is closed.
+    for name in &changes.changed {
+        if sockets.contains_key(name) {
+            continue;
+        }
+        let Some(n) = new.nodes.iter().find(|n| &n.name == name) else {
+            continue;
+        };
+        match server::bind_udp(n.listen, true) {
+            Ok(s) => {
+                sockets.insert(name.clone(), s);
+            }
+            Err(e) => {
+                error!(node = %name, listen = %n.listen, error = %e, "cannot listen again; the node stays down");
+            }
+        }
+    }
+
+    state.shared.replace(new.engine_config());
+    if backend_changed || changes.nodes_differ() {
+        restart_backend(state, &new).await;
+    }
+    let old_specs = state.config.route_specs();
+    state.config = new;
+    let starting: Vec<NodeConfig> = state
+        .config
+        .nodes
+        .iter()
+        .filter(|n| sockets.contains_key(&n.name))
+        .cloned()
+        .collect();
+    let mut lan = crate::lan_config::discover(&starting).await.into_iter();
+    for n in starting {
+        let lan = lan.next().unwrap_or_default();
+        if let Some(socket) = sockets.remove(&n.name) {
+            state.spawn(n, socket, lan);
+        }
+    }
+    state.publish();
+    update_routes(state, old_specs).await;
+    info!(
+        added = changes.added.len(),
+        removed = changes.removed.len(),
+        changed = changes.changed.len(),
+        unchanged = changes.unchanged,
+        nodes = state.config.nodes.len(),
+        backend_restarted = backend_changed || changes.nodes_differ(),
+        "configuration reloaded{}",
+        describe(&changes)
+    );
+}
+
+/// ": added b; removed c; changed d", or nothing.
+fn describe(c: &Changes) -> String {
+    let mut parts = Vec::new();
+    for (what, names) in [
+        ("added", &c.added),
+        ("removed", &c.removed),
+        ("changed", &c.changed),
+    ] {
+        if names.is_empty() {
+            continue;
+        }
+        let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+        let more = names.len().saturating_sub(shown.len());
+        let tail = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        parts.push(format!("{what} {}{tail}", shown.join(", ")));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join("; "))
+    }
+}
+
+/// Puts a backend for `new` under the running nodes.
+async fn restart_backend(state: &mut State, new: &Config) {
+    match (&state.backend, &new.backend) {
+        (Running::Simulated(old), BackendConfig::Simulated(s)) => {
+            let sim = old.reloaded(s.clone(), &new.simulated_nodes());
+            state.backend = Running::Simulated(std::sync::Arc::new(sim));
+        }
+        _ => {
+            // The nodes answer "node busy" while the old backend drains
+            // and the new one opens the state directory.
+            let mut old = std::mem::replace(&mut state.backend, Running::Switching);
+            state.publish();
+            old.stop().await;
+            drop(old);
+            match Running::start(new) {
+                Ok(b) => state.backend = b,
+                Err(e) => {
+                    error!(error = %e, "the new backend cannot start; the nodes answer 'node busy'")
+                }
+            }
+        }
+    }
+}
+
+/// Flushes the routes of nodes gone or changed, installs the new ones.
+async fn update_routes(state: &mut State, old: Vec<crate::routing::RouteSpec>) {
+    let specs = state.config.route_specs();
+    if specs == old {
+        return;
+    }
+    let result = match state.routes.as_mut() {
+        Some(r) => r.update(specs).await,
+        None => match Installation::start(specs, state.config.routing.keep_routes).await {
+            Ok(r) => {
+                state.routes = Some(r);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = result {
+        error!(error = %e, "reload: routes not all in place");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, port: u16) -> NodeConfig {
+        NodeConfig {
+            name: name.into(),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            server: name.into(),
+            route: None,
+            network_boot: None,
+            ipxe_image: None,
+            efi: None,
+        }
+    }
+
+    #[test]
+    fn changes_are_found_by_name() {
+        let old = [node("a", 1), node("c", 3), node("d", 4)];
+        let new = [node("a", 1), node("b", 2), node("d", 5)];
+        let c = Changes::between(&old, &new);
+        assert_eq!(c.added, BTreeSet::from(["b".to_string()]));
+        assert_eq!(c.removed, BTreeSet::from(["c".to_string()]));
+        assert_eq!(c.changed, BTreeSet::from(["d".to_string()]));
+        assert_eq!(c.unchanged, 1);
+        assert_eq!(describe(&c), ": added b; removed c; changed d");
+        assert_eq!(describe(&Changes::between(&old, &old)), "");
+    }
+}
