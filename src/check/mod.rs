@@ -4,10 +4,9 @@
 //! The configuration is loaded as `serve` loads it. For the Nova backend
 //! the check then authenticates (reporting the catalog entries the calls
 //! use and the compute microversions novabmc asks for), lists every server
-//! once, and resolves each node exactly as `serve` does
-//! ([`find_server`], on the few listed servers that can match), so it
-//! costs one listing however many nodes there are, plus one Glance read per
-//! distinct image. Each iPXE image must exist, and its `hw_firmware_type`
+//! once, and resolves each node exactly as `serve` does ([`ServerIndex`],
+//! built once for the listing), so it costs one listing however many nodes
+//! there are, plus one Glance read per distinct image. Each iPXE image must exist, and its `hw_firmware_type`
 //! must match the node's boot mode (its `efi`, else its server's image):
 //! a rebuild or rescue with an image of the other firmware boots the node
 //! in a mode Ironic did not configure.
@@ -27,10 +26,9 @@ use std::net::IpAddr;
 use novabmc_proto::BootOptions;
 use serde::Serialize;
 
-use crate::backend::nova::client::{CatalogEntry, MICROVERSIONS, NovaClient, ServerInfo};
-use crate::backend::nova::states::Status;
+use crate::backend::nova::client::{CatalogEntry, MICROVERSIONS, NovaClient};
 use crate::backend::nova::worker::{BOOT_KEY, OWNER_KEY, decode_boot};
-use crate::backend::nova::{NetworkBoot, NovaNode, cloud, find_server};
+use crate::backend::nova::{NetworkBoot, NovaNode, ServerIndex, cloud};
 use crate::config::{BackendConfig, Config, NodeConfig, NovaConfig};
 use crate::routing;
 
@@ -234,36 +232,6 @@ fn microversions(catalog: &[CatalogEntry]) -> Vec<Microversion> {
                 .is_some_and(|(lo, hi)| lo <= *v && *v <= hi),
         })
         .collect()
-}
-
-/// The live servers of a listing by UUID and by name, so each node is
-/// resolved by looking at the few servers that can match, not at all of
-/// them.
-struct ServerIndex<'a> {
-    candidates: HashMap<&'a str, Vec<&'a ServerInfo>>,
-}
-
-impl<'a> ServerIndex<'a> {
-    fn new(servers: &'a [ServerInfo]) -> Self {
-        let mut candidates: HashMap<&str, Vec<&ServerInfo>> = HashMap::new();
-        for s in servers.iter().filter(|s| s.status != Status::Deleted) {
-            candidates.entry(s.id.as_str()).or_default().push(s);
-            if s.name != s.id {
-                candidates.entry(s.name.as_str()).or_default().push(s);
-            }
-        }
-        ServerIndex { candidates }
-    }
-
-    /// The server `reference` names, by [`find_server`]'s rules.
-    fn find(&self, reference: &str) -> Result<ServerInfo, String> {
-        let few: Vec<ServerInfo> = self
-            .candidates
-            .get(reference)
-            .map(|v| v.iter().map(|s| (*s).clone()).collect())
-            .unwrap_or_default();
-        find_server(&few, reference).cloned()
-    }
 }
 
 /// Glance answers, each asked once.
