@@ -4,6 +4,7 @@
 //! socket and sessions alone; a broken file is refused and everything
 //! keeps serving.
 
+mod cloud;
 mod common;
 
 use std::net::SocketAddr;
@@ -113,4 +114,63 @@ fn reload_adds_removes_and_moves_nodes_while_sessions_survive() {
         &["-L", "OPERATOR", "power", "status"],
     )
     .ok();
+}
+
+/// With the Nova backend a reload that adds a node rebuilds the backend
+/// under the running nodes: the state directory is released and locked
+/// again, the new node reaches its server, and the session on the old
+/// node goes on.
+#[test]
+fn a_nova_backend_is_rebuilt_under_running_sessions() {
+    let sim = cloud::Sim::start();
+    sim.add_server("vm-a", true);
+    sim.add_server("vm-b", false);
+    let ip = unique_loopback();
+    let (a, b) = (SocketAddr::from((ip, 6230)), SocketAddr::from((ip, 6231)));
+    let config = |nodes: &[(&str, u16)]| {
+        let mut t = format!(
+            "[users.admin]\npassword = \"password\"\n{}",
+            sim.backend_toml("rebuild")
+        );
+        for (name, port) in nodes {
+            t.push_str(&format!(
+                "[nodes.{name}]\naddress = \"{ip}\"\nport = {port}\nserver = \"vm-{name}\"\n"
+            ));
+        }
+        t
+    };
+    let daemon = Daemon::start_with(&config(&[("a", 6230)]), vec![a]);
+    let mut shell = Shell::start(a, ADMIN, &[]);
+    eventually("node a to know its server", || {
+        shell.run("power status", "Chassis Power").contains("is on")
+    });
+    write_file(
+        daemon.dir(),
+        "novabmc.toml",
+        &config(&[("a", 6230), ("b", 6231)]),
+    );
+    hup(&daemon);
+    eventually("the reload to be logged", || {
+        !daemon
+            .log_lines(&[
+                "configuration reloaded",
+                "added b",
+                "backend_restarted=true",
+            ])
+            .is_empty()
+    });
+    eventually("node b to report its server off", || {
+        ipmitool(b, ADMIN, &["power", "status"])
+            .stdout
+            .contains("Chassis Power is off")
+    });
+    eventually("node a to answer in the same session", || {
+        shell.run("power status", "Chassis Power").contains("is on")
+    });
+    assert_eq!(
+        daemon.log_lines(&["session opened", "node=\"a\""]).len(),
+        1,
+        "{}",
+        daemon.log()
+    );
 }
