@@ -435,8 +435,13 @@ async fn check_routes(config: &Config, rows: &mut [NodeRow], warnings: &mut Vec<
             return;
         }
     };
+    let by_name: HashMap<String, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.clone(), i))
+        .collect();
     for r in reports {
-        let Some(row) = rows.iter_mut().find(|row| row.name == r.spec.node) else {
+        let Some(row) = by_name.get(&r.spec.node).and_then(|&i| rows.get_mut(i)) else {
             continue;
         };
         for (what, (text, status)) in [("rule", &r.rule), ("route", &r.route)] {
