@@ -48,7 +48,7 @@ done
 
 "$bin" --log info serve --config "$work/novabmc.toml" 2>"$work/bmc.log" &
 bmc_pid=$!
-until grep -q "servers resolved" "$work/bmc.log"; do
+until grep -q "servers resolved" "$work/bmc.log" && grep -q "serving nodes=" "$work/bmc.log"; do
     kill -0 "$bmc_pid" 2>/dev/null || { cat "$work/bmc.log"; exit 1; }
     sleep 0.1
 done
