@@ -81,8 +81,13 @@ fn reload_adds_removes_and_moves_nodes_while_sessions_survive() {
         "{}",
         daemon.log()
     );
-    // B answers, C is gone, D moved.
+    // B answers, C is gone, D moved; a, on the rebuilt backend, still
+    // shows its inventory, and b has one.
     ipmitool(b, ADMIN, &["power", "status"]).ok();
+    for node in [a, b] {
+        let fru = ipmitool(node, ADMIN, &["fru", "print", "0"]);
+        assert!(fru.ok().contains("OpenStack Nova"), "{fru:#?}");
+    }
     eventually("node c to stop answering", || !answers(c));
     assert!(!answers(d_old), "d still answers on its old port");
     assert!(
