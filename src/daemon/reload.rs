@@ -122,7 +122,7 @@ pub(super) async fn apply(state: &mut State, new: Config) {
 
     state.shared.replace(new.engine_config());
     if backend_changed || changes.nodes_differ() {
-        restart_backend(state, &new).await;
+        restart_backend(state, &new, backend_changed).await;
     }
     let old_specs = state.config.route_specs();
     state.config = new;
@@ -148,7 +148,7 @@ pub(super) async fn apply(state: &mut State, new: Config) {
         changed = changes.changed.len(),
         unchanged = changes.unchanged,
         nodes = state.config.nodes.len(),
-        backend_restarted = backend_changed || changes.nodes_differ(),
+        backend_restarted = backend_changed,
         "configuration reloaded{}",
         describe(&changes)
     );
@@ -181,12 +181,19 @@ fn describe(c: &Changes) -> String {
     }
 }
 
-/// Puts a backend for `new` under the running nodes.
-async fn restart_backend(state: &mut State, new: &Config) {
-    match (&state.backend, &new.backend) {
+/// Puts a backend for `new` under the running nodes. With the same cloud
+/// and settings, the Nova backend is reconfigured in place: the nodes that
+/// did not change keep answering from what it knows. Only a change of the
+/// backend section itself restarts it, and then every node answers "node
+/// busy" until the new one has listed the servers.
+async fn restart_backend(state: &mut State, new: &Config, backend_changed: bool) {
+    match (&mut state.backend, &new.backend) {
         (Running::Simulated(old), BackendConfig::Simulated(s)) => {
             let sim = old.reloaded(s.clone(), &new.simulated_nodes());
             state.backend = Running::Simulated(std::sync::Arc::new(sim));
+        }
+        (Running::Nova { nova, tasks, stop }, BackendConfig::Nova(n)) if !backend_changed => {
+            *nova = nova.reconfigure(new.nova_nodes(n), tasks, stop).await;
         }
         _ => {
             // The nodes answer "node busy" while the old backend drains

@@ -166,6 +166,51 @@ pub struct Nova<C = NovaClient> {
     by_server: Mutex<HashMap<String, NodeId>>,
     /// When a server listing last succeeded, for the health check.
     last_refresh: Mutex<Option<std::time::Instant>>,
+    /// Per node, in node order: what stops its worker and what says it
+    /// stopped, so a reload can stop some workers and keep the others.
+    workers: Vec<TaskStop>,
+    /// The same for the resolver and poller.
+    control_stop: TaskStop,
+}
+
+/// Stops one task and tells when it has stopped.
+#[derive(Debug)]
+struct TaskStop {
+    stop: CancellationToken,
+    done: CancellationToken,
+}
+
+impl TaskStop {
+    fn new(shutdown: &CancellationToken) -> Self {
+        TaskStop {
+            stop: shutdown.child_token(),
+            done: CancellationToken::new(),
+        }
+    }
+
+    /// Runs `task` until it ends or is stopped, then says it is done.
+    fn wrap(
+        &self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let stop = self.stop.clone();
+        let done = self.done.clone();
+        async move {
+            tokio::select! {
+                () = task => {}
+                () = stop.cancelled() => {}
+            }
+            done.cancel();
+        }
+    }
+
+    /// Stops the task and waits for it, at most `grace`.
+    async fn stop_and_wait(&self, grace: Duration) -> bool {
+        self.stop.cancel();
+        tokio::time::timeout(grace, self.done.cancelled())
+            .await
+            .is_ok()
+    }
 }
 
 impl Nova<NovaClient> {
@@ -181,6 +226,17 @@ impl Nova<NovaClient> {
         let client = NovaClient::new(cloud, settings.request_timeout);
         Nova::start_with(client, settings, nodes, shutdown)
     }
+}
+
+/// A node's cell before anything is known of its server.
+fn new_cell(n: &NovaNode) -> Arc<NodeCell> {
+    Arc::new(NodeCell {
+        state: Mutex::new(NodeState::new(n.name.clone(), n.server.clone())),
+        wake: Notify::new(),
+        mode: n.network_boot,
+        ipxe_image: Mutex::new(None),
+        inventory: tokio::sync::watch::Sender::new(None),
+    })
 }
 
 /// This instance's name in the servers' metadata: the host and the state
@@ -212,40 +268,124 @@ impl<C: Compute> Nova<C> {
             owner: instance_name(&settings.state_dir),
             store,
         });
-        let cells: Vec<Arc<NodeCell>> = nodes
-            .iter()
-            .map(|n| {
-                Arc::new(NodeCell {
-                    state: Mutex::new(NodeState::new(n.name.clone(), n.server.clone())),
-                    wake: Notify::new(),
-                    mode: n.network_boot,
-                    ipxe_image: Mutex::new(None),
-                    inventory: tokio::sync::watch::Sender::new(None),
-                })
-            })
-            .collect();
+        let cells: Vec<Arc<NodeCell>> = nodes.iter().map(new_cell).collect();
+        let fresh = vec![true; cells.len()];
         let nova = Arc::new(Nova {
+            workers: cells.iter().map(|_| TaskStop::new(&shutdown)).collect(),
+            control_stop: TaskStop::new(&shutdown),
             cells,
             specs: nodes,
-            ctx: ctx.clone(),
+            ctx,
             settings,
             by_server: Mutex::new(HashMap::new()),
             last_refresh: Mutex::new(None),
         });
-        nova.resume();
+        nova.resume(&fresh);
         let mut tasks = JoinSet::new();
-        for cell in &nova.cells {
-            tasks.spawn(worker::run(cell.clone(), ctx.clone(), shutdown.clone()));
-        }
-        let n = nova.clone();
-        let s = shutdown.clone();
-        tasks.spawn(async move {
-            tokio::select! {
-                () = n.control() => {}
-                () = s.cancelled() => {}
-            }
-        });
+        nova.spawn_tasks(&fresh, &mut tasks);
         Ok((nova, tasks))
+    }
+
+    /// Starts the workers of the `fresh` nodes, and the resolver and
+    /// poller, into `tasks`.
+    fn spawn_tasks(self: &Arc<Self>, fresh: &[bool], tasks: &mut JoinSet<()>) {
+        for ((cell, stop), _) in self
+            .cells
+            .iter()
+            .zip(&self.workers)
+            .zip(fresh)
+            .filter(|(_, f)| **f)
+        {
+            let run = worker::run(cell.clone(), self.ctx.clone(), stop.stop.clone());
+            tasks.spawn(stop.wrap(run));
+        }
+        let n = self.clone();
+        tasks.spawn(self.control_stop.wrap(async move { n.control().await }));
+    }
+
+    /// The backend for a new node list on the same cloud and settings (a
+    /// reload), taking this one's place. Nodes whose settings did not
+    /// change keep their state, their resolved server and their running
+    /// worker, so they answer throughout; the workers of removed and
+    /// changed nodes are stopped (a call in flight gets its grace) and what
+    /// they had not carried out stays in the state directory, where a
+    /// changed node picks it up and a removed node's is dropped with a
+    /// warning, as at a restart. The state directory stays locked: it is
+    /// the same one. One listing resolves the new and changed nodes.
+    pub async fn reconfigure(
+        self: &Arc<Self>,
+        nodes: Vec<NovaNode>,
+        tasks: &mut JoinSet<()>,
+        shutdown: &CancellationToken,
+    ) -> Arc<Self> {
+        let grace = worker::SHUTDOWN_GRACE + Duration::from_secs(2);
+        if !self.control_stop.stop_and_wait(grace).await {
+            warn!("the resolver did not stop within {grace:?} for the reload; going on");
+        }
+        let old: HashMap<&str, usize> = self
+            .specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        let kept: Vec<Option<usize>> = nodes
+            .iter()
+            .map(|n| {
+                old.get(n.name.as_str())
+                    .copied()
+                    .filter(|&i| self.specs[i] == *n)
+            })
+            .collect();
+        let mut stays = vec![false; self.specs.len()];
+        for &i in kept.iter().flatten() {
+            stays[i] = true;
+        }
+        for ((spec, stop), stays) in self.specs.iter().zip(&self.workers).zip(&stays) {
+            if *stays {
+                continue;
+            }
+            if !stop.stop_and_wait(grace).await {
+                warn!(node = %spec.name, "the node's worker did not stop within {grace:?} for the reload");
+            }
+        }
+        let mut cells = Vec::with_capacity(nodes.len());
+        let mut workers = Vec::with_capacity(nodes.len());
+        let mut by_server = HashMap::new();
+        for (j, (n, k)) in nodes.iter().zip(&kept).enumerate() {
+            match k {
+                Some(i) => {
+                    let cell = self.cells[*i].clone();
+                    if let Resolution::Found { id } = &cell.lock().resolution {
+                        by_server.insert(id.clone(), j);
+                    }
+                    cells.push(cell);
+                    let w = &self.workers[*i];
+                    workers.push(TaskStop {
+                        stop: w.stop.clone(),
+                        done: w.done.clone(),
+                    });
+                }
+                None => {
+                    cells.push(new_cell(n));
+                    workers.push(TaskStop::new(shutdown));
+                }
+            }
+        }
+        let fresh: Vec<bool> = kept.iter().map(Option::is_none).collect();
+        let last_refresh = *self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
+        let nova = Arc::new(Nova {
+            cells,
+            specs: nodes,
+            ctx: self.ctx.clone(),
+            settings: self.settings.clone(),
+            by_server: Mutex::new(by_server),
+            last_refresh: Mutex::new(last_refresh),
+            workers,
+            control_stop: TaskStop::new(shutdown),
+        });
+        nova.resume(&fresh);
+        nova.spawn_tasks(&fresh, tasks);
+        nova
     }
 
     /// The state directory in use.
@@ -257,19 +397,24 @@ impl<C: Compute> Nova<C> {
     /// records younger than the give-up time are resumed (the worker checks
     /// Nova before calling anything), older ones are logged and dropped;
     /// unsaved boot options are kept whatever their age, as they are
-    /// settings, not operations.
-    fn resume(&self) {
+    /// settings, not operations. Only the `fresh` nodes are resumed (at a
+    /// reload the others carry on from memory); an entry for a node no
+    /// longer configured is dropped.
+    fn resume(&self, fresh: &[bool]) {
         let (mut entries, problems) = self.ctx.store.load();
         for p in problems {
             warn!(dir = %self.state_dir().display(), "{p}");
         }
         let now_ms = worker::unix_ms();
         let give_up_ms = self.settings.give_up_after.as_millis() as u64;
-        for cell in &self.cells {
+        for (cell, fresh) in self.cells.iter().zip(fresh) {
             let mut s = cell.lock();
             let Some(e) = entries.remove(&s.name) else {
                 continue;
             };
+            if !fresh {
+                continue;
+            }
             s.server_id = e.server.clone();
             if let Some(p) = &e.power {
                 let age_ms = now_ms.saturating_sub(p.changed_unix_ms);
