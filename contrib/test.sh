@@ -1,6 +1,6 @@
 #!/bin/sh
 # The test command: installs what the suite needs on a fresh Debian machine
-# (ipmitool, FreeIPMI, iproute2, promtool), then checks formatting and lints and runs
+# (ipmitool, FreeIPMI, iproute2, promtool, adduser), then checks formatting and lints and runs
 # every test of the workspace. Run it from anywhere; as root it installs
 # directly, otherwise through sudo.
 set -eu
@@ -12,6 +12,9 @@ want ipmitool ipmitool
 want ipmipower freeipmi-tools
 want ip iproute2
 want promtool prometheus
+# The package's postinst creates its user with adduser, which minimal
+# Debian images lack.
+want adduser adduser
 
 if [ -n "$missing" ]; then
     echo "test.sh: installing$missing"

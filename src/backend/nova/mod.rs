@@ -188,20 +188,32 @@ impl TaskStop {
         }
     }
 
-    /// Runs `task` until it ends or is stopped, then says it is done.
+    /// Runs `task`, which watches the stop token itself (a worker lets a
+    /// call in flight finish), then says it is done.
     fn wrap(
         &self,
         task: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let stop = self.stop.clone();
         let done = self.done.clone();
         async move {
+            task.await;
+            done.cancel();
+        }
+    }
+
+    /// Runs `task` until it ends or is stopped (dropped at its next await),
+    /// then says it is done.
+    fn wrap_cancelling(
+        &self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let stop = self.stop.clone();
+        self.wrap(async move {
             tokio::select! {
                 () = task => {}
                 () = stop.cancelled() => {}
             }
-            done.cancel();
-        }
+        })
     }
 
     /// Stops the task and waits for it, at most `grace`.
@@ -300,7 +312,10 @@ impl<C: Compute> Nova<C> {
             tasks.spawn(stop.wrap(run));
         }
         let n = self.clone();
-        tasks.spawn(self.control_stop.wrap(async move { n.control().await }));
+        tasks.spawn(
+            self.control_stop
+                .wrap_cancelling(async move { n.control().await }),
+        );
     }
 
     /// The backend for a new node list on the same cloud and settings (a
