@@ -42,6 +42,8 @@ use crate::session::handshake::{
 };
 use crate::session::reply_cache::RequestKey;
 use crate::session::table::SessionTable;
+use crate::sol::packet::SolPacket;
+use crate::sol::{ConsoleRequest, SolPayload};
 use crate::user::UserName;
 use crate::wire::ids::{AuthType, CompletionCode, PayloadType, Privilege, RakpStatus, RmcpClass};
 use crate::wire::message::{Request, Response, ResponseHeader};
@@ -143,6 +145,8 @@ pub struct Bmc {
     counters: Arc<Counters>,
     /// Where in-session response messages are encoded before sealing.
     message: Vec<u8>,
+    /// Serial over LAN.
+    sol: SolPayload,
 }
 
 impl Bmc {
@@ -163,6 +167,68 @@ impl Bmc {
             next_action: 0,
             counters: Arc::new(Counters::default()),
             message: Vec::new(),
+            sol: SolPayload::default(),
+        }
+    }
+
+    /// Sets the UDP port this BMC listens on, which SOL Configuration
+    /// Parameter 8 and Activate Payload report (ipmitool refuses SOL on a
+    /// port other than the one it talks to). 623 until set.
+    pub fn set_sol_port(&mut self, port: u16) {
+        self.sol.config.port = port;
+    }
+
+    /// The session that owns the active SOL instance, if any.
+    pub fn sol_owner(&self) -> Option<u32> {
+        self.sol.owner()
+    }
+
+    /// The next request for the machine's serial console.
+    pub fn poll_console(&mut self) -> Option<ConsoleRequest> {
+        self.sol.poll_request()
+    }
+
+    /// Characters the machine's serial console printed, for the active SOL
+    /// console. Returns how many were taken: fewer than given when the
+    /// console has not acknowledged enough yet (the rest should be offered
+    /// again later, after the next datagram or SOL timeout). Without an
+    /// active SOL everything is taken and discarded.
+    pub fn console_output(&mut self, now: Instant, data: &[u8], rng: &mut dyn Entropy) -> usize {
+        let n = self.sol.machine_output(now, data);
+        self.flush_sol(rng);
+        n
+    }
+
+    /// When [`Bmc::handle_sol_timeout`] next has work: a retransmission or
+    /// characters that have gathered long enough.
+    pub fn poll_sol_timeout(&self) -> Option<Instant> {
+        self.sol.deadline()
+    }
+
+    /// Sends the SOL packets that are due.
+    pub fn handle_sol_timeout(&mut self, now: Instant, rng: &mut dyn Entropy) {
+        self.sol.on_timeout(now);
+        self.flush_sol(rng);
+    }
+
+    /// Seals and queues the SOL packets waiting; those of sessions that
+    /// have gone are dropped with them.
+    fn flush_sol(&mut self, rng: &mut dyn Entropy) {
+        while let Some(t) = self.sol.poll_transmit() {
+            let mut buf = self.take_buf();
+            let Some(session) = self.sessions.get_mut(t.session_id) else {
+                self.recycle(buf);
+                continue;
+            };
+            session.established.seal_payload(
+                PayloadType::Sol,
+                t.encrypted,
+                &t.payload,
+                rng,
+                &mut buf,
+            );
+            let peer = session.peer;
+            self.send(peer, buf);
         }
     }
 
@@ -315,6 +381,10 @@ impl Bmc {
     }
 
     fn push_event(&mut self, e: Event) {
+        // Every end of a session passes here: its SOL ends with it.
+        if let Event::SessionClosed { id, .. } = e {
+            self.sol.session_ended(id);
+        }
         if self.events.len() >= MAX_EVENTS {
             self.events.pop_front();
         }
@@ -427,6 +497,7 @@ impl Bmc {
             table: &self.sessions,
             identify: &mut self.identify,
             platform: &mut self.platform,
+            sol: &mut self.sol,
         };
         let (row, handled) = commands::dispatch(&mut ctx, req);
         let (cc, data) = match handled {
@@ -483,6 +554,9 @@ impl Bmc {
                 Ok(())
             }
             PayloadType::Ipmi => self.in_session(now, from, rest, &packet, rng),
+            PayloadType::Sol if h.session_id != 0 => {
+                self.sol_in_session(now, from, rest, &packet, rng)
+            }
             other => Err(DropReason::UnsupportedPayload(other.into())),
         }
     }
@@ -799,6 +873,8 @@ impl Bmc {
             id: sid,
             privilege: e.privilege,
             max_privilege: e.max_privilege,
+            user_id: e.user_id,
+            protection: e.protection(),
         };
         let header = ResponseHeader::answering(&req);
         let mut ctx = Ctx {
@@ -808,6 +884,7 @@ impl Bmc {
             table: &self.sessions,
             identify: &mut self.identify,
             platform: &mut self.platform,
+            sol: &mut self.sol,
         };
         let (row, handled) = commands::dispatch(&mut ctx, &req);
         match handled {
@@ -870,6 +947,53 @@ impl Bmc {
                 }
             }
         }
+        // A deactivation by another session tells the session that lost
+        // its SOL.
+        self.flush_sol(rng);
+        Ok(())
+    }
+
+    /// A SOL packet in session `sid` (IPMI v2.0 section 15.9): checked and
+    /// opened like any in-session packet, encrypted as the session's
+    /// activation asked (as the suite says when it owns no SOL), then run
+    /// through the SOL stream.
+    fn sol_in_session(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        session_bytes: &[u8],
+        packet: &PacketV20<'_>,
+        rng: &mut dyn Entropy,
+    ) -> Result<(), DropReason> {
+        let sid = packet.header.session_id;
+        let encrypted = self.sol.protection_of(sid).map(|p| p.encrypted);
+        let Some(session) = self.sessions.get_mut(sid) else {
+            return Err(if self.sessions.contains(sid) {
+                DropReason::NotEstablished(sid)
+            } else {
+                DropReason::UnknownSession(sid)
+            });
+        };
+        if session.deadline <= now {
+            self.sessions.remove(sid);
+            self.counters.session(SessionEvent::Expired);
+            self.push_event(Event::SessionClosed {
+                id: sid,
+                reason: CloseReason::Expired,
+            });
+            return Err(DropReason::Expired(sid));
+        }
+        let encrypted = encrypted.unwrap_or(session.established.protection().encrypted);
+        let mut scratch = Zeroizing::new([0u8; MAX_PAYLOAD]);
+        let message =
+            session
+                .established
+                .open_as(session_bytes, packet, &mut scratch[..], encrypted)?;
+        session.deadline = self.config.timeouts.idle_deadline(now);
+        session.peer = from;
+        let sol = SolPacket::decode(message)?;
+        self.sol.on_packet(now, sid, encrypted, &sol);
+        self.flush_sol(rng);
         Ok(())
     }
 

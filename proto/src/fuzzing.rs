@@ -81,7 +81,13 @@ pub fn run_command(netfn: u8, cmd: u8, data: &[u8], privilege: u8, in_session: b
         id: opened.id,
         privilege,
         max_privilege: Privilege::Administrator,
+        user_id: 1,
+        protection: crate::session::established::Protection {
+            authenticated: true,
+            encrypted: true,
+        },
     });
+    let mut sol = crate::sol::SolPayload::default();
     let mut identify = Identify::default();
     let mut platform = crate::platform::Platform::default();
     platform.set_inventory(&crate::fru_area::Inventory::default());
@@ -92,6 +98,7 @@ pub fn run_command(netfn: u8, cmd: u8, data: &[u8], privilege: u8, in_session: b
         table: &table,
         identify: &mut identify,
         platform: &mut platform,
+        sol: &mut sol,
     };
     let req = Request {
         rs_addr: 0x20,

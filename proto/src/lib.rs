@@ -7,8 +7,12 @@
 //! - in: [`Bmc::handle_datagram`] with the time, the sender and the bytes;
 //!   [`Bmc::handle_timeout`] when [`Bmc::poll_timeout`] is reached;
 //!   [`Bmc::complete_action`] with the result of an action;
+//!   [`Bmc::console_output`] with what the machine's serial console printed,
+//!   and [`Bmc::handle_sol_timeout`] when [`Bmc::poll_sol_timeout`] is
+//!   reached;
 //! - out: [`Bmc::poll_transmit`] for datagrams to send back,
 //!   [`Bmc::poll_action`] for work on the machine (power, boot options),
+//!   [`Bmc::poll_console`] for the machine's serial console (SOL),
 //!   [`Bmc::poll_event`] for what an operator may want logged;
 //! - [`Bmc::counters`]: every session event, refusal, drop and request,
 //!   counted, for a metrics endpoint.
@@ -27,6 +31,7 @@
 //!   addressing) and [`fru_area`], the node's FRU inventory image;
 //! - [`counters`]: what an engine has done, with stable metric names;
 //! - [`boot_options`]: the System Boot Options a machine keeps;
+//! - [`sol`]: Serial over LAN: its packets, configuration and stream;
 //! - [`bmc`]: the engine tying them together.
 //!
 //! Every failure to decode names the field that was wrong, no input can make
@@ -51,6 +56,7 @@ pub mod fru_area;
 pub mod fuzzing;
 pub mod platform;
 pub mod session;
+pub mod sol;
 pub mod user;
 pub mod wire;
 
@@ -64,5 +70,6 @@ pub use error::{DropKind, DropReason};
 pub use fru_area::Inventory;
 pub use platform::LanInfo;
 pub use session::budget::SessionBudget;
+pub use sol::ConsoleRequest;
 pub use user::{User, UserName, Users};
 pub use wire::ids::{CompletionCode, Privilege, RakpStatus};

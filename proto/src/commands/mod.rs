@@ -14,6 +14,8 @@ mod lan_config;
 mod sdr;
 mod sel;
 mod user_access;
+mod payload;
+mod sol_config;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -24,7 +26,9 @@ use crate::action::{Action, Outcome};
 use crate::boot_options::{BootOptionError, BootOptions};
 use crate::config::BmcConfig;
 use crate::platform::Platform;
+use crate::session::established::Protection;
 use crate::session::table::SessionTable;
+use crate::sol::SolPayload;
 use crate::wire::ids::{CompletionCode, NetFn, Privilege};
 use crate::wire::message::Request;
 
@@ -64,6 +68,14 @@ pub(crate) const COMMANDS: &[Command] = &[
     Command { netfn: NetFn::APP, cmd: 0x41, name: "get_channel_access", privilege: User, sessionless: false, handler: app::get_channel_access },
     Command { netfn: NetFn::APP, cmd: 0x42, name: "get_channel_info", privilege: User, sessionless: false, handler: app::get_channel_info },
     Command { netfn: NetFn::APP, cmd: 0x54, name: "get_channel_cipher_suites", privilege: Callback, sessionless: true, handler: app::get_channel_cipher_suites },
+    Command { netfn: NetFn::APP, cmd: 0x48, name: "activate_payload", privilege: User, sessionless: false, handler: payload::activate },
+    Command { netfn: NetFn::APP, cmd: 0x49, name: "deactivate_payload", privilege: User, sessionless: false, handler: payload::deactivate },
+    Command { netfn: NetFn::APP, cmd: 0x4a, name: "get_payload_activation_status", privilege: User, sessionless: false, handler: payload::activation_status },
+    Command { netfn: NetFn::APP, cmd: 0x4b, name: "get_payload_instance_info", privilege: User, sessionless: false, handler: payload::instance_info },
+    Command { netfn: NetFn::APP, cmd: 0x4e, name: "get_channel_payload_support", privilege: User, sessionless: false, handler: payload::channel_payload_support },
+    Command { netfn: NetFn::APP, cmd: 0x4f, name: "get_channel_payload_version", privilege: User, sessionless: false, handler: payload::channel_payload_version },
+    Command { netfn: NetFn::TRANSPORT, cmd: 0x21, name: "set_sol_config_parameters", privilege: Administrator, sessionless: false, handler: sol_config::set },
+    Command { netfn: NetFn::TRANSPORT, cmd: 0x22, name: "get_sol_config_parameters", privilege: User, sessionless: false, handler: sol_config::get },
     Command { netfn: NetFn::CHASSIS, cmd: 0x00, name: "get_chassis_capabilities", privilege: User, sessionless: false, handler: chassis::get_capabilities },
     Command { netfn: NetFn::CHASSIS, cmd: 0x01, name: "get_chassis_status", privilege: User, sessionless: false, handler: chassis::get_status },
     Command { netfn: NetFn::CHASSIS, cmd: 0x02, name: "chassis_control", privilege: Operator, sessionless: false, handler: chassis::control },
@@ -186,6 +198,10 @@ pub(crate) struct SessionView {
     pub id: u32,
     pub privilege: Privilege,
     pub max_privilege: Privilege,
+    /// The user that logged in.
+    pub user_id: u8,
+    /// What the suite protects: SOL may ask for no more.
+    pub protection: Protection,
 }
 
 /// Everything a handler may read or change.
@@ -196,6 +212,8 @@ pub(crate) struct Ctx<'a> {
     pub table: &'a SessionTable,
     pub identify: &'a mut Identify,
     pub platform: &'a mut Platform,
+    /// Serial over LAN: configuration and the active instance.
+    pub sol: &'a mut SolPayload,
 }
 
 /// Dispatches a request to its handler after the privilege check; also

@@ -29,6 +29,19 @@ use crate::wire::session::{
     put_sessionless_v20, split_integrity_trailer,
 };
 
+/// How a session's packets of one payload type are protected: the IPMI
+/// payload always as the suite says; SOL as its activation asked, which
+/// may leave out encryption (never authentication: a session with an
+/// integrity algorithm authenticates everything, so that nothing
+/// unauthenticated moves its sequence window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Protection {
+    /// Packets carry an AuthCode.
+    pub authenticated: bool,
+    /// Payloads are encrypted.
+    pub encrypted: bool,
+}
+
 /// An established session.
 #[derive(Debug)]
 pub struct Established {
@@ -109,6 +122,14 @@ impl Established {
         true
     }
 
+    /// The protection the suite gives: what IPMI messages always get.
+    pub fn protection(&self) -> Protection {
+        Protection {
+            authenticated: !self.integrity.is_none(),
+            encrypted: self.confidentiality.is_some(),
+        }
+    }
+
     /// Checks an inbound in-session packet and returns its IPMI message,
     /// decrypted into `scratch`. `session_bytes` is the datagram after the
     /// RMCP header, from which `packet` was decoded.
@@ -118,11 +139,25 @@ impl Established {
         packet: &PacketV20<'_>,
         scratch: &'s mut [u8],
     ) -> Result<&'s [u8], DropReason> {
+        let encrypted = self.confidentiality.is_some();
+        self.open_as(session_bytes, packet, scratch, encrypted)
+    }
+
+    /// [`Established::open`] for a payload whose encryption was agreed
+    /// apart from the suite (SOL): the encrypted bit must be `encrypted`,
+    /// which only a suite with confidentiality can make true.
+    pub fn open_as<'s>(
+        &mut self,
+        session_bytes: &[u8],
+        packet: &PacketV20<'_>,
+        scratch: &'s mut [u8],
+        encrypted: bool,
+    ) -> Result<&'s [u8], DropReason> {
         let h = &packet.header;
         if h.authenticated == self.integrity.is_none() {
             return Err(DropReason::WrongAuthenticatedBit);
         }
-        if h.encrypted != self.confidentiality.is_some() {
+        if h.encrypted != encrypted || (encrypted && self.confidentiality.is_none()) {
             return Err(DropReason::WrongEncryptedBit);
         }
         if !self.integrity.is_none() {
@@ -146,7 +181,7 @@ impl Established {
             return Err(DropReason::Replay(h.sequence));
         }
         self.handshake_echo = None;
-        match &self.confidentiality {
+        match self.confidentiality.as_ref().filter(|_| encrypted) {
             Some(aes) => aes
                 .decrypt(packet.payload, scratch)
                 .map_err(DropReason::Decrypt),
@@ -161,10 +196,27 @@ impl Established {
 
     /// Appends to `out` a whole datagram carrying `message` in this session.
     pub fn seal(&mut self, message: &[u8], rng: &mut dyn Entropy, out: &mut Vec<u8>) {
+        let encrypted = self.confidentiality.is_some();
+        self.seal_payload(PayloadType::Ipmi, encrypted, message, rng, out);
+    }
+
+    /// Appends to `out` a whole datagram carrying `payload` of type
+    /// `payload_type`, encrypted if `encrypted` and the suite can, always
+    /// authenticated as the suite says. Our sequence number is shared by
+    /// every payload type, as the consoles' windows expect.
+    pub fn seal_payload(
+        &mut self,
+        payload_type: PayloadType,
+        encrypted: bool,
+        message: &[u8],
+        rng: &mut dyn Entropy,
+        out: &mut Vec<u8>,
+    ) {
+        let aes = self.confidentiality.as_ref().filter(|_| encrypted);
         let header = SessionHeaderV20 {
-            encrypted: self.confidentiality.is_some(),
+            encrypted: aes.is_some(),
             authenticated: !self.integrity.is_none(),
-            payload_type: PayloadType::Ipmi,
+            payload_type,
             oem: None,
             session_id: self.console_session_id,
             sequence: self.outbound,
@@ -178,7 +230,7 @@ impl Established {
         header.encode_with_len(0, out);
         let len_at = out.len() - 2;
         let payload_start = out.len();
-        match &self.confidentiality {
+        match aes {
             Some(aes) => {
                 let mut iv = [0u8; 16];
                 rng.fill(&mut iv);
