@@ -31,8 +31,10 @@ pub(super) fn router(sim: St) -> Router {
         .merge(super::image::routes())
         .merge(super::volume::routes())
         .merge(super::identity::routes())
+        .merge(super::console::api_routes())
         .layer(axum::middleware::from_fn_with_state(sim.clone(), observe))
         .merge(super::control::routes())
+        .merge(super::console::socket_routes())
         .with_state(sim)
 }
 

@@ -22,11 +22,13 @@
 //! - [`model`]: servers and the transitions Nova walks them through;
 //! - `http`: the router, request log, faults, tokens, error envelopes and
 //!   microversions; one module per service owns its routes: `identity`
-//!   (Keystone), `compute` (Nova), `image` (Glance), `volume` (Cinder) and
-//!   `control` (`/_sim/`);
+//!   (Keystone), `compute` (Nova), `image` (Glance), `volume` (Cinder),
+//!   `console` (serial console websockets and console logs) and `control`
+//!   (`/_sim/`);
 //! - [`local`]: the in-process cloud.
 
 mod compute;
+mod console;
 mod control;
 mod http;
 mod identity;
@@ -108,6 +110,9 @@ pub struct Faults {
     /// Server actions are accepted (202) but the task ends in ERROR, as on
     /// a compute host that fails everything.
     pub tasks_fail: bool,
+    /// `remote-consoles` is refused with this status (400 or 501, as on
+    /// clouds without serial consoles); 0 serves consoles.
+    pub console_refuse_status: u16,
 }
 
 /// Which service a request is for, as far as faults are concerned.
@@ -303,6 +308,7 @@ pub struct Sim {
     project_id: String,
     user_id: String,
     base_url: String,
+    consoles: console::Consoles,
 }
 
 impl std::fmt::Debug for Sim {
@@ -718,6 +724,7 @@ impl Sim {
             project_id: new_uuid().replace('-', ""),
             user_id: new_uuid().replace('-', ""),
             base_url,
+            consoles: console::Consoles::default(),
         }
     }
 
@@ -750,9 +757,12 @@ pub fn start(
         format!("http://{addr}"),
     ));
     let app = http::router(sim.clone());
+    let consoles = sim.clone();
     let task = tokio::spawn(async move {
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             shutdown.cancelled().await;
+            // Open console websockets would hold the shutdown up.
+            consoles.consoles.stop.cancel();
         });
         if let Err(e) = server.await {
             tracing::error!(error = %e, "nova simulator stopped");
