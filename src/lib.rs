@@ -35,6 +35,7 @@ pub mod backend;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod datagrams;
 pub mod demo;

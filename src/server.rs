@@ -42,6 +42,7 @@ use tracing::{debug, info, warn};
 
 use crate::backend::{self, Backend, NodeId, ServerInventory};
 use crate::config::NodeConfig;
+use crate::console::NodeConsole;
 use crate::datagrams::{self, Batch, NodeSocket};
 use crate::summary::Summary;
 
@@ -222,12 +223,14 @@ pub fn spawn_node(
     let generation = config.generation();
     let mut engine = Bmc::new(config.current(), guid);
     engine.set_lan(lan);
+    engine.set_sol_port(node.listen.port());
     let counters = engine.counters().clone();
     let task = NodeTask {
         name: node.name.clone(),
         socket,
         engine,
         inventory: backend.inventory(id),
+        console: NodeConsole::new(node.name.clone(), binding.clone()),
         binding,
         bound,
         config,
@@ -256,6 +259,8 @@ struct NodeTask {
     summary: Summary,
     /// The engine's eviction count when last looked at.
     evicted: u64,
+    /// The SOL bridge to the machine's serial console.
+    console: NodeConsole,
 }
 
 impl NodeTask {
@@ -287,6 +292,7 @@ impl NodeTask {
                 }
             }
             let deadline = earliest(self.engine.poll_timeout(), self.summary.due());
+            let deadline = earliest(deadline, self.engine.poll_sol_timeout());
             if deadline != armed {
                 if let Some(d) = deadline {
                     timer.as_mut().reset(tokio::time::Instant::from_std(d));
@@ -317,6 +323,9 @@ impl NodeTask {
                     }
                     Err(e) => debug!(node = %self.name, error = %e, "socket error"),
                 },
+                Some(bytes) = self.console.output() => {
+                    self.console.deliver(&mut self.engine, bytes, &mut entropy());
+                }
             }
             let now = Instant::now();
             if self.engine.poll_timeout().is_some_and(|d| d <= now) {
@@ -364,6 +373,7 @@ impl NodeTask {
             self.engine
                 .complete_action(id, outcome, Instant::now(), &mut entropy());
         }
+        self.console.drive(&mut self.engine, &mut entropy());
         let now = Instant::now();
         while let Some(event) = self.engine.poll_event() {
             if let Event::Refused {
@@ -571,6 +581,7 @@ mod tests {
             inventory: None,
             summary: Summary::default(),
             evicted: 0,
+            console: NodeConsole::new("node".into(), Binding::new(Arc::new(Off), 0)),
         };
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(task.run(shutdown.clone()));

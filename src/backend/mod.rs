@@ -9,9 +9,12 @@
 //! knows when a machine boots (and so when a one-time flag is used up), and
 //! where they are persisted.
 
+pub mod console;
 pub mod inventory;
 pub mod nova;
 pub mod simulated;
+
+use std::sync::Arc;
 
 use novabmc_proto::{
     Action, BootOptions, BootParameterWrite, ChassisControl, ChassisState, CompletionCode, Outcome,
@@ -81,6 +84,16 @@ pub trait Backend: Send + Sync + 'static {
     /// (for the metrics); a backend that acts at once has none.
     fn power_pending(&self, _node: NodeId) -> bool {
         false
+    }
+
+    /// The node's serial console, for Serial over LAN. A backend without
+    /// consoles keeps this default; SOL then shows a notice and nothing
+    /// else.
+    fn console(&self, node: NodeId) -> Result<Arc<dyn console::ConsoleSource>, BackendError> {
+        let _ = node;
+        Err(BackendError::Unavailable(
+            "this backend has no serial consoles".into(),
+        ))
     }
 }
 

@@ -215,6 +215,15 @@ impl Machine {
 }
 
 impl Backend for Simulated {
+    /// A login prompt and a line-echo shell, so SOL can be tried.
+    fn console(
+        &self,
+        node: NodeId,
+    ) -> Result<std::sync::Arc<dyn super::console::ConsoleSource>, BackendError> {
+        let name = self.machine(node)?.name.clone();
+        Ok(std::sync::Arc::new(super::console::LocalShell { name }))
+    }
+
     fn chassis_status(&self, node: NodeId) -> Result<ChassisState, BackendError> {
         let mut m = self.machine(node)?;
         m.power = m.power.settle(Instant::now());

@@ -798,6 +798,47 @@ impl NovaClient {
         .await
     }
 
+    /// `POST /servers/{id}/remote-consoles` for a serial console
+    /// (microversion 2.6, the first to have it): the websocket URL, valid
+    /// for one connection.
+    pub async fn serial_console(&self, id: &str) -> Result<String, NovaError> {
+        let body = json!({"remote_console": {"protocol": "serial", "type": "serial"}});
+        self.bounded(
+            ("compute", "remote_console"),
+            &format!("POST servers/{id}/remote-consoles"),
+            async {
+                let response = self
+                    .send(|s| {
+                        s.post(COMPUTE, &["servers", id, "remote-consoles"])
+                            .json(&body)
+                            .api_version(ApiVersion(2, 6))
+                    })
+                    .await?;
+                let root: RemoteConsoleRoot = json_of(response).await?;
+                Ok(root.remote_console.url)
+            },
+        )
+        .await
+    }
+
+    /// The last `length` lines of a server's console log
+    /// (`os-getConsoleOutput`).
+    pub async fn console_output(&self, id: &str, length: u32) -> Result<String, NovaError> {
+        let body = json!({"os-getConsoleOutput": {"length": length}});
+        self.bounded(
+            ("compute", "os-getConsoleOutput"),
+            &format!("POST servers/{id}/action (os-getConsoleOutput)"),
+            async {
+                let response = self
+                    .send(|s| s.post(COMPUTE, &["servers", id, "action"]).json(&body))
+                    .await?;
+                let out: ConsoleOutput = json_of(response).await?;
+                Ok(out.output)
+            },
+        )
+        .await
+    }
+
     /// Sets one metadata key.
     pub async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), NovaError> {
         let body = json!({ "meta": { key: value } });
@@ -980,6 +1021,28 @@ impl NovaClient {
             ),
         })
     }
+}
+
+/// `{"remote_console": {"url": ...}}`.
+#[derive(Deserialize)]
+struct RemoteConsoleRoot {
+    remote_console: RemoteConsole,
+}
+
+#[derive(Deserialize)]
+struct RemoteConsole {
+    url: String,
+}
+
+/// `{"output": ...}`; Nova sends null for a server with no log yet.
+#[derive(Deserialize)]
+struct ConsoleOutput {
+    #[serde(default, deserialize_with = "null_as_empty")]
+    output: String,
+}
+
+fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
 async fn json_of<T: serde::de::DeserializeOwned>(r: reqwest::Response) -> Result<T, NovaError> {

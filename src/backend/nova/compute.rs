@@ -65,6 +65,34 @@ pub trait Compute: Send + Sync + 'static {
 
     /// How long one call may take.
     fn timeout(&self) -> Duration;
+
+    /// A serial console websocket URL for a server. Clouds without serial
+    /// consoles (and the in-process cloud) refuse it.
+    fn serial_console(&self, id: &str) -> impl Future<Output = Result<String, NovaError>> + Send {
+        let message = format!("no serial console for server {id} here");
+        async move {
+            Err(NovaError {
+                kind: super::client::NovaErrorKind::Permanent,
+                message,
+            })
+        }
+    }
+
+    /// The last `length` lines of a server's console log.
+    fn console_output(
+        &self,
+        id: &str,
+        length: u32,
+    ) -> impl Future<Output = Result<String, NovaError>> + Send {
+        let _ = length;
+        let message = format!("no console log for server {id} here");
+        async move {
+            Err(NovaError {
+                kind: super::client::NovaErrorKind::Permanent,
+                message,
+            })
+        }
+    }
 }
 
 /// Each call's future is boxed: the HTTP client's are tens of KiB, and a
@@ -90,6 +118,14 @@ impl Compute for NovaClient {
 
     async fn act(&self, id: &str, action: &ServerAction) -> Result<(), NovaError> {
         Box::pin(NovaClient::act(self, id, action)).await
+    }
+
+    async fn serial_console(&self, id: &str) -> Result<String, NovaError> {
+        NovaClient::serial_console(self, id).await
+    }
+
+    async fn console_output(&self, id: &str, length: u32) -> Result<String, NovaError> {
+        NovaClient::console_output(self, id, length).await
     }
 
     async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), NovaError> {

@@ -28,6 +28,7 @@
 pub mod client;
 pub mod cloud;
 pub mod compute;
+pub mod console;
 pub mod guid;
 pub mod node;
 pub mod plan;
@@ -945,6 +946,27 @@ impl<C: Compute> crate::metrics::CloudHealth for Nova<C> {
 impl<C: Compute> Backend for Nova<C> {
     fn power_pending(&self, node: NodeId) -> bool {
         self.cell(node).is_ok_and(|c| c.lock().pending().is_some())
+    }
+
+    /// The server's Nova serial console, once the server is resolved.
+    fn console(
+        &self,
+        node: NodeId,
+    ) -> Result<Arc<dyn crate::backend::console::ConsoleSource>, BackendError> {
+        let s = self.cell(node)?.lock();
+        match (&s.resolution, &s.server_id) {
+            (Resolution::Failed(why) | Resolution::Missing(why), _) => {
+                Err(BackendError::Unavailable(why.clone()))
+            }
+            (_, Some(id)) => Ok(Arc::new(console::NovaConsole {
+                ctx: self.ctx.clone(),
+                server: id.clone(),
+            })),
+            (_, None) => Err(BackendError::NotReady(format!(
+                "server {} not resolved yet",
+                s.server_ref
+            ))),
+        }
     }
 
     fn chassis_status(&self, node: NodeId) -> Result<ChassisState, BackendError> {

@@ -1,0 +1,339 @@
+//! One SOL bridge task: the machine's console opened through the backend,
+//! joined to the SOL stream both ways until SOL is deactivated.
+//!
+//! - Websocket (Nova's serial console): binary frames both ways (text
+//!   frames are read too), the `binary` subprotocol asked as Nova's
+//!   websockify-based proxy expects. When it drops, a fresh URL is asked
+//!   for and the websocket opened again, with a growing pause (at most
+//!   [`MAX_BACKOFF`]); what is typed meanwhile is kept, up to
+//!   [`MAX_PENDING`], and sent first.
+//! - Stream (the simulated backend's shell): the same, over a local pipe.
+//! - No serial console (the cloud refused one, or its websocket cannot be
+//!   opened, the first time): the console log is polled every
+//!   [`LOG_POLL`] and only what is new is shown, read-only; this is said
+//!   once in the console and once in the log.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::log::LogFollower;
+use crate::backend::BackendError;
+use crate::backend::console::{ConsoleAccess, ConsoleError, ConsoleSource};
+use crate::server::Binding;
+
+/// Bytes typed while the console is away, at most.
+pub const MAX_PENDING: usize = 64 * 1024;
+/// Longest pause between reconnection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the console log is read in the read-only fallback.
+pub const LOG_POLL: Duration = Duration::from_secs(2);
+/// Lines of console log asked for each time.
+pub const LOG_LINES: u32 = 100;
+/// "No serial console" answers after a first connection before the bridge
+/// falls back to the console log.
+const UNSUPPORTED_AFTER_CONNECTED: u32 = 3;
+/// How long a websocket may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a connection ended.
+enum Ended {
+    /// SOL was deactivated (or the daemon stops).
+    Stopped,
+    /// The console went away; try again.
+    Dropped(String),
+}
+
+/// A bridge task's inputs and outputs.
+pub(super) struct Bridge {
+    pub name: String,
+    /// Asked again at every (re)connection, so a reload that restarts the
+    /// backend is followed.
+    pub binding: Arc<Binding>,
+    /// Typed on the SOL console.
+    pub input: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// Printed by the machine.
+    pub output: mpsc::Sender<Vec<u8>>,
+    pub stop: CancellationToken,
+}
+
+impl Bridge {
+    /// Runs until stopped.
+    pub async fn run(mut self) {
+        let mut pending: VecDeque<u8> = VecDeque::new();
+        let mut connected = false;
+        let mut failures: u32 = 0;
+        let mut unsupported: u32 = 0;
+        loop {
+            if self.stop.is_cancelled() {
+                return;
+            }
+            let (backend, node) = self.binding.get();
+            let source = match backend.console(node) {
+                Ok(s) => s,
+                Err(BackendError::NotReady(why)) => {
+                    debug!(node = %self.name, %why, "console not ready; retrying");
+                    if self.pause(Duration::from_secs(1), &mut pending).await {
+                        return;
+                    }
+                    continue;
+                }
+                Err(BackendError::Unavailable(why)) => {
+                    warn!(node = %self.name, %why, "SOL activated, but the node has no console");
+                    self.say(&format!("[novabmc: no console for this node: {why}]"))
+                        .await;
+                    self.idle().await;
+                    return;
+                }
+            };
+            let opened = tokio::select! {
+                () = self.stop.cancelled() => return,
+                o = source.open() => o,
+            };
+            let ended = match opened {
+                Ok(ConsoleAccess::WebSocket(url)) => match self.websocket(&url).await {
+                    Ok(ws) => {
+                        self.connected(&mut connected, &mut failures, &mut unsupported);
+                        self.pump_websocket(ws, &mut pending).await
+                    }
+                    Err(why) => Ended::Dropped(why),
+                },
+                Ok(ConsoleAccess::Stream(io)) => {
+                    self.connected(&mut connected, &mut failures, &mut unsupported);
+                    self.pump_stream(io, &mut pending).await
+                }
+                Err(ConsoleError::Unsupported(why)) => {
+                    unsupported += 1;
+                    Ended::Dropped(format!("no serial console: {why}"))
+                }
+                Err(ConsoleError::Failed(why)) => Ended::Dropped(why),
+            };
+            let why = match ended {
+                Ended::Stopped => return,
+                Ended::Dropped(why) => why,
+            };
+            if !connected || unsupported >= UNSUPPORTED_AFTER_CONNECTED {
+                self.read_only(source.as_ref(), &why).await;
+                return;
+            }
+            failures += 1;
+            let backoff = Duration::from_millis(100 << failures.min(6)).min(MAX_BACKOFF);
+            info!(node = %self.name, %why, retry_in = ?backoff, pending = pending.len(), "serial console lost; reconnecting");
+            if self.pause(backoff, &mut pending).await {
+                return;
+            }
+        }
+    }
+
+    fn connected(&self, connected: &mut bool, failures: &mut u32, unsupported: &mut u32) {
+        if *connected && *failures > 0 {
+            info!(node = %self.name, "serial console reconnected");
+        } else {
+            debug!(node = %self.name, "serial console open");
+        }
+        *connected = true;
+        *failures = 0;
+        *unsupported = 0;
+    }
+
+    async fn websocket(
+        &self,
+        url: &str,
+    ) -> Result<
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        String,
+    > {
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| format!("console URL {url}: {e}"))?;
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_static("binary"),
+        );
+        let connect = tokio_tungstenite::connect_async(request);
+        tokio::select! {
+            () = self.stop.cancelled() => Err("stopped".into()),
+            r = tokio::time::timeout(CONNECT_TIMEOUT, connect) => match r {
+                Ok(Ok((ws, _))) => Ok(ws),
+                Ok(Err(e)) => Err(format!("cannot open the console websocket: {e}")),
+                Err(_) => Err(format!("the console websocket did not open within {CONNECT_TIMEOUT:?}")),
+            },
+        }
+    }
+
+    /// Moves what was typed into `pending`, keeping at most
+    /// [`MAX_PENDING`] bytes (the newest are the ones dropped, so what is
+    /// kept is what was typed first, in order).
+    fn take_typed(&self, bytes: Vec<u8>, pending: &mut VecDeque<u8>) {
+        let room = MAX_PENDING.saturating_sub(pending.len());
+        if bytes.len() > room {
+            warn!(node = %self.name, dropped = bytes.len() - room, "typed while the console was away: more than the bound; the rest is dropped");
+        }
+        pending.extend(bytes.into_iter().take(room));
+    }
+
+    /// Waits `d`, keeping what is typed; true if stopped.
+    async fn pause(&mut self, d: Duration, pending: &mut VecDeque<u8>) -> bool {
+        let sleep = tokio::time::sleep(d);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return true,
+                () = &mut sleep => return false,
+                b = self.input.recv() => match b {
+                    Some(b) => self.take_typed(b, pending),
+                    None => return true,
+                },
+            }
+        }
+    }
+
+    /// Sends machine output to SOL; false if the node's side has gone.
+    async fn emit(&self, bytes: Vec<u8>) -> bool {
+        tokio::select! {
+            () = self.stop.cancelled() => false,
+            r = self.output.send(bytes) => r.is_ok(),
+        }
+    }
+
+    async fn say(&self, notice: &str) {
+        self.emit(format!("\r\n{notice}\r\n").into_bytes()).await;
+    }
+
+    async fn pump_websocket(
+        &mut self,
+        mut ws: tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        pending: &mut VecDeque<u8>,
+    ) -> Ended {
+        loop {
+            if !pending.is_empty() {
+                let chunk: Vec<u8> = pending.iter().copied().collect();
+                if let Err(e) = ws.send(Message::Binary(chunk.into())).await {
+                    // Kept: it goes again on the next websocket.
+                    return Ended::Dropped(format!("console websocket: {e}"));
+                }
+                pending.clear();
+            }
+            tokio::select! {
+                () = self.stop.cancelled() => {
+                    let _ = ws.close(None).await;
+                    return Ended::Stopped;
+                }
+                b = self.input.recv() => match b {
+                    Some(b) => self.take_typed(b, pending),
+                    None => {
+                        let _ = ws.close(None).await;
+                        return Ended::Stopped;
+                    }
+                },
+                m = ws.next() => match m {
+                    Some(Ok(Message::Binary(b))) => {
+                        if !self.emit(b.to_vec()).await {
+                            return Ended::Stopped;
+                        }
+                    }
+                    Some(Ok(Message::Text(t))) => {
+                        if !self.emit(t.as_bytes().to_vec()).await {
+                            return Ended::Stopped;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None => {
+                        return Ended::Dropped("the console websocket was closed".into());
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Ended::Dropped(format!("console websocket: {e}")),
+                },
+            }
+        }
+    }
+
+    async fn pump_stream(&mut self, mut io: DuplexStream, pending: &mut VecDeque<u8>) -> Ended {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            if !pending.is_empty() {
+                let chunk: Vec<u8> = pending.iter().copied().collect();
+                if io.write_all(&chunk).await.is_err() {
+                    return Ended::Dropped("the console stream closed".into());
+                }
+                pending.clear();
+            }
+            tokio::select! {
+                () = self.stop.cancelled() => return Ended::Stopped,
+                b = self.input.recv() => match b {
+                    Some(b) => self.take_typed(b, pending),
+                    None => return Ended::Stopped,
+                },
+                r = io.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => return Ended::Dropped("the console stream closed".into()),
+                    Ok(n) => {
+                        if !self.emit(buf[..n].to_vec()).await {
+                            return Ended::Stopped;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// The read-only fallback: the console log, polled, new text only.
+    async fn read_only(&mut self, source: &dyn ConsoleSource, why: &str) {
+        warn!(node = %self.name, reason = %why, "no serial console; SOL shows the console log, read-only");
+        self.say(
+            "[novabmc: this server has no serial console here; showing its console log, read-only]",
+        )
+        .await;
+        let mut follower = LogFollower::default();
+        let mut tick = tokio::time::interval(LOG_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                b = self.input.recv() => if b.is_none() { return },
+                _ = tick.tick() => {
+                    let read = tokio::select! {
+                        () = self.stop.cancelled() => return,
+                        r = source.log(LOG_LINES) => r,
+                    };
+                    match read {
+                        Ok(tail) => {
+                            failing = false;
+                            let text = follower.new_text(&tail);
+                            if !text.is_empty() && !self.emit(text.into_bytes()).await {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            if !failing {
+                                warn!(node = %self.name, error = %e, "cannot read the console log");
+                            }
+                            failing = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Nothing to show: waits for deactivation, discarding what is typed.
+    async fn idle(&mut self) {
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                b = self.input.recv() => if b.is_none() { return },
+            }
+        }
+    }
+}

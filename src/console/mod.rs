@@ -1,0 +1,149 @@
+//! The Serial over LAN bridge: an active SOL on a node joined to the
+//! machine's serial console, both ways.
+//!
+//! The engine says when ([`novabmc_proto::ConsoleRequest`]): on `Open` a
+//! bridge task starts ([`bridge`]) that opens the backend's console (for
+//! Nova: a fresh serial console websocket), carries what is typed to it and
+//! what it prints back, reconnects when it drops (keeping what is typed
+//! meanwhile, up to [`bridge::MAX_PENDING`]) and, where the cloud has no
+//! serial console, shows the console log instead, read-only ([`log`]). On
+//! `Close` the task closes the console and ends.
+//!
+//! [`NodeConsole`] is what a node's UDP task holds: it hands the engine's
+//! requests to the task, and the task's output to the engine, keeping back
+//! what the engine cannot take yet (the SOL console has not acknowledged
+//! enough), so a slow console slows the websocket rather than losing
+//! characters.
+
+pub mod bridge;
+pub mod log;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use novabmc_proto::{Bmc, ConsoleRequest, Entropy};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::server::Binding;
+
+/// Chunks of machine output in flight from a bridge task to the node's
+/// task: the websocket is read no faster than SOL delivers.
+const OUTPUT_CHUNKS: usize = 16;
+
+/// A running bridge task.
+#[derive(Debug)]
+struct Active {
+    input: mpsc::UnboundedSender<Vec<u8>>,
+    output: mpsc::Receiver<Vec<u8>>,
+    stop: CancellationToken,
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// One node's SOL console bridge.
+pub struct NodeConsole {
+    name: String,
+    /// The backend and the node's index in it, followed across reloads.
+    binding: Arc<Binding>,
+    active: Option<Active>,
+    /// Machine output the engine could not take yet.
+    held: Vec<u8>,
+}
+
+impl std::fmt::Debug for NodeConsole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConsole")
+            .field("node", &self.name)
+            .field("active", &self.active.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeConsole {
+    /// The bridge of the node `binding` names, idle until SOL is
+    /// activated.
+    pub fn new(name: String, binding: Arc<Binding>) -> Self {
+        NodeConsole {
+            name,
+            binding,
+            active: None,
+            held: Vec::new(),
+        }
+    }
+
+    /// Runs the engine's SOL timers if due, carries out its console
+    /// requests, and offers it again what it could not take before. Call
+    /// after everything that may have changed the engine.
+    pub fn drive(&mut self, engine: &mut Bmc, rng: &mut dyn Entropy) {
+        let now = Instant::now();
+        if engine.poll_sol_timeout().is_some_and(|d| d <= now) {
+            engine.handle_sol_timeout(now, rng);
+        }
+        while let Some(request) = engine.poll_console() {
+            match request {
+                ConsoleRequest::Open => self.open(),
+                ConsoleRequest::Input(bytes) => {
+                    if let Some(a) = &self.active {
+                        let _ = a.input.send(bytes);
+                    }
+                }
+                ConsoleRequest::Close => {
+                    debug!(node = %self.name, "SOL deactivated; closing the console");
+                    self.active = None;
+                    self.held.clear();
+                }
+            }
+        }
+        if !self.held.is_empty() {
+            let held = std::mem::take(&mut self.held);
+            self.deliver(engine, held, rng);
+        }
+    }
+
+    fn open(&mut self) {
+        let (input, input_rx) = mpsc::unbounded_channel();
+        let (output_tx, output) = mpsc::channel(OUTPUT_CHUNKS);
+        let stop = CancellationToken::new();
+        let task = bridge::Bridge {
+            name: self.name.clone(),
+            binding: self.binding.clone(),
+            input: input_rx,
+            output: output_tx,
+            stop: stop.clone(),
+        };
+        tokio::spawn(task.run());
+        self.held.clear();
+        // Replacing a running bridge (a new activation right after a
+        // deactivation) stops the old one.
+        self.active = Some(Active {
+            input,
+            output,
+            stop,
+        });
+    }
+
+    /// The next chunk the machine printed. Pending while no bridge runs
+    /// or while the engine has not taken the previous chunk, so that a
+    /// `select!` waits on it only when it can be delivered.
+    pub async fn output(&mut self) -> Option<Vec<u8>> {
+        match self.active.as_mut() {
+            Some(a) if self.held.is_empty() => a.output.recv().await,
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// Gives the engine what the machine printed, keeping what it could
+    /// not take for the next [`NodeConsole::drive`].
+    pub fn deliver(&mut self, engine: &mut Bmc, bytes: Vec<u8>, rng: &mut dyn Entropy) {
+        let n = engine.console_output(Instant::now(), &bytes, rng);
+        if n < bytes.len() {
+            self.held = bytes[n..].to_vec();
+        }
+    }
+}
