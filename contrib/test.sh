@@ -1,6 +1,7 @@
 #!/bin/sh
 # The test command: installs what the suite needs on a fresh Debian machine
-# (ipmitool, FreeIPMI, iproute2, promtool, adduser), then checks formatting and lints and runs
+# (ipmitool, FreeIPMI, iproute2, promtool, adduser, socat and util-linux's
+# script for the SOL tests), then checks formatting and lints and runs
 # every test of the workspace. Run it from anywhere; as root it installs
 # directly, otherwise through sudo.
 set -eu
@@ -15,6 +16,9 @@ want promtool prometheus
 # The package's postinst creates its user with adduser, which minimal
 # Debian images lack.
 want adduser adduser
+want socat socat
+# script(1) is in bsdutils up to Debian 12 and in bsdextrautils after.
+want script "bsdutils bsdextrautils"
 
 if [ -n "$missing" ]; then
     echo "test.sh: installing$missing"
