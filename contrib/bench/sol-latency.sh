@@ -2,7 +2,9 @@
 # Keystroke round trip over Serial over LAN: `ipmitool sol activate`
 # through novabmc to the Nova simulator's serial console websocket and
 # back, compared with the same round trip straight to that websocket.
-# Prints the median and p99 of N keystrokes (200 by default) for each.
+# Prints the median and p99 of N keystrokes (200 by default) for each,
+# through novabmc both with the default character accumulate interval
+# (10 ms) and with the shortest (5 ms), since a keystroke alone waits it.
 # Uses the release build, loopback only; needs curl, python3 (to read
 # JSON), ipmitool and script.
 #
@@ -54,6 +56,11 @@ url=$(curl -sf -X POST -H "X-Auth-Token: $token" -H 'OpenStack-API-Version: comp
     -d '{"remote_console": {"protocol": "serial", "type": "serial"}}' |
     json 'json.load(sys.stdin)["remote_console"]["url"]')
 
+ipmi="ipmitool -I lanplus -H $node -p 6230 -U admin -P password"
 echo "== keystroke round trips, $n each ($(nproc) cores)"
 "$tool" ws "$url" "$n"
-"$tool" sol "ipmitool -I lanplus -H $node -p 6230 -U admin -P password sol activate" "$n"
+echo "-- character accumulate interval 10 ms (the default)"
+"$tool" sol "$ipmi sol activate" "$n"
+$ipmi sol set character-accumulate-level 1 >/dev/null
+echo "-- character accumulate interval 5 ms (the shortest)"
+"$tool" sol "$ipmi sol activate" "$n"
