@@ -81,6 +81,7 @@ pub async fn echo_shell(name: String, mut io: DuplexStream) {
     }
     let mut logged_in = false;
     let mut line = Vec::new();
+    let mut prev = 0u8;
     let mut buf = [0u8; 1024];
     loop {
         let n = match io.read(&mut buf).await {
@@ -91,7 +92,9 @@ pub async fn echo_shell(name: String, mut io: DuplexStream) {
         for &b in &buf[..n] {
             match b {
                 b'\r' | b'\n' => {
-                    if b == b'\n' && line.is_empty() && out.ends_with(prompt.as_bytes()) {
+                    let lf_of_crlf = b == b'\n' && prev == b'\r';
+                    prev = b;
+                    if lf_of_crlf {
                         continue;
                     }
                     out.extend_from_slice(b"\r\n");
@@ -105,6 +108,7 @@ pub async fn echo_shell(name: String, mut io: DuplexStream) {
                     out.extend_from_slice(prompt.as_bytes());
                 }
                 other => {
+                    prev = other;
                     line.push(other);
                     out.push(other);
                 }

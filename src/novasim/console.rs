@@ -271,6 +271,7 @@ async fn shell(
     let prompt = format!("{name}:~$ ");
     let mut logged_in = false;
     let mut line: Vec<u8> = Vec::new();
+    let mut prev = 0u8;
     let mut out = format!("\r\n{name} login: ").into_bytes();
     loop {
         if !out.is_empty() {
@@ -299,7 +300,9 @@ async fn shell(
         for b in data {
             match b {
                 b'\r' | b'\n' => {
-                    if b == b'\n' && line.is_empty() && out.ends_with(prompt.as_bytes()) {
+                    let lf_of_crlf = b == b'\n' && prev == b'\r';
+                    prev = b;
+                    if lf_of_crlf {
                         // The LF of a CR LF.
                         continue;
                     }
@@ -314,11 +317,13 @@ async fn shell(
                     out.extend_from_slice(prompt.as_bytes());
                 }
                 0x7f | 0x08 => {
+                    prev = b;
                     if line.pop().is_some() {
                         out.extend_from_slice(b"\x08 \x08");
                     }
                 }
                 other => {
+                    prev = other;
                     line.push(other);
                     out.push(other);
                 }
