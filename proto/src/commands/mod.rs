@@ -11,11 +11,11 @@ mod app;
 mod chassis;
 mod fru;
 mod lan_config;
+mod payload;
 mod sdr;
 mod sel;
-mod user_access;
-mod payload;
 mod sol_config;
+mod user_access;
 
 use std::net::SocketAddr;
 use std::time::Instant;

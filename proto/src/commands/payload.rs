@@ -44,23 +44,23 @@ const ALREADY_DEACTIVATED: CompletionCode = CompletionCode(0x80);
 /// channel.
 const NOT_AVAILABLE: CompletionCode = CompletionCode(0x80);
 
-fn length_is(d: &[u8], n: usize) -> Result<(), Handled> {
+fn length_is(d: &[u8], n: usize) -> Result<(), CompletionCode> {
     if d.len() == n {
         Ok(())
     } else {
-        Err(Handled::code(CompletionCode::REQUEST_LENGTH_INVALID))
+        Err(CompletionCode::REQUEST_LENGTH_INVALID)
     }
 }
 
 /// The payload type and instance bytes of Activate and Deactivate.
-fn sol_instance(d: &[u8]) -> Result<(), Handled> {
+fn sol_instance(d: &[u8]) -> Result<(), CompletionCode> {
     if d[0] & 0x3f != SOL {
-        return Err(Handled::code(CompletionCode::INVALID_DATA_FIELD));
+        return Err(CompletionCode::INVALID_DATA_FIELD);
     }
     match d[1] & 0x0f {
-        0 => Err(Handled::code(CompletionCode::INVALID_DATA_FIELD)),
+        0 => Err(CompletionCode::INVALID_DATA_FIELD),
         INSTANCE => Ok(()),
-        _ => Err(Handled::code(LIMIT_REACHED)),
+        _ => Err(LIMIT_REACHED),
     }
 }
 
@@ -69,14 +69,14 @@ fn sol_instance(d: &[u8]) -> Result<(), Handled> {
 /// payload sizes, the UDP port (the one this BMC listens on, which
 /// ipmitool insists on) and no VLAN.
 pub(super) fn activate(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 6) {
-        return h;
+    if let Err(cc) = length_is(d, 6) {
+        return Handled::code(cc);
     }
     let Some(session) = ctx.session else {
         return Handled::code(CompletionCode::INSUFFICIENT_PRIVILEGE);
     };
-    if let Err(h) = sol_instance(d) {
-        return h;
+    if let Err(cc) = sol_instance(d) {
+        return Handled::code(cc);
     }
     let config = ctx.sol.config;
     if !config.enabled {
@@ -120,14 +120,14 @@ pub(super) fn activate(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 /// another session of the same user or at administrator level (Ironic
 /// runs `sol deactivate` in a fresh session before each console start).
 pub(super) fn deactivate(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 6) {
-        return h;
+    if let Err(cc) = length_is(d, 6) {
+        return Handled::code(cc);
     }
     let Some(session) = ctx.session else {
         return Handled::code(CompletionCode::INSUFFICIENT_PRIVILEGE);
     };
-    if let Err(h) = sol_instance(d) {
-        return h;
+    if let Err(cc) = sol_instance(d) {
+        return Handled::code(cc);
     }
     let Some(active) = ctx.sol.active() else {
         return Handled::code(ALREADY_DEACTIVATED);
@@ -148,8 +148,8 @@ pub(super) fn deactivate(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 /// Get Payload Activation Status (section 24.4): one instance, and whether
 /// it is active.
 pub(super) fn activation_status(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 1) {
-        return h;
+    if let Err(cc) = length_is(d, 1) {
+        return Handled::code(cc);
     }
     if d[0] & 0x3f != SOL {
         return Handled::code(CompletionCode::INVALID_DATA_FIELD);
@@ -161,11 +161,11 @@ pub(super) fn activation_status(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 /// Get Payload Instance Info (section 24.5): the owning session's ID and,
 /// for SOL, the serial port number (1), or zeros when inactive.
 pub(super) fn instance_info(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 2) {
-        return h;
+    if let Err(cc) = length_is(d, 2) {
+        return Handled::code(cc);
     }
-    if let Err(h) = sol_instance(d) {
-        return h;
+    if let Err(cc) = sol_instance(d) {
+        return Handled::code(cc);
     }
     let mut out = [0u8; 12];
     if let Some(owner) = ctx.sol.owner() {
@@ -178,8 +178,8 @@ pub(super) fn instance_info(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 /// Get Channel Payload Support (section 24.8): IPMI and SOL, and the six
 /// session setup payloads.
 pub(super) fn channel_payload_support(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 1) {
-        return h;
+    if let Err(cc) = length_is(d, 1) {
+        return Handled::code(cc);
     }
     if !is_our_channel(d[0]) {
         return Handled::code(CompletionCode::INVALID_DATA_FIELD);
@@ -190,8 +190,8 @@ pub(super) fn channel_payload_support(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 /// Get Channel Payload Version (section 24.9): format version 1.0 for the
 /// two payloads carried.
 pub(super) fn channel_payload_version(_ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(h) = length_is(d, 2) {
-        return h;
+    if let Err(cc) = length_is(d, 2) {
+        return Handled::code(cc);
     }
     if !is_our_channel(d[0]) {
         return Handled::code(CompletionCode::INVALID_DATA_FIELD);
