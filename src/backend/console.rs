@@ -13,6 +13,8 @@ use std::pin::Pin;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
+use crate::novasim::shell::LineShell;
+
 /// How to reach a console once opened.
 #[derive(Debug)]
 pub enum ConsoleAccess {
@@ -71,17 +73,10 @@ impl ConsoleSource for LocalShell {
 /// after the first with `echo: <line>` and a prompt, until the other end
 /// closes.
 pub async fn echo_shell(name: String, mut io: DuplexStream) {
-    let prompt = format!("{name}:~$ ");
-    if io
-        .write_all(format!("\r\n{name} login: ").as_bytes())
-        .await
-        .is_err()
-    {
+    let (mut shell, banner) = LineShell::new(&name);
+    if io.write_all(&banner).await.is_err() {
         return;
     }
-    let mut logged_in = false;
-    let mut line = Vec::new();
-    let mut prev = 0u8;
     let mut buf = [0u8; 1024];
     loop {
         let n = match io.read(&mut buf).await {
@@ -89,31 +84,7 @@ pub async fn echo_shell(name: String, mut io: DuplexStream) {
             Ok(n) => n,
         };
         let mut out = Vec::new();
-        for &b in &buf[..n] {
-            match b {
-                b'\r' | b'\n' => {
-                    let lf_of_crlf = b == b'\n' && prev == b'\r';
-                    prev = b;
-                    if lf_of_crlf {
-                        continue;
-                    }
-                    out.extend_from_slice(b"\r\n");
-                    if logged_in {
-                        out.extend_from_slice(b"echo: ");
-                        out.extend_from_slice(&line);
-                        out.extend_from_slice(b"\r\n");
-                    }
-                    logged_in = true;
-                    line.clear();
-                    out.extend_from_slice(prompt.as_bytes());
-                }
-                other => {
-                    prev = other;
-                    line.push(other);
-                    out.push(other);
-                }
-            }
-        }
+        shell.feed(&buf[..n], &mut out);
         if io.write_all(&out).await.is_err() {
             return;
         }

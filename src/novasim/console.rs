@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::Sim;
 use super::http::{ApiError, St, microversion, with_version};
 use super::model::new_uuid;
+use super::shell::LineShell;
 
 /// The lines every server's log starts with.
 fn boot_log(name: &str) -> Vec<String> {
@@ -268,11 +269,7 @@ async fn shell(
     mut socket: WebSocket,
     cancel: CancellationToken,
 ) {
-    let prompt = format!("{name}:~$ ");
-    let mut logged_in = false;
-    let mut line: Vec<u8> = Vec::new();
-    let mut prev = 0u8;
-    let mut out = format!("\r\n{name} login: ").into_bytes();
+    let (mut shell, mut out) = LineShell::new(&name);
     loop {
         if !out.is_empty() {
             let bytes = Bytes::from(std::mem::take(&mut out));
@@ -297,38 +294,7 @@ async fn shell(
             .or_default()
             .typed
             .extend_from_slice(&data);
-        for b in data {
-            match b {
-                b'\r' | b'\n' => {
-                    let lf_of_crlf = b == b'\n' && prev == b'\r';
-                    prev = b;
-                    if lf_of_crlf {
-                        // The LF of a CR LF.
-                        continue;
-                    }
-                    out.extend_from_slice(b"\r\n");
-                    if logged_in {
-                        out.extend_from_slice(b"echo: ");
-                        out.extend_from_slice(&line);
-                        out.extend_from_slice(b"\r\n");
-                    }
-                    logged_in = true;
-                    line.clear();
-                    out.extend_from_slice(prompt.as_bytes());
-                }
-                0x7f | 0x08 => {
-                    prev = b;
-                    if line.pop().is_some() {
-                        out.extend_from_slice(b"\x08 \x08");
-                    }
-                }
-                other => {
-                    prev = other;
-                    line.push(other);
-                    out.push(other);
-                }
-            }
-        }
+        shell.feed(&data, &mut out);
     }
     let _ = socket.send(Message::Close(None)).await;
     let mut c = sim.consoles.lock();

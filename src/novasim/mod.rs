@@ -35,6 +35,7 @@ mod identity;
 mod image;
 pub mod local;
 pub mod model;
+pub mod shell;
 mod volume;
 
 use std::collections::{BTreeMap, HashMap};
