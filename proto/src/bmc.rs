@@ -380,6 +380,26 @@ impl Bmc {
         );
     }
 
+    /// Why a packet naming `sid` has no established session to go to.
+    fn not_established(&self, sid: u32) -> DropReason {
+        if self.sessions.contains(sid) {
+            DropReason::NotEstablished(sid)
+        } else {
+            DropReason::UnknownSession(sid)
+        }
+    }
+
+    /// Ends session `sid`, found past its deadline before the timer did.
+    fn expire(&mut self, sid: u32) -> DropReason {
+        self.sessions.remove(sid);
+        self.counters.session(SessionEvent::Expired);
+        self.push_event(Event::SessionClosed {
+            id: sid,
+            reason: CloseReason::Expired,
+        });
+        DropReason::Expired(sid)
+    }
+
     fn push_event(&mut self, e: Event) {
         // Every end of a session passes here: its SOL ends with it.
         if let Event::SessionClosed { id, .. } = e {
@@ -820,21 +840,11 @@ impl Bmc {
     ) -> Result<(), DropReason> {
         let sid = packet.header.session_id;
         let Some(session) = self.sessions.get_mut(sid) else {
-            return Err(if self.sessions.contains(sid) {
-                DropReason::NotEstablished(sid)
-            } else {
-                DropReason::UnknownSession(sid)
-            });
+            return Err(self.not_established(sid));
         };
         if session.deadline <= now {
             // Expired even if handle_timeout has not run yet: unusable.
-            self.sessions.remove(sid);
-            self.counters.session(SessionEvent::Expired);
-            self.push_event(Event::SessionClosed {
-                id: sid,
-                reason: CloseReason::Expired,
-            });
-            return Err(DropReason::Expired(sid));
+            return Err(self.expire(sid));
         }
         // Plaintext requests may one day carry secrets (Set User Password):
         // the buffer is wiped when it goes.
@@ -968,20 +978,11 @@ impl Bmc {
         let sid = packet.header.session_id;
         let encrypted = self.sol.protection_of(sid).map(|p| p.encrypted);
         let Some(session) = self.sessions.get_mut(sid) else {
-            return Err(if self.sessions.contains(sid) {
-                DropReason::NotEstablished(sid)
-            } else {
-                DropReason::UnknownSession(sid)
-            });
+            return Err(self.not_established(sid));
         };
         if session.deadline <= now {
-            self.sessions.remove(sid);
-            self.counters.session(SessionEvent::Expired);
-            self.push_event(Event::SessionClosed {
-                id: sid,
-                reason: CloseReason::Expired,
-            });
-            return Err(DropReason::Expired(sid));
+            // Expired even if handle_timeout has not run yet: unusable.
+            return Err(self.expire(sid));
         }
         let encrypted = encrypted.unwrap_or(session.established.protection().encrypted);
         let mut scratch = Zeroizing::new([0u8; MAX_PAYLOAD]);
