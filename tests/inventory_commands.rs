@@ -129,7 +129,8 @@ fn lan_configuration_is_the_nodes() {
 }
 
 /// `user list 1` and `user summary 1` show the configured users from ID 2
-/// (1 is the null user) with their privilege limits; changes are refused.
+/// (1 is the null user) with their privilege limits; changes are refused;
+/// `bmc-config`'s User sections check out with SOL payload access.
 #[test]
 fn users_are_the_configured_ones() {
     let d = Daemon::start(&Setup::default());
@@ -169,6 +170,17 @@ fn users_are_the_configured_ones() {
     );
     // The operator may list users too (Get User Access is at Operator).
     ipmitool(n, OPERATOR, &["-L", "OPERATOR", "user", "list", "1"]).ok();
+    // bmc-config's User sections check out, SOL allowed for configured
+    // users only.
+    for (section, sol) in [("User1", "No"), ("User2", "Yes"), ("User4", "Yes")] {
+        let conf = freeipmi("bmc-config", n, &["--checkout", "-S", section]);
+        let text = conf.ok();
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("SOL_Payload_Access"))
+            .unwrap_or_else(|| panic!("no SOL_Payload_Access in {section}:\n{text}"));
+        assert!(line.trim_end().ends_with(sol), "{section}: {line}");
+    }
 }
 
 /// An empty but valid SDR repository and SEL: ipmitool's `sdr list`,

@@ -200,6 +200,19 @@ fn users_are_listed_from_id_2_and_cannot_change() {
     assert_eq!(s.ask(NetFn::APP, 0x47, &test).0, 0x00, "test password");
     test[2] = b'P';
     assert_eq!(s.ask(NetFn::APP, 0x47, &test).0, 0x80, "wrong password");
+    // Payload access: SOL for the configured users, nothing for the null
+    // user, no change allowed.
+    assert_eq!(s.ask(NetFn::APP, 0x4d, &[0x01, 1]), (0, vec![0, 0, 0, 0]));
+    assert_eq!(
+        s.ask(NetFn::APP, 0x4d, &[0x01, 2]),
+        (0, vec![0x02, 0, 0, 0])
+    );
+    assert_eq!(s.ask(NetFn::APP, 0x4d, &[0x01, 4]).0, 0xcc);
+    assert_eq!(
+        s.ask(NetFn::APP, 0x4c, &[0x01, 2, 0, 0, 0, 0]).0,
+        0xd6,
+        "set payload access"
+    );
 }
 
 fn inventory() -> Inventory {

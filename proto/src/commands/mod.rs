@@ -87,6 +87,8 @@ pub(crate) const COMMANDS: &[Command] = &[
     Command { netfn: NetFn::APP, cmd: 0x45, name: "set_user_name", privilege: Administrator, sessionless: false, handler: user_access::refuse_change },
     Command { netfn: NetFn::APP, cmd: 0x46, name: "get_user_name", privilege: Operator, sessionless: false, handler: user_access::get_name },
     Command { netfn: NetFn::APP, cmd: 0x47, name: "set_user_password", privilege: Administrator, sessionless: false, handler: user_access::set_password },
+    Command { netfn: NetFn::APP, cmd: 0x4c, name: "set_user_payload_access", privilege: Administrator, sessionless: false, handler: user_access::refuse_change },
+    Command { netfn: NetFn::APP, cmd: 0x4d, name: "get_user_payload_access", privilege: Operator, sessionless: false, handler: user_access::get_payload_access },
     Command { netfn: NetFn::STORAGE, cmd: 0x10, name: "get_fru_inventory_area_info", privilege: User, sessionless: false, handler: fru::get_area_info },
     Command { netfn: NetFn::STORAGE, cmd: 0x11, name: "read_fru_data", privilege: User, sessionless: false, handler: fru::read },
     Command { netfn: NetFn::STORAGE, cmd: 0x12, name: "write_fru_data", privilege: Operator, sessionless: false, handler: fru::write },

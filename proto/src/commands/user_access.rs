@@ -15,6 +15,11 @@
 //! commands exist and the console should say they are disabled, not
 //! unknown; rather than D4, because no privilege would make them work.
 //! Set User Password's "test password" operation only reads, and works.
+//!
+//! Get User Payload Access (section 24.6) says which payloads each user
+//! may activate: Serial over LAN for every configured user (activation
+//! still asks the SOL privilege), nothing for the null user; Set User
+//! Payload Access is refused like the other changes.
 
 use super::{Ctx, Handled, is_our_channel};
 use crate::user::User;
@@ -96,7 +101,24 @@ pub(super) fn get_name(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     Handled::ok(&name)
 }
 
-/// Set User Access and Set User Name (sections 22.26, 22.28): the users
+/// Get User Payload Access (section 24.6): channel, user ID; four bytes of
+/// enables, bit 1 of the first being payload type 1, SOL.
+pub(super) fn get_payload_access(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
+    let [channel, user] = d else {
+        return Handled::code(CompletionCode::REQUEST_LENGTH_INVALID);
+    };
+    if !is_our_channel(*channel) || channel & 0xf0 != 0 || user & 0xc0 != 0 {
+        return Handled::code(CompletionCode::INVALID_DATA_FIELD);
+    }
+    match slot(ctx, *user) {
+        Some(Slot::Null) => Handled::ok(&[0, 0, 0, 0]),
+        Some(Slot::Configured(_)) => Handled::ok(&[0x02, 0, 0, 0]),
+        None => Handled::code(CompletionCode::INVALID_DATA_FIELD),
+    }
+}
+
+/// Set User Access, Set User Name and Set User Payload Access (sections
+/// 22.26, 22.28, 24.5): the users
 /// are the configuration file's.
 pub(super) fn refuse_change(_ctx: &mut Ctx<'_>, _d: &[u8]) -> Handled {
     Handled::code(DISABLED)
