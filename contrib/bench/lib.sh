@@ -158,3 +158,21 @@ bench_revision() {
     git diff --quiet HEAD -- src proto Cargo.toml Cargo.lock 2>/dev/null || rev="$rev with local changes"
     echo "$rev"
 }
+
+# For a script that runs one Nova simulator and one daemon: a temporary
+# directory in $work, their PIDs in $sim_pid and $bmc_pid (set them when
+# started), and a trap that stops both and removes the directory on exit
+# or Ctrl-C.
+bench_sim_and_daemon() {
+    work=$(mktemp -d)
+    sim_pid=""
+    bmc_pid=""
+    trap bench_sim_and_daemon_cleanup EXIT INT TERM
+}
+
+bench_sim_and_daemon_cleanup() {
+    [ -n "$bmc_pid" ] && kill "$bmc_pid" 2>/dev/null || true
+    [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}

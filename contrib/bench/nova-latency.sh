@@ -7,19 +7,11 @@
 #   contrib/bench/nova-latency.sh [runs]
 set -eu
 cd "$(dirname "$0")/../.."
+. contrib/bench/lib.sh
 runs=${1:-20}
 cargo build --release --quiet
 bin=target/release/novabmc
-work=$(mktemp -d)
-sim_pid=""
-bmc_pid=""
-cleanup() {
-    [ -n "$bmc_pid" ] && kill "$bmc_pid" 2>/dev/null || true
-    [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+bench_sim_and_daemon
 
 sim=127.0.0.2:5099
 start_sim() {

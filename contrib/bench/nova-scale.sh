@@ -15,16 +15,7 @@ nodes=${1:-10000}
 refresh=${2:-5}
 cargo build --release --locked --quiet
 bin=$(pwd)/target/release/novabmc
-work=$(mktemp -d)
-sim_pid=""
-bmc_pid=""
-cleanup() {
-    [ -n "$bmc_pid" ] && kill "$bmc_pid" 2>/dev/null || true
-    [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+bench_sim_and_daemon
 
 sim=127.0.0.3:5098
 t=$(date +%s%3N)

@@ -7,19 +7,11 @@
 #   contrib/bench/ops-scale.sh [nodes]
 set -eu
 cd "$(dirname "$0")/../.."
+. contrib/bench/lib.sh
 nodes=${1:-10000}
 cargo build --release --locked --quiet
 bin=$(pwd)/target/release/novabmc
-work=$(mktemp -d)
-sim_pid=""
-bmc_pid=""
-cleanup() {
-    [ -n "$bmc_pid" ] && kill "$bmc_pid" 2>/dev/null || true
-    [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+bench_sim_and_daemon
 
 ms() { date +%s%3N; }
 sim=127.0.0.4:5099

@@ -11,20 +11,12 @@
 #   contrib/bench/sol-latency.sh [keystrokes]
 set -eu
 cd "$(dirname "$0")/../.."
+. contrib/bench/lib.sh
 n=${1:-200}
 cargo build --release --quiet --bin novabmc --example sol_latency
 bin=target/release/novabmc
 tool=target/release/examples/sol_latency
-work=$(mktemp -d)
-sim_pid=""
-bmc_pid=""
-cleanup() {
-    [ -n "$bmc_pid" ] && kill "$bmc_pid" 2>/dev/null || true
-    [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+bench_sim_and_daemon
 
 sim=127.0.0.3:5097
 node=127.0.30.1
