@@ -13,6 +13,10 @@
 //!                                             served address, and sets the
 //!                                             reply's source; recvmmsg and
 //!                                             sendmmsg batch across nodes
+//!     datagram_floor serve bare TARGETS       the shared socket with no runtime
+//!                                             at all: one thread blocking in
+//!                                             recvmmsg(MSG_WAITFORONE), the
+//!                                             least a server can do
 //!     datagram_floor client TARGETS PID [SECONDS] [IN-FLIGHT] [BYTES]
 //!
 //! TARGETS is a file of `address:port` lines (IPv4). Whatever the server
@@ -43,7 +47,8 @@ fn main() -> Result<()> {
         .as_slice()
     {
         ["serve", "per-node", targets] => serve_per_node(read_targets(targets)?),
-        ["serve", "shared", targets] => serve_shared(read_targets(targets)?),
+        ["serve", "shared", targets] => serve_shared(read_targets(targets)?, false),
+        ["serve", "bare", targets] => serve_shared(read_targets(targets)?, true),
         ["client", targets, pid, rest @ ..] => {
             let number = |i: usize, default: u64| -> Result<u64> {
                 rest.get(i)
@@ -59,7 +64,7 @@ fn main() -> Result<()> {
             )
         }
         _ => bail!(
-            "usage: datagram_floor serve per-node|shared TARGETS\n       \
+            "usage: datagram_floor serve per-node|shared|bare TARGETS\n       \
              datagram_floor client TARGETS PID [SECONDS] [IN-FLIGHT] [BYTES]"
         ),
     }
@@ -128,14 +133,14 @@ const SHARED_DATAGRAM: usize = 2048;
 /// Room for one `in_pktinfo` control message.
 const CONTROL: usize = 64;
 
-fn serve_shared(targets: Vec<SocketAddrV4>) -> Result<()> {
+fn serve_shared(targets: Vec<SocketAddrV4>, bare: bool) -> Result<()> {
     let ports: HashSet<u16> = targets.iter().map(|t| t.port()).collect();
     let [port] = ports.into_iter().collect::<Vec<_>>()[..] else {
         bail!("the shared layout here serves one port");
     };
     let served: HashSet<Ipv4Addr> = targets.iter().map(|t| *t.ip()).collect();
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).context("binding the wildcard")?;
-    socket.set_nonblocking(true)?;
+    socket.set_nonblocking(!bare)?;
     let on: libc::c_int = 1;
     // SAFETY: a valid descriptor and an int option of the right size.
     let rc = unsafe {
@@ -150,6 +155,18 @@ fn serve_shared(targets: Vec<SocketAddrV4>) -> Result<()> {
     if rc != 0 {
         return Err(io::Error::last_os_error()).context("IP_PKTINFO");
     }
+    if bare {
+        eprintln!(
+            "datagram_floor: serving {} addresses, no runtime",
+            served.len()
+        );
+        let mut io = SharedIo::new();
+        loop {
+            // Blocks for the first datagram, then takes what else is queued.
+            let n = io.receive(&socket, libc::MSG_WAITFORONE)?;
+            io.answer(&socket, n, &served)?;
+        }
+    }
     runtime()?.block_on(async move {
         // SAFETY: the socket owns its descriptor and is neither closed nor
         // replaced while registered.
@@ -161,7 +178,7 @@ fn serve_shared(targets: Vec<SocketAddrV4>) -> Result<()> {
         );
         loop {
             let mut ready = socket.readable().await?;
-            let n = match io.receive(socket.get_ref()) {
+            let n = match io.receive(socket.get_ref(), libc::MSG_DONTWAIT) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     ready.clear_ready();
@@ -202,7 +219,7 @@ impl SharedIo {
         }
     }
 
-    fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    fn receive(&mut self, socket: &UdpSocket, flags: libc::c_int) -> io::Result<usize> {
         for i in 0..SHARED_BATCH {
             self.iov[i] = libc::iovec {
                 iov_base: self.bufs[i].as_mut_ptr().cast(),
@@ -224,7 +241,7 @@ impl SharedIo {
                 socket.as_raw_fd(),
                 self.headers.as_mut_ptr(),
                 SHARED_BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                flags,
                 std::ptr::null_mut(),
             )
         };

@@ -4,7 +4,9 @@
 # IPMI work at all (examples/datagram_floor.rs) answer N addresses on
 # loopback: one socket per address as the daemon runs (batched receive,
 # a sendto per reply), and one wildcard socket for all of them (IP_PKTINFO,
-# recvmmsg and sendmmsg across nodes). Then novabmc (release build,
+# recvmmsg and sendmmsg across nodes), and that shared socket again with
+# no runtime at all (one thread blocking in recvmmsg: the least any server
+# can do per datagram here). Then novabmc (release build,
 # simulated backend) on the same N nodes with the project's load client.
 # An in-session command is one request and one reply, a full session five
 # of each, so a server built either way costs at least the echo's CPU per
@@ -38,7 +40,7 @@ trap 'exit 130' INT TERM
 bench_targets $octet "$nodes" $port "$work/targets"
 echo "== datagram floor, $nodes addresses, $inflight in flight, 64-byte datagrams, ${seconds} s per run"
 echo "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-for layout in per-node shared; do
+for layout in per-node shared bare; do
     "$floor" serve $layout "$work/targets" 2>"$work/floor.log" &
     pid=$!
     bench_started $pid
@@ -55,12 +57,14 @@ NOVABMC=${NOVABMC:-} "$here/load.sh" "$nodes" "$seconds" "$inflight" 1 >"$work/l
     { cat "$work/load"; exit 1; }
 grep -E '^(--|RESULT)' "$work/load"
 
-echo "== above the floor (novabmc minus the per-node echo, per datagram pair)"
+echo "== above the floor (novabmc minus the per-node echo and the bare echo, per datagram pair)"
 echo_us=$(sed -n 's/.*server_us_per_echo=\([0-9.]*\).*/\1/p' "$work/echo.per-node")
-awk -v e="$echo_us" '/^RESULT/ {
+bare_us=$(sed -n 's/.*server_us_per_echo=\([0-9.]*\).*/\1/p' "$work/echo.bare")
+awk -v e="$echo_us" -v b="$bare_us" '/^RESULT/ {
     for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     pairs = (f["mode"] == "sessions") ? 5 : 1
-    printf "   suite %-2s %-8s %7.2f us per %s, floor %6.2f (%d x %.2f), above it %6.2f\n",
+    printf "   suite %-2s %-8s %7.2f us per %s; per-node floor %6.2f (%d x %.2f), above it %6.2f;" \
+        " bare floor %6.2f, above it %6.2f\n",
         f["suite"], f["mode"], f["server_us_per_op"], substr(f["mode"], 1, length(f["mode"]) - 1),
-        pairs * e, pairs, e, f["server_us_per_op"] - pairs * e
+        pairs * e, pairs, e, f["server_us_per_op"] - pairs * e, pairs * b, f["server_us_per_op"] - pairs * b
 }' "$work/load"
