@@ -29,13 +29,7 @@ port=16700
 cargo build --release --quiet --example datagram_floor
 floor=target/release/examples/datagram_floor
 
-work=$(mktemp -d)
-cleanup() {
-    bench_stop_all
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir
 
 bench_targets $octet "$nodes" $port "$work/targets"
 echo "== datagram floor, $nodes addresses, $inflight in flight, 64-byte datagrams, ${seconds} s per run"

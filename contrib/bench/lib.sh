@@ -151,6 +151,19 @@ bench_stop_all() {
     bench_pids=""
 }
 
+# Makes a temporary directory, $work, removed together with every process
+# recorded by bench_started when the script exits, fails or is stopped.
+bench_workdir() {
+    work=$(mktemp -d)
+    trap bench_workdir_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+bench_workdir_cleanup() {
+    bench_stop_all
+    rm -rf "$work"
+}
+
 # The commit the daemon is built from, marked when its code (not the docs
 # or these scripts) differs from it.
 bench_revision() {

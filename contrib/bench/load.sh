@@ -39,13 +39,7 @@ fi
 cargo build --release --quiet -p novabmc-proto --example load
 load=target/release/examples/load
 
-work=$(mktemp -d)
-cleanup() {
-    bench_stop_all
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir
 
 bench_novabmc_config $octet "$nodes" $port "$work/novabmc.toml"
 bench_targets $octet "$nodes" $port "$work/targets"

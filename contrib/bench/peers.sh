@@ -84,13 +84,7 @@ charts_only=false
 [ "${1:-}" = --charts-only ] && charts_only=true
 $charts_only || install
 
-work=$(mktemp -d)
-cleanup() {
-    bench_stop_all
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_workdir
 results=$work/results
 : >"$results"
 record() { echo "$1 $2 $3 $4" >>"$results"; } # server nodes key value
