@@ -12,9 +12,7 @@ use novabmc_proto::codec::{Decode, Encode, decode_prefix};
 use novabmc_proto::sol::packet::SolPacket;
 use novabmc_proto::wire::ids::{NetFn, PayloadType, RakpStatus};
 use novabmc_proto::wire::rmcp::RmcpHeader;
-use novabmc_proto::wire::session::{
-    PacketV20, SessionHeaderV20, integrity_pad_len, split_integrity_trailer,
-};
+use novabmc_proto::wire::session::{PacketV20, SessionHeaderV20, split_integrity_trailer};
 use novabmc_proto::{Bmc, ConsoleRequest};
 use support::*;
 
@@ -42,14 +40,7 @@ fn sol_datagram(c: &mut Console, sol: &SolPacket<'_>, encrypted: bool) -> Vec<u8
     let mut out = RmcpHeader::IPMI.to_vec();
     header.encode_with_len(payload.len() as u16, &mut out);
     out.extend_from_slice(&payload);
-    if !integrity.is_none() {
-        let pad = integrity_pad_len(out.len() - 4);
-        out.extend(std::iter::repeat_n(0xff, pad));
-        out.push(pad as u8);
-        out.push(0x07);
-        let code = integrity.compute(&out[4..]);
-        out.extend_from_slice(code.as_slice());
-    }
+    integrity.append_trailer(&mut out, RmcpHeader::LEN);
     out
 }
 

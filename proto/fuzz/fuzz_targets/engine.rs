@@ -32,7 +32,7 @@ use novabmc_proto::wire::message::Request;
 use novabmc_proto::wire::open_session::{OpenSessionRequest, OpenSessionResponse};
 use novabmc_proto::wire::rakp::{Rakp1, Rakp2, Rakp3, Rakp4};
 use novabmc_proto::wire::rmcp::RmcpHeader;
-use novabmc_proto::wire::session::{PacketV20, SessionHeaderV20, integrity_pad_len};
+use novabmc_proto::wire::session::{PacketV20, SessionHeaderV20};
 use novabmc_proto::{
     Action, Bmc, BmcConfig, BootOptions, ChassisState, CipherSuites, Entropy, Outcome, Privilege,
     SessionBudget, Users,
@@ -201,13 +201,8 @@ impl Console {
         let mut out = RmcpHeader::IPMI.to_vec();
         header.encode_with_len(payload.len() as u16, &mut out);
         out.extend_from_slice(&payload);
-        if let Some(integrity) = self.integrity.as_ref().filter(|i| !i.is_none()) {
-            let pad = integrity_pad_len(out.len() - 4);
-            out.extend(std::iter::repeat_n(0xff, pad));
-            out.push(pad as u8);
-            out.push(0x07);
-            let code = integrity.compute(&out[4..]);
-            out.extend_from_slice(code.as_slice());
+        if let Some(integrity) = self.integrity.as_ref() {
+            integrity.append_trailer(&mut out, RmcpHeader::LEN);
         }
         out
     }

@@ -11,6 +11,7 @@ use sha2::Sha256;
 
 use super::{MacOutput, constant_time_eq, keyed};
 use crate::wire::ids::IntegrityAlgorithm;
+use crate::wire::session::{INTEGRITY_PAD, NEXT_HEADER, integrity_pad_len};
 
 /// A session's integrity algorithm with its key already expanded, so that
 /// each packet costs only a clone and the hash itself.
@@ -66,6 +67,23 @@ impl Integrity {
             }
         };
         MacOutput::from_slice(full.truncated(self.code_len()))
+    }
+
+    /// Appends the integrity trailer to a packet that holds its session
+    /// header from `session_start` on: the `FF` pad that aligns it, the
+    /// pad length, the next-header byte and the AuthCode over everything
+    /// from the auth-type byte (section 13.28.4). Nothing without
+    /// integrity.
+    pub fn append_trailer(&self, out: &mut Vec<u8>, session_start: usize) {
+        if self.is_none() {
+            return;
+        }
+        let pad = integrity_pad_len(out.len() - session_start);
+        out.extend(std::iter::repeat_n(INTEGRITY_PAD, pad));
+        out.push(pad as u8);
+        out.push(NEXT_HEADER);
+        let code = self.compute(&out[session_start..]);
+        out.extend_from_slice(code.as_slice());
     }
 
     /// Checks an AuthCode in constant time.

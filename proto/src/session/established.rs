@@ -9,8 +9,6 @@
 //! always authenticated and encrypted as the suite requires: FreeIPMI and
 //! pyghmi drop anything less.
 
-use bytes::BufMut;
-
 use crate::Entropy;
 use crate::cipher_suite::CipherSuite;
 use crate::codec::Encode;
@@ -25,8 +23,7 @@ use crate::wire::ids::{ConfidentialityAlgorithm, PayloadType, Privilege, RakpSta
 use crate::wire::rakp::{Rakp3, Rakp4};
 use crate::wire::rmcp::RmcpHeader;
 use crate::wire::session::{
-    INTEGRITY_PAD, NEXT_HEADER, PacketV20, SessionHeaderV20, integrity_pad_len,
-    put_sessionless_v20, split_integrity_trailer,
+    PacketV20, SessionHeaderV20, put_sessionless_v20, split_integrity_trailer,
 };
 
 /// How a session's packets of one payload type are protected: the IPMI
@@ -240,16 +237,7 @@ impl Established {
         }
         let payload_len = (out.len() - payload_start).min(usize::from(u16::MAX)) as u16;
         out[len_at..len_at + 2].copy_from_slice(&payload_len.to_le_bytes());
-        if !self.integrity.is_none() {
-            let pad = integrity_pad_len(out.len() - session_start);
-            for _ in 0..pad {
-                out.put_u8(INTEGRITY_PAD);
-            }
-            out.put_u8(pad as u8);
-            out.put_u8(NEXT_HEADER);
-            let code = self.integrity.compute(&out[session_start..]);
-            out.extend_from_slice(code.as_slice());
-        }
+        self.integrity.append_trailer(out, session_start);
         debug_assert!(out.len() > start);
     }
 }

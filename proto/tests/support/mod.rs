@@ -20,9 +20,7 @@ use novabmc_proto::wire::message::{Request, Response};
 use novabmc_proto::wire::open_session::{OpenSessionRequest, OpenSessionResponse};
 use novabmc_proto::wire::rakp::{Rakp1, Rakp2, Rakp3, Rakp4};
 use novabmc_proto::wire::rmcp::RmcpHeader;
-use novabmc_proto::wire::session::{
-    PacketV20, SessionHeaderV20, integrity_pad_len, split_integrity_trailer,
-};
+use novabmc_proto::wire::session::{PacketV20, SessionHeaderV20, split_integrity_trailer};
 use novabmc_proto::{
     Action, Bmc, BmcConfig, BootOptions, ChassisState, CipherSuites, DropReason, Entropy, Outcome,
     Privilege, Users,
@@ -303,14 +301,7 @@ impl Console {
         let mut out = RmcpHeader::IPMI.to_vec();
         header.encode_with_len(payload.len() as u16, &mut out);
         out.extend_from_slice(&payload);
-        if !integrity.is_none() {
-            let pad = integrity_pad_len(out.len() - 4);
-            out.extend(std::iter::repeat_n(0xff, pad));
-            out.push(pad as u8);
-            out.push(0x07);
-            let code = integrity.compute(&out[4..]);
-            out.extend_from_slice(code.as_slice());
-        }
+        integrity.append_trailer(&mut out, RmcpHeader::LEN);
         out
     }
 
