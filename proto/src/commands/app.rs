@@ -1,17 +1,9 @@
 //! Application commands (IPMI v2.0 chapters 20 and 22): device identity,
 //! channel and session management.
 
-use super::{Ctx, Followup, Handled, LAN_CHANNEL, ReplyData, is_our_channel, peer_ipv4};
+use super::{Ctx, Followup, Handled, LAN_CHANNEL, ReplyData, is_our_channel, length_is, peer_ipv4};
 use crate::action::Action;
 use crate::wire::ids::{CompletionCode, Privilege};
-
-fn length_is(d: &[u8], n: usize) -> Result<(), CompletionCode> {
-    if d.len() == n {
-        Ok(())
-    } else {
-        Err(CompletionCode::REQUEST_LENGTH_INVALID)
-    }
-}
 
 /// Get Device ID (section 20.1): fifteen bytes, as ipmitool reads them
 /// without a length check.

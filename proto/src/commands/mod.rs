@@ -278,6 +278,15 @@ fn boot_parameter(parameter: u8, options: &BootOptions) -> (CompletionCode, Repl
 pub(crate) const LAN_CHANNEL: u8 = 0x01;
 const CURRENT_CHANNEL: u8 = 0x0e;
 
+/// Request data of exactly `n` bytes, or "request data length invalid".
+pub(crate) fn length_is(d: &[u8], n: usize) -> Result<(), CompletionCode> {
+    if d.len() == n {
+        Ok(())
+    } else {
+        Err(CompletionCode::REQUEST_LENGTH_INVALID)
+    }
+}
+
 /// Whether a request's channel byte names our LAN channel.
 pub(crate) fn is_our_channel(b: u8) -> bool {
     matches!(b & 0x0f, LAN_CHANNEL | CURRENT_CHANNEL)

@@ -12,7 +12,7 @@
 //! exists, so a second activation gets 80h, which ipmitool prints as "SOL
 //! payload already active on another session".
 
-use super::{Ctx, Handled, is_our_channel};
+use super::{Ctx, Handled, SessionView, is_our_channel, length_is};
 use crate::session::established::Protection;
 use crate::sol::Deactivation;
 use crate::sol::packet::{HEADER_LEN, MAX_CHARACTERS};
@@ -44,14 +44,6 @@ const ALREADY_DEACTIVATED: CompletionCode = CompletionCode(0x80);
 /// channel.
 const NOT_AVAILABLE: CompletionCode = CompletionCode(0x80);
 
-fn length_is(d: &[u8], n: usize) -> Result<(), CompletionCode> {
-    if d.len() == n {
-        Ok(())
-    } else {
-        Err(CompletionCode::REQUEST_LENGTH_INVALID)
-    }
-}
-
 /// The payload type and instance bytes of Activate and Deactivate.
 fn sol_instance(d: &[u8]) -> Result<(), CompletionCode> {
     if d[0] & 0x3f != SOL {
@@ -64,20 +56,24 @@ fn sol_instance(d: &[u8]) -> Result<(), CompletionCode> {
     }
 }
 
+/// The checks Activate and Deactivate Payload share: six request bytes,
+/// sent in a session, naming SOL instance 1. Returns that session.
+fn sol_request(ctx: &Ctx<'_>, d: &[u8]) -> Result<SessionView, CompletionCode> {
+    length_is(d, 6)?;
+    let session = ctx.session.ok_or(CompletionCode::INSUFFICIENT_PRIVILEGE)?;
+    sol_instance(d)?;
+    Ok(session)
+}
+
 /// Activate Payload (section 24.1): request `[type, instance, aux x4]`,
 /// answer the twelve bytes ipmitool checks: aux data, inbound and outbound
 /// payload sizes, the UDP port (the one this BMC listens on, which
 /// ipmitool insists on) and no VLAN.
 pub(super) fn activate(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(cc) = length_is(d, 6) {
-        return Handled::code(cc);
-    }
-    let Some(session) = ctx.session else {
-        return Handled::code(CompletionCode::INSUFFICIENT_PRIVILEGE);
+    let session = match sol_request(ctx, d) {
+        Ok(s) => s,
+        Err(cc) => return Handled::code(cc),
     };
-    if let Err(cc) = sol_instance(d) {
-        return Handled::code(cc);
-    }
     let config = ctx.sol.config;
     if !config.enabled {
         return Handled::code(DISABLED);
@@ -120,15 +116,10 @@ pub(super) fn activate(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 /// another session of the same user or at administrator level (Ironic
 /// runs `sol deactivate` in a fresh session before each console start).
 pub(super) fn deactivate(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
-    if let Err(cc) = length_is(d, 6) {
-        return Handled::code(cc);
-    }
-    let Some(session) = ctx.session else {
-        return Handled::code(CompletionCode::INSUFFICIENT_PRIVILEGE);
+    let session = match sol_request(ctx, d) {
+        Ok(s) => s,
+        Err(cc) => return Handled::code(cc),
     };
-    if let Err(cc) = sol_instance(d) {
-        return Handled::code(cc);
-    }
     let Some(active) = ctx.sol.active() else {
         return Handled::code(ALREADY_DEACTIVATED);
     };
