@@ -17,6 +17,11 @@
 //!                                             at all: one thread blocking in
 //!                                             recvmmsg(MSG_WAITFORONE), the
 //!                                             least a server can do
+//!     datagram_floor serve epoll TARGETS      one socket per address again, no
+//!                                             runtime: one thread waiting in
+//!                                             epoll_wait for all of them, then
+//!                                             the daemon's batched receive and
+//!                                             a sendto per reply
 //!     datagram_floor client TARGETS PID [SECONDS] [IN-FLIGHT] [BYTES]
 //!
 //! TARGETS is a file of `address:port` lines (IPv4). Whatever the server
@@ -49,6 +54,7 @@ fn main() -> Result<()> {
         ["serve", "per-node", targets] => serve_per_node(read_targets(targets)?),
         ["serve", "shared", targets] => serve_shared(read_targets(targets)?, false),
         ["serve", "bare", targets] => serve_shared(read_targets(targets)?, true),
+        ["serve", "epoll", targets] => serve_epoll(read_targets(targets)?),
         ["client", targets, pid, rest @ ..] => {
             let number = |i: usize, default: u64| -> Result<u64> {
                 rest.get(i)
@@ -64,7 +70,7 @@ fn main() -> Result<()> {
             )
         }
         _ => bail!(
-            "usage: datagram_floor serve per-node|shared|bare TARGETS\n       \
+            "usage: datagram_floor serve per-node|shared|bare|epoll TARGETS\n       \
              datagram_floor client TARGETS PID [SECONDS] [IN-FLIGHT] [BYTES]"
         ),
     }
@@ -125,6 +131,61 @@ fn serve_per_node(targets: Vec<SocketAddrV4>) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// One socket per address without a runtime: what tokio's scheduling
+/// costs on top of the per-node layout's own system calls.
+fn serve_epoll(targets: Vec<SocketAddrV4>) -> Result<()> {
+    let mut sockets = Vec::new();
+    // SAFETY: no preconditions; the descriptor is checked below.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(io::Error::last_os_error()).context("epoll_create1");
+    }
+    for (i, target) in targets.iter().enumerate() {
+        let socket = UdpSocket::bind(target).with_context(|| format!("binding {target}"))?;
+        socket.set_nonblocking(true)?;
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: i as u64,
+        };
+        // SAFETY: both descriptors are open; ev lives through the call.
+        if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, socket.as_raw_fd(), &raw mut ev) } != 0
+        {
+            return Err(io::Error::last_os_error()).context("epoll_ctl");
+        }
+        sockets.push(socket);
+    }
+    eprintln!(
+        "datagram_floor: serving {} sockets from one epoll thread",
+        sockets.len()
+    );
+    // SAFETY: plain old data.
+    let mut events: [libc::epoll_event; 64] = unsafe { zeroed() };
+    let mut batch = Batch::new();
+    loop {
+        // SAFETY: `events` holds 64 entries and outlives the call.
+        let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), 64, -1) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e.into());
+        }
+        for ev in &events[..n as usize] {
+            let socket = &sockets[ev.u64 as usize];
+            // Edge-triggered: read until a batch comes back short.
+            while let Ok(got) = batch.receive(socket) {
+                for (from, data) in batch.iter() {
+                    let _ = socket.send_to(data, from);
+                }
+                if got < novabmc::datagrams::BATCH {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Datagrams per `recvmmsg` and `sendmmsg` of the shared socket.

@@ -1,10 +1,11 @@
 #!/bin/sh
 # The kernel's floor under novabmc's cost per datagram, next to novabmc's
-# own figures at the same operating point. Two echo servers that do no
+# own figures at the same operating point. Echo servers that do no
 # IPMI work at all (examples/datagram_floor.rs) answer N addresses on
 # loopback: one socket per address as the daemon runs (batched receive,
 # a sendto per reply), and one wildcard socket for all of them (IP_PKTINFO,
-# recvmmsg and sendmmsg across nodes), and that shared socket again with
+# recvmmsg and sendmmsg across nodes), the per-node sockets again without
+# the runtime (one thread in epoll_wait), and that shared socket again with
 # no runtime at all (one thread blocking in recvmmsg: the least any server
 # can do per datagram here). Then novabmc (release build,
 # simulated backend) on the same N nodes with the project's load client.
@@ -34,7 +35,7 @@ bench_workdir
 bench_targets $octet "$nodes" $port "$work/targets"
 echo "== datagram floor, $nodes addresses, $inflight in flight, 64-byte datagrams, ${seconds} s per run"
 echo "   load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-for layout in per-node shared bare; do
+for layout in per-node epoll shared bare; do
     "$floor" serve $layout "$work/targets" 2>"$work/floor.log" &
     pid=$!
     bench_started $pid
