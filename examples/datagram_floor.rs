@@ -88,10 +88,9 @@ fn read_targets(path: &str) -> Result<Vec<SocketAddrV4>> {
         .collect()
 }
 
-/// The daemon's runtime: two worker threads, one task per node socket.
+/// The runtime as the daemon builds it (one worker per core).
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()?)
 }
