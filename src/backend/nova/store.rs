@@ -14,16 +14,24 @@
 //! one, never a torn one. The write and rename are done before the command
 //! is answered, so once a console has its acknowledgement the record is in
 //! the kernel and survives the process being killed; the file and the
-//! directory are then `fsync`ed, which makes it survive a power loss too.
+//! directory are then `fsync`ed off the caller's thread (on the runtime's
+//! blocking pool, every file written since the last flush and the
+//! directory once), which makes it survive a power loss too. A flush is
+//! not waited for: on a real disk it takes milliseconds, and the node that
+//! wrote the file is answering its console meanwhile.
 //!
 //! A lock file (`lock`, held with `flock` for the process's life) keeps a
 //! second novabmc process out of the same directory: two daemons sharing
 //! one would each resume the other's work.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tracing::error;
 
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +129,23 @@ pub struct Store {
     nodes: PathBuf,
     /// Held for the life of the store: the lock is the open descriptor.
     _lock: File,
+    /// Files written and not yet flushed to disk.
+    flush: Arc<Flush>,
+}
+
+/// What is waiting to be flushed, shared with the flush running on the
+/// blocking pool.
+#[derive(Debug, Default)]
+struct Flush {
+    /// The `nodes` directory.
+    nodes: PathBuf,
+    /// Files written (or removed) since the last flush took its list.
+    dirty: Mutex<BTreeSet<PathBuf>>,
+    /// A flush is scheduled or running; the next write need not schedule
+    /// another (it takes whatever is dirty when it starts).
+    scheduled: AtomicBool,
+    /// Flushes completed, for tests.
+    done: AtomicU64,
 }
 
 impl Store {
@@ -173,6 +198,10 @@ impl Store {
             .map_err(io("cannot write its lock file"))?;
         Ok(Store {
             dir: dir.to_path_buf(),
+            flush: Arc::new(Flush {
+                nodes: nodes.clone(),
+                ..Flush::default()
+            }),
             nodes,
             _lock: lock,
         })
@@ -224,8 +253,47 @@ impl Store {
 
     /// Writes (or, when empty, removes) a node's entry: atomically, and
     /// visible to the next process as soon as this returns. Durability
-    /// against power loss follows with [`Store::sync`].
+    /// against power loss follows: the file and the directory are flushed
+    /// on the runtime's blocking pool (inline when there is no runtime).
     pub fn save(&self, entry: &Entry) -> Result<(), StoreError> {
+        let result = self.write(entry);
+        self.schedule_flush(self.path(&entry.node));
+        result
+    }
+
+    /// Flushes completed since the store was opened.
+    pub fn flushes(&self) -> u64 {
+        self.flush.done.load(Ordering::Acquire)
+    }
+
+    /// Files written and not yet taken by a flush.
+    pub fn unflushed(&self) -> usize {
+        self.flush
+            .dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    fn schedule_flush(&self, path: PathBuf) {
+        self.flush
+            .dirty
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path);
+        if self.flush.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let flush = self.flush.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || flush.run());
+            }
+            Err(_) => flush.run(),
+        }
+    }
+
+    fn write(&self, entry: &Entry) -> Result<(), StoreError> {
         let path = self.path(&entry.node);
         let io = |what: String| {
             move |source| StoreError::Io {
@@ -251,25 +319,41 @@ impl Store {
         std::fs::write(&tmp, &text).map_err(io(format!("cannot write {}", tmp.display())))?;
         std::fs::rename(&tmp, &path).map_err(io(format!("cannot rename {}", tmp.display())))
     }
+}
 
-    /// Flushes a node's file and the directory to disk.
-    pub fn sync(&self, node: &str) -> Result<(), StoreError> {
-        let io = |what: &str| {
-            let what = what.to_string();
-            move |source| StoreError::Io {
-                dir: self.dir.clone(),
-                what,
-                error: source,
+impl Flush {
+    /// Flushes every dirty file and then the directory, until nothing is
+    /// dirty; failures are logged with the file (the entries stay written,
+    /// only their durability against power loss is in doubt).
+    fn run(&self) {
+        loop {
+            let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|e| e.into_inner()));
+            for path in &dirty {
+                match File::open(path).and_then(|f| f.sync_all()) {
+                    Ok(()) => {}
+                    // Removed: the directory's flush makes that durable.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => error!(file = %path.display(), error = %e,
+                        "cannot flush pending work to disk; it would not survive a power loss"),
+                }
             }
-        };
-        match File::open(self.path(node)) {
-            Ok(f) => f.sync_all().map_err(io("cannot flush a node's file"))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io("cannot open a node's file")(e)),
+            if let Err(e) = File::open(&self.nodes).and_then(|d| d.sync_all()) {
+                error!(dir = %self.nodes.display(), error = %e,
+                    "cannot flush the state directory to disk; pending work would not survive a power loss");
+            }
+            self.done.fetch_add(1, Ordering::AcqRel);
+            self.scheduled.store(false, Ordering::Release);
+            // A write that found the flag still set left its file for
+            // this flush: take it, unless another flush already has.
+            let more = !self
+                .dirty
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty();
+            if !more || self.scheduled.swap(true, Ordering::AcqRel) {
+                return;
+            }
         }
-        File::open(&self.nodes)
-            .and_then(|d| d.sync_all())
-            .map_err(io("cannot flush the directory"))
     }
 }
 
@@ -304,7 +388,9 @@ mod tests {
             changed_unix_ms: 42,
         });
         store.save(&e).expect("save");
-        store.sync("rack/1").expect("sync");
+        // Without a runtime the flush ran inline.
+        assert_eq!(store.flushes(), 1);
+        assert_eq!(store.unflushed(), 0);
         assert!(dir.path().join("nodes/rack%2F1.json").exists());
         let (loaded, problems) = store.load();
         assert!(problems.is_empty(), "{problems:?}");
@@ -312,6 +398,33 @@ mod tests {
         e.power = None;
         store.save(&e).expect("remove");
         assert!(store.load().0.is_empty());
+    }
+
+    /// On a runtime the caller does not wait for the disk: the flush runs
+    /// on the blocking pool, and one flush takes every file written while
+    /// it was scheduled.
+    #[tokio::test]
+    async fn writes_are_flushed_to_disk_off_the_callers_thread() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("open");
+        for i in 0..50 {
+            let mut e = Entry::new(&format!("node-{i}"), None);
+            e.power = Some(StoredPower {
+                on: true,
+                reboot: false,
+                nmi: None,
+                changed_unix_ms: i,
+            });
+            store.save(&e).expect("save");
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while store.unflushed() > 0 || store.flush.scheduled.load(Ordering::Acquire) {
+            assert!(std::time::Instant::now() < deadline, "never flushed");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let flushes = store.flushes();
+        assert!((1..=50).contains(&flushes), "{flushes} flushes");
+        assert_eq!(store.load().0.len(), 50);
     }
 
     #[test]
