@@ -31,9 +31,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tracing::error;
-
 use serde::{Deserialize, Serialize};
+use tracing::error;
 
 /// The directory a default installation uses (the systemd unit's
 /// `StateDirectory=novabmc`).
@@ -144,7 +143,7 @@ struct Flush {
     /// A flush is scheduled or running; the next write need not schedule
     /// another (it takes whatever is dirty when it starts).
     scheduled: AtomicBool,
-    /// Flushes completed, for tests.
+    /// Flushes completed (read by the tests).
     done: AtomicU64,
 }
 
@@ -262,12 +261,14 @@ impl Store {
     }
 
     /// Flushes completed since the store was opened.
-    pub fn flushes(&self) -> u64 {
+    #[cfg(test)]
+    fn flushes(&self) -> u64 {
         self.flush.done.load(Ordering::Acquire)
     }
 
     /// Files written and not yet taken by a flush.
-    pub fn unflushed(&self) -> usize {
+    #[cfg(test)]
+    fn unflushed(&self) -> usize {
         self.flush
             .dirty
             .lock()
