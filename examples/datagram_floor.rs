@@ -5,7 +5,7 @@
 //!
 //!     datagram_floor serve per-node TARGETS   one socket per address, as the
 //!                                             daemon runs: a task each, batched
-//!                                             receive (novabmc::datagrams),
+//!                                             receive (novabmc::ipmi::datagrams),
 //!                                             one sendto per reply
 //!     datagram_floor serve shared TARGETS     one wildcard socket per port for
 //!                                             all addresses: IP_PKTINFO names
@@ -39,7 +39,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use novabmc::datagrams::{Batch, NodeSocket};
+use novabmc::ipmi::datagrams::{Batch, NodeSocket};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
@@ -114,7 +114,7 @@ fn serve_per_node(targets: Vec<SocketAddrV4>) -> Result<()> {
                             for (from, data) in batch.iter() {
                                 let _ = socket.send_to(data, from).await;
                             }
-                            if n < novabmc::datagrams::BATCH {
+                            if n < novabmc::ipmi::datagrams::BATCH {
                                 ready.clear_ready();
                             }
                         }
@@ -179,7 +179,7 @@ fn serve_epoll(targets: Vec<SocketAddrV4>) -> Result<()> {
                 for (from, data) in batch.iter() {
                     let _ = socket.send_to(data, from);
                 }
-                if got < novabmc::datagrams::BATCH {
+                if got < novabmc::ipmi::datagrams::BATCH {
                     break;
                 }
             }

@@ -15,7 +15,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::routing::{self, RouteSpec};
-use crate::{check, daemon, demo, export, novasim, server};
+use crate::{check, daemon, demo, export, ipmi, novasim};
 
 /// IPMI-over-LAN virtual BMC for cloud servers.
 #[derive(Debug, Parser)]
@@ -394,8 +394,8 @@ async fn serve(config: Config, banner: Option<String>, path: Option<PathBuf>) ->
     raise_fd_limit(config.nodes.len());
     // IP_FREEBIND: a node's address may be configured (by DHCP) after the
     // start; requests arrive as soon as it is.
-    let sockets = server::bind_all(&config.nodes, true)
-        .map_err(|errors| anyhow::anyhow!(server::report_bind_errors(&errors)))?;
+    let sockets = ipmi::bind_all(&config.nodes, true)
+        .map_err(|errors| anyhow::anyhow!(ipmi::report_bind_errors(&errors)))?;
     let (signal_tx, signal_rx) = tokio::sync::oneshot::channel();
     let signals = tokio::spawn(async move {
         let r = wait_for_signal().await;

@@ -56,7 +56,7 @@ fn main_gateway() -> String {
 
 /// The MAC the daemon derives for a node name, as ipmitool prints it.
 fn mac_text(node: &str) -> String {
-    novabmc::lan_config::mac_for(node)
+    novabmc::ipmi::lan_config::mac_for(node)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()

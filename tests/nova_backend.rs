@@ -10,6 +10,7 @@ use std::time::Duration;
 use novabmc::backend::Backend;
 use novabmc::backend::nova::cloud::CloudSource;
 use novabmc::backend::nova::{NetworkBoot, Nova, NovaNode, NovaSettings};
+use novabmc::backend::telemetry::NoRecorder;
 use novabmc::novasim::{self, NewServer, SimServer, Timings};
 use novabmc_proto::{BootParameterWrite, ChassisControl};
 use tokio_util::sync::CancellationToken;
@@ -104,8 +105,13 @@ fn actions(w: &World) -> Vec<String> {
 }
 
 async fn started(w: &World, nodes: Vec<NovaNode>) -> (Arc<Nova>, tokio::task::JoinSet<()>) {
-    let (nova, tasks) =
-        Nova::start(w.settings.clone(), nodes.clone(), w.shutdown.clone()).expect("start");
+    let (nova, tasks) = Nova::start(
+        w.settings.clone(),
+        nodes.clone(),
+        Arc::new(NoRecorder),
+        w.shutdown.clone(),
+    )
+    .expect("start");
     for i in 0..nodes.len() {
         let n = nova.clone();
         eventually("resolution", move || {
@@ -283,6 +289,7 @@ async fn restart_keeps_boot_options_and_processes_keep_to_their_servers() {
     let (nova, mut tasks) = Nova::start(
         w.settings.clone(),
         vec![node("a", NetworkBoot::Rebuild)],
+        Arc::new(NoRecorder),
         first.clone(),
     )
     .expect("start");
@@ -292,6 +299,7 @@ async fn restart_keeps_boot_options_and_processes_keep_to_their_servers() {
     let (other, _other_tasks) = Nova::start(
         other_settings,
         vec![node("b", NetworkBoot::Rebuild)],
+        Arc::new(NoRecorder),
         w.shutdown.clone(),
     )
     .expect("start");
@@ -376,6 +384,7 @@ async fn keystone_down_at_start_then_back() {
     let (nova, _tasks) = Nova::start(
         w.settings.clone(),
         vec![node("k0", NetworkBoot::Rebuild)],
+        Arc::new(NoRecorder),
         w.shutdown.clone(),
     )
     .expect("start");

@@ -1,5 +1,6 @@
-//! The machines behind the BMCs: what a backend must offer, and how the
-//! engine's actions are carried out against it.
+//! The machines behind the BMCs: what a backend must offer to the front
+//! doors (IPMI's node tasks today, Redfish's handlers next), which reach a
+//! node only through this trait and a [`Binding`].
 //!
 //! Every method is synchronous and returns at once: power state is read from
 //! memory the backend keeps current, and power operations are accepted and
@@ -9,18 +10,19 @@
 //! knows when a machine boots (and so when a one-time flag is used up), and
 //! where they are persisted.
 
-pub mod console;
+pub mod binding;
 pub mod inventory;
 pub mod nova;
+pub mod serial_console;
 pub mod simulated;
+pub mod telemetry;
 
 use std::sync::Arc;
 
-use novabmc_proto::{
-    Action, BootOptions, BootParameterWrite, ChassisControl, ChassisState, CompletionCode, Outcome,
-};
+use novabmc_proto::{BootOptions, BootParameterWrite, ChassisControl, ChassisState};
 use tokio::sync::watch;
 
+pub use binding::Binding;
 pub use inventory::ServerInventory;
 
 /// Index of a node in the configuration's node list.
@@ -30,23 +32,13 @@ pub type NodeId = usize;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
     /// Not ready yet (server not resolved, cloud not reachable): the
-    /// console should retry. Completion code C0, "node busy".
+    /// client should retry (IPMI: completion code C0, "node busy").
     #[error("not ready: {0}")]
     NotReady(String),
-    /// The node cannot serve this at all (its server does not exist).
-    /// Completion code D5, "not supported in present state".
+    /// The node cannot serve this at all (its server does not exist)
+    /// (IPMI: D5, "not supported in present state").
     #[error("unavailable: {0}")]
     Unavailable(String),
-}
-
-impl BackendError {
-    /// The completion code the console gets.
-    pub fn completion_code(&self) -> CompletionCode {
-        match self {
-            BackendError::NotReady(_) => CompletionCode::NODE_BUSY,
-            BackendError::Unavailable(_) => CompletionCode::NOT_SUPPORTED_IN_PRESENT_STATE,
-        }
-    }
 }
 
 /// The machines behind the BMCs.
@@ -89,42 +81,15 @@ pub trait Backend: Send + Sync + 'static {
     /// The node's serial console, for Serial over LAN. A backend without
     /// consoles keeps this default; SOL then shows a notice and nothing
     /// else.
-    fn console(&self, node: NodeId) -> Result<Arc<dyn console::ConsoleSource>, BackendError> {
+    fn console(
+        &self,
+        node: NodeId,
+    ) -> Result<Arc<dyn serial_console::ConsoleSource>, BackendError> {
         let _ = node;
         Err(BackendError::Unavailable(
             "this backend has no serial consoles".into(),
         ))
     }
-}
-
-/// Carries out one engine action.
-pub fn run_action(backend: &dyn Backend, node: NodeId, action: Action) -> Outcome {
-    let result = match action {
-        Action::GetChassisStatus => backend.chassis_status(node).map(Outcome::Chassis),
-        Action::ChassisControl(c) => backend.chassis_control(node, c).map(|()| {
-            crate::metrics::record_control(c.name());
-            Outcome::Done
-        }),
-        Action::GetBootOptions => backend.boot_options(node).map(Outcome::BootOptions),
-        Action::SetBootParameter {
-            write,
-            mark_invalid,
-        } => backend
-            .set_boot_parameter(node, write, mark_invalid)
-            .map(|()| Outcome::Done),
-        Action::GetSystemGuid => backend.system_guid(node).map(Outcome::Guid),
-        // The host's clock, not the backend's: the BMC's clock is the
-        // machine it runs on.
-        Action::ReadClock => Ok(Outcome::Clock(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        )),
-    };
-    result.unwrap_or_else(|e| {
-        tracing::debug!(node, error = %e, ?action, "action refused");
-        Outcome::Failed(e.completion_code())
-    })
 }
 
 /// The 16 bytes Get System GUID sends for a UUID, in the byte order IPMI

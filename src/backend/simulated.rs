@@ -219,9 +219,11 @@ impl Backend for Simulated {
     fn console(
         &self,
         node: NodeId,
-    ) -> Result<std::sync::Arc<dyn super::console::ConsoleSource>, BackendError> {
+    ) -> Result<std::sync::Arc<dyn super::serial_console::ConsoleSource>, BackendError> {
         let name = self.machine(node)?.name.clone();
-        Ok(std::sync::Arc::new(super::console::LocalShell { name }))
+        Ok(std::sync::Arc::new(super::serial_console::LocalShell {
+            name,
+        }))
     }
 
     fn chassis_status(&self, node: NodeId) -> Result<ChassisState, BackendError> {

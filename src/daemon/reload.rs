@@ -12,8 +12,8 @@ use tracing::{error, info, warn};
 use super::{Running, State};
 use crate::backend::nova::cloud;
 use crate::config::{BackendConfig, Config, NodeConfig};
+use crate::ipmi;
 use crate::routing::Installation;
-use crate::server;
 
 /// What a reload changes, by node name.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub(super) async fn apply(state: &mut State, new: Config) {
         if !moved {
             continue;
         }
-        match server::bind_udp(n.listen, true) {
+        match ipmi::bind_udp(n.listen, true) {
             Ok(s) => {
                 sockets.insert(n.name.clone(), s);
             }
@@ -110,7 +110,7 @@ pub(super) async fn apply(state: &mut State, new: Config) {
         let Some(n) = new.nodes.iter().find(|n| &n.name == name) else {
             continue;
         };
-        match server::bind_udp(n.listen, true) {
+        match ipmi::bind_udp(n.listen, true) {
             Ok(s) => {
                 sockets.insert(name.clone(), s);
             }
@@ -133,7 +133,7 @@ pub(super) async fn apply(state: &mut State, new: Config) {
         .filter(|n| sockets.contains_key(&n.name))
         .cloned()
         .collect();
-    let mut lan = crate::lan_config::discover(&starting).await.into_iter();
+    let mut lan = ipmi::lan_config::discover(&starting).await.into_iter();
     for n in starting {
         let lan = lan.next().unwrap_or_default();
         if let Some(socket) = sockets.remove(&n.name) {
@@ -202,7 +202,7 @@ async fn restart_backend(state: &mut State, new: &Config, backend_changed: bool)
             state.publish();
             old.stop().await;
             drop(old);
-            match Running::start(new) {
+            match Running::start(new, state.sources.recorder()) {
                 Ok(b) => state.backend = b,
                 Err(e) => {
                     error!(error = %e, "the new backend cannot start; the nodes answer 'node busy'")

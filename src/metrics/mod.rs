@@ -9,9 +9,12 @@
 //!   requests by command, responses by completion code), summed over the
 //!   nodes at scrape time, those of stopped engines included so a counter
 //!   never goes back when a reload removes a node;
-//! - process-wide counters kept here as the daemon works: chassis controls
-//!   by kind, and every Keystone, Nova and Glance call by operation and
-//!   outcome with its latency ([`CLOUD`], [`record_control`]);
+//! - counters the daemon's parts report to as they work, through the
+//!   [`Recorder`] they are given: chassis controls by kind (from the front
+//!   doors), and every Keystone, Nova and Glance call by operation and
+//!   outcome with its latency (from the backend, as its
+//!   [`CallRecorder`]); one recorder lives as long as the daemon, so a
+//!   reload that restarts the backend keeps counting;
 //! - gauges read from the backend when scraped: per node only power state
 //!   and pending work (so 10,000 nodes make 20,000 short lines), the total
 //!   of pending operations, and the age of the last successful refresh.
@@ -22,8 +25,7 @@
 
 pub mod http;
 
-use std::sync::{Arc, LazyLock, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, RwLock};
 
 use novabmc_proto::Counters;
 use prometheus_client::collector::Collector;
@@ -35,16 +37,19 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::backend::telemetry::{CallRecorder, CloudCall, CloudHealth};
 use crate::backend::{Backend, NodeId};
 
 /// Labels of a family: (name, value) pairs.
 type Labels = Vec<(&'static str, String)>;
 
-/// Cloud calls, counted and timed, across the process.
+/// The counters the daemon's parts report to: cloud calls, counted and
+/// timed, and chassis controls by kind.
 #[derive(Debug)]
-pub struct CloudMetrics {
+pub struct Recorder {
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram, fn() -> Histogram>,
+    controls: Family<Labels, Counter>,
 }
 
 /// Latency buckets of cloud calls, in seconds: from a quick local Nova to
@@ -57,45 +62,42 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
-/// The process's cloud call counters.
-pub static CLOUD: LazyLock<CloudMetrics> = LazyLock::new(|| CloudMetrics {
-    requests: Family::default(),
-    latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
-});
-
-impl CloudMetrics {
-    /// Records one call: `service` (`identity`, `compute`, `image`,
-    /// `volume`), a fixed `operation` name, and `status` (`ok`, or the
-    /// kind of failure).
-    pub fn record(
-        &self,
-        service: &'static str,
-        operation: &'static str,
-        status: &str,
-        took: Duration,
-    ) {
-        let base = vec![
-            ("service", service.to_string()),
-            ("operation", operation.to_string()),
-        ];
-        let mut labels = base.clone();
-        labels.push(("status", status.to_string()));
-        self.requests.get_or_create(&labels).inc();
-        self.latency
-            .get_or_create(&base)
-            .observe(took.as_secs_f64());
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            controls: Family::default(),
+        }
     }
 }
 
-/// Chassis controls accepted by the backends, by kind.
-static CONTROLS: LazyLock<Family<Labels, Counter>> = LazyLock::new(Family::default);
+impl Recorder {
+    /// Counts one chassis control (`power_up`, `hard_reset`, ...) a
+    /// client asked for and the backend accepted.
+    pub fn control(&self, kind: &'static str) {
+        self.controls
+            .get_or_create(&vec![("control", kind.to_string())])
+            .inc();
+    }
+}
 
-/// Counts one chassis control (`power_up`, `hard_reset`, ...) a console
-/// asked for.
-pub fn record_control(kind: &'static str) {
-    CONTROLS
-        .get_or_create(&vec![("control", kind.to_string())])
-        .inc();
+impl CallRecorder for Recorder {
+    /// Records one call: its service (`identity`, `compute`, `image`,
+    /// `volume`), fixed operation name and status (`ok`, or the kind of
+    /// failure).
+    fn record(&self, call: CloudCall<'_>) {
+        let base = vec![
+            ("service", call.service.to_string()),
+            ("operation", call.operation.to_string()),
+        ];
+        let mut labels = base.clone();
+        labels.push(("status", call.status.to_string()));
+        self.requests.get_or_create(&labels).inc();
+        self.latency
+            .get_or_create(&base)
+            .observe(call.took.as_secs_f64());
+    }
 }
 
 /// One served node, as the endpoint reads it.
@@ -127,20 +129,8 @@ pub struct Sources {
     nodes: RwLock<Vec<NodeSource>>,
     /// The cloud's health, when there is a cloud.
     cloud: RwLock<Option<Arc<dyn CloudHealth>>>,
-}
-
-/// When the cloud was last reached, for the health check.
-pub trait CloudHealth: Send + Sync + 'static {
-    /// When the last refresh succeeded; `None` before the first.
-    fn last_refresh(&self) -> Option<Instant>;
-    /// The refresh interval.
-    fn refresh_interval(&self) -> Duration;
-}
-
-impl std::fmt::Debug for dyn CloudHealth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CloudHealth")
-    }
+    /// What the daemon's parts count as they work.
+    recorder: Arc<Recorder>,
 }
 
 /// `/healthz`'s verdict.
@@ -153,6 +143,11 @@ pub enum Health {
 }
 
 impl Sources {
+    /// The recorder every part of this daemon reports to.
+    pub fn recorder(&self) -> Arc<Recorder> {
+        self.recorder.clone()
+    }
+
     /// Adds the counters of a new engine.
     pub fn add_engine(&self, counters: Arc<Counters>) {
         self.engines
@@ -198,24 +193,24 @@ impl Sources {
     }
 }
 
-/// The registry the endpoint encodes: the process-wide families and a
+/// The registry the endpoint encodes: the recorder's families and a
 /// collector over `sources`.
 pub fn registry(sources: Arc<Sources>) -> Registry {
     let mut r = Registry::default();
     r.register(
         "novabmc_chassis_controls",
         "Chassis controls accepted, by kind",
-        CONTROLS.clone(),
+        sources.recorder.controls.clone(),
     );
     r.register(
         "novabmc_cloud_requests",
         "Keystone, Nova, Glance and Cinder calls, by service, operation and outcome",
-        CLOUD.requests.clone(),
+        sources.recorder.requests.clone(),
     );
     r.register(
         "novabmc_cloud_request_duration_seconds",
         "How long cloud calls took, by service and operation",
-        CLOUD.latency.clone(),
+        sources.recorder.latency.clone(),
     );
     r.register_collector(Box::new(Collected(sources)));
     r

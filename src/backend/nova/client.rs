@@ -28,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use osauth::services::{COMPUTE, IMAGE, ServiceType};
@@ -37,6 +38,7 @@ use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
 use super::states::{PowerState, Status, TaskState, VmState};
+use crate::backend::telemetry::{CallRecorder, CloudCall, NoRecorder};
 
 /// How a call failed, as far as the caller's next move is concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -570,6 +572,8 @@ pub struct NovaClient {
     auth_url: String,
     session: RwLock<Option<Session>>,
     timeout: Duration,
+    /// Where each call is reported (the metrics, in the daemon).
+    recorder: Arc<dyn CallRecorder>,
 }
 
 impl std::fmt::Debug for NovaClient {
@@ -602,7 +606,14 @@ impl NovaClient {
             cloud,
             session: RwLock::new(None),
             timeout,
+            recorder: Arc::new(NoRecorder),
         }
+    }
+
+    /// The same client, reporting each call to `recorder`.
+    pub fn recording(mut self, recorder: Arc<dyn CallRecorder>) -> Self {
+        self.recorder = recorder;
+        self
     }
 
     /// The timeout of one call.
@@ -629,7 +640,12 @@ impl NovaClient {
             Ok(_) => "ok",
             Err(e) => e.kind.name(),
         };
-        crate::metrics::CLOUD.record(op.0, op.1, status, started.elapsed());
+        self.recorder.record(CloudCall {
+            service: op.0,
+            operation: op.1,
+            status,
+            took: started.elapsed(),
+        });
         r
     }
 
@@ -647,7 +663,12 @@ impl NovaClient {
             NovaError::from(e).during(&format!("authentication at {}", self.auth_url))
         });
         let status = s.as_ref().map_or_else(|e| e.kind.name(), |_| "ok");
-        crate::metrics::CLOUD.record("identity", "authenticate", status, started.elapsed());
+        self.recorder.record(CloudCall {
+            service: "identity",
+            operation: "authenticate",
+            status,
+            took: started.elapsed(),
+        });
         let s = s?;
         *slot = Some(s.clone());
         Ok(s)

@@ -28,10 +28,10 @@
 pub mod client;
 pub mod cloud;
 pub mod compute;
-pub mod console;
 pub mod guid;
 pub mod node;
 pub mod plan;
+pub mod serial_console;
 pub mod states;
 pub mod store;
 pub mod worker;
@@ -49,6 +49,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::telemetry::{CallRecorder, CloudHealth};
 use super::{Backend, BackendError, NodeId, ServerInventory};
 use client::{NovaClient, NovaError, ServerInfo};
 use cloud::CloudSource;
@@ -230,13 +231,15 @@ impl Nova<NovaClient> {
     /// Reads the cloud configuration and opens the state directory (an
     /// error in either stops the start), then starts the resolver, poller
     /// and workers on the current runtime.
+    /// Each cloud call is reported to `recorder`.
     pub fn start(
         settings: NovaSettings,
         nodes: Vec<NovaNode>,
+        recorder: Arc<dyn CallRecorder>,
         shutdown: CancellationToken,
     ) -> Result<(Arc<Nova>, JoinSet<()>), StartError> {
         let cloud = cloud::load(&settings.cloud).map_err(StartError::Cloud)?;
-        let client = NovaClient::new(cloud, settings.request_timeout);
+        let client = NovaClient::new(cloud, settings.request_timeout).recording(recorder);
         Nova::start_with(client, settings, nodes, shutdown)
     }
 }
@@ -487,6 +490,23 @@ impl<C: Compute> Nova<C> {
     /// A copy of a node's state (for `check` and tests).
     pub fn node_state(&self, node: NodeId) -> Option<NodeState> {
         self.cells.get(node).map(|c| c.lock().clone())
+    }
+
+    /// Waits for the backend's tasks once `stop` is cancelled, giving the
+    /// calls in flight their grace ([`worker::SHUTDOWN_GRACE`]); what is
+    /// left stays in the state directory and is logged, one line per node.
+    pub async fn stop(&self, stop: &CancellationToken, tasks: &mut JoinSet<()>) {
+        stop.cancel();
+        let grace = worker::SHUTDOWN_GRACE + Duration::from_secs(2);
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            warn!(
+                "the backend did not stop within {:?}; stopping anyway",
+                worker::SHUTDOWN_GRACE
+            );
+        }
+        self.log_pending();
     }
 
     /// One line per node with work pending, for the shutdown log.
@@ -933,7 +953,7 @@ fn next_since(
     })
 }
 
-impl<C: Compute> crate::metrics::CloudHealth for Nova<C> {
+impl<C: Compute> CloudHealth for Nova<C> {
     fn last_refresh(&self) -> Option<std::time::Instant> {
         *self.last_refresh.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -952,13 +972,13 @@ impl<C: Compute> Backend for Nova<C> {
     fn console(
         &self,
         node: NodeId,
-    ) -> Result<Arc<dyn crate::backend::console::ConsoleSource>, BackendError> {
+    ) -> Result<Arc<dyn crate::backend::serial_console::ConsoleSource>, BackendError> {
         let s = self.cell(node)?.lock();
         match (&s.resolution, &s.server_id) {
             (Resolution::Failed(why) | Resolution::Missing(why), _) => {
                 Err(BackendError::Unavailable(why.clone()))
             }
-            (_, Some(id)) => Ok(Arc::new(console::NovaConsole {
+            (_, Some(id)) => Ok(Arc::new(serial_console::NovaConsole {
                 ctx: self.ctx.clone(),
                 server: id.clone(),
             })),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::client::{NovaError, NovaErrorKind};
 use super::compute::Compute;
 use super::worker::WorkerContext;
-use crate::backend::console::{ConsoleAccess, ConsoleError, ConsoleFuture, ConsoleSource};
+use crate::backend::serial_console::{ConsoleAccess, ConsoleError, ConsoleFuture, ConsoleSource};
 
 /// One server's console.
 #[derive(Debug)]

@@ -1,9 +1,7 @@
-//! The UDP side: one socket and one task per node, each driving that node's
-//! [`Bmc`] engine.
+//! One task per node, driving that node's [`Bmc`] engine on the node's
+//! socket ([`super::socket`]).
 //!
-//! A socket is bound to exactly the node's address and port, so every reply
-//! leaves from the address the request hit (ipmitool uses a connected UDP
-//! socket and ignores anything else). A task waits on three things: a
+//! A task waits on three things: a
 //! datagram, the next deadline (the engine's, or the end of a summary
 //! window), and shutdown. After each it carries out the engine's actions
 //! against the backend (which answers from memory at once) and sends what
@@ -11,7 +9,7 @@
 //! engine with an empty session table.
 //!
 //! A socket is registered for reading only and read in batches
-//! ([`crate::datagrams`]): a batch shorter than asked proves the socket
+//! ([`super::datagrams`]): a batch shorter than asked proves the socket
 //! empty, so no read is issued just to hear `EAGAIN`, and replies are sent
 //! with plain non-blocking `sendto`.
 //!
@@ -20,31 +18,31 @@
 //! every batch of datagrams, so a constant stream of packets cannot keep
 //! expired sessions alive. Refusals and drops are logged one by one at
 //! debug level and summarised at most once a minute at info level
-//! ([`crate::summary`]).
+//! ([`super::summary`]).
 //!
 //! A reload reaches a running task two ways, neither touching its socket
 //! or sessions: a new engine configuration ([`SharedConfig`]), taken
 //! before the next datagram, and a new backend ([`Binding`]), used from
 //! the next action on.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use novabmc_proto::{Bmc, BmcConfig, Counters, Entropy, Event, LanInfo, SessionEvent};
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
-use crate::backend::{self, Backend, NodeId, ServerInventory};
+use super::actions;
+use super::datagrams::{self, Batch, NodeSocket};
+use super::sol::NodeSol;
+use super::summary::Summary;
+use crate::backend::{Binding, ServerInventory};
 use crate::config::NodeConfig;
-use crate::console::NodeConsole;
-use crate::datagrams::{self, Batch, NodeSocket};
-use crate::summary::Summary;
+use crate::metrics::Recorder;
 
 /// `recvmmsg` calls per wake-up before the task yields, so that one busy
 /// node cannot starve the others' tasks (32 datagrams at most).
@@ -61,106 +59,6 @@ impl Entropy for ThreadEntropy {
 
 fn entropy() -> ThreadEntropy {
     ThreadEntropy(rand::rng())
-}
-
-/// A node's socket could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[error("node {node}: cannot listen on {address}: {error}")]
-pub struct BindError {
-    /// The node.
-    pub node: String,
-    /// The address.
-    pub address: SocketAddr,
-    /// Why.
-    pub error: std::io::Error,
-}
-
-/// Opens a UDP socket on exactly `address`. With `freebind` the address
-/// need not exist yet (it may arrive later by DHCP). SO_REUSEADDR is not
-/// set: two processes must never share a node's port.
-pub fn bind_udp(address: SocketAddr, freebind: bool) -> std::io::Result<UdpSocket> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::DGRAM.cloexec(),
-        Some(Protocol::UDP),
-    )?;
-    if address.is_ipv6() {
-        socket.set_only_v6(true)?;
-        if freebind {
-            socket.set_freebind_v6(true)?;
-        }
-    } else if freebind {
-        socket.set_freebind_v4(true)?;
-    }
-    // tokio requires non-blocking sockets (a blocking one would stall a
-    // worker thread).
-    socket.set_nonblocking(true)?;
-    socket.bind(&address.into())?;
-    UdpSocket::from_std(socket.into())
-}
-
-/// Binds every node's socket; all failures are reported together.
-pub fn bind_all(nodes: &[NodeConfig], freebind: bool) -> Result<Vec<UdpSocket>, Vec<BindError>> {
-    let mut sockets = Vec::with_capacity(nodes.len());
-    let mut errors = Vec::new();
-    for n in nodes {
-        match bind_udp(n.listen, freebind) {
-            Ok(s) => sockets.push(s),
-            Err(error) => errors.push(BindError {
-                node: n.name.clone(),
-                address: n.listen,
-                error,
-            }),
-        }
-    }
-    if errors.is_empty() {
-        Ok(sockets)
-    } else {
-        Err(errors)
-    }
-}
-
-/// What a node's task serves: a backend and the node's index in it. The
-/// daemon swaps it when a reload restarts the backend, and the task picks
-/// the new one for its next action, keeping its socket and sessions.
-pub struct Binding {
-    slot: RwLock<(Arc<dyn Backend>, NodeId)>,
-    /// Bumped by every [`Binding::set`], so the task knows to subscribe to
-    /// the new backend's inventory.
-    generation: AtomicU64,
-}
-
-impl std::fmt::Debug for Binding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Binding")
-            .field("node", &self.get().1)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Binding {
-    /// Node `id` of `backend`.
-    pub fn new(backend: Arc<dyn Backend>, id: NodeId) -> Arc<Binding> {
-        Arc::new(Binding {
-            slot: RwLock::new((backend, id)),
-            generation: AtomicU64::new(0),
-        })
-    }
-
-    /// The backend and the node's index in it.
-    pub fn get(&self) -> (Arc<dyn Backend>, NodeId) {
-        self.slot.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Points the node at another backend.
-    pub fn set(&self, backend: Arc<dyn Backend>, id: NodeId) {
-        *self.slot.write().unwrap_or_else(|e| e.into_inner()) = (backend, id);
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
 }
 
 /// The engine configuration every node shares, replaced by a reload: each
@@ -212,6 +110,7 @@ pub fn spawn_node(
     config: Arc<SharedConfig>,
     binding: Arc<Binding>,
     lan: LanInfo,
+    recorder: Arc<Recorder>,
     shutdown: CancellationToken,
 ) -> std::io::Result<(JoinHandle<()>, Arc<Counters>)> {
     let socket = NodeSocket::new(socket)?;
@@ -230,7 +129,8 @@ pub fn spawn_node(
         socket,
         engine,
         inventory: backend.inventory(id),
-        console: NodeConsole::new(node.name.clone(), binding.clone()),
+        sol: NodeSol::new(node.name.clone(), binding.clone()),
+        recorder,
         binding,
         bound,
         config,
@@ -260,7 +160,9 @@ struct NodeTask {
     /// The engine's eviction count when last looked at.
     evicted: u64,
     /// The SOL bridge to the machine's serial console.
-    console: NodeConsole,
+    sol: NodeSol,
+    /// Where accepted chassis controls are counted.
+    recorder: Arc<Recorder>,
 }
 
 impl NodeTask {
@@ -323,8 +225,8 @@ impl NodeTask {
                     }
                     Err(e) => debug!(node = %self.name, error = %e, "socket error"),
                 },
-                Some(bytes) = self.console.output() => {
-                    self.console.deliver(&mut self.engine, bytes, &mut entropy());
+                Some(bytes) = self.sol.output() => {
+                    self.sol.deliver(&mut self.engine, bytes, &mut entropy());
                 }
             }
             let now = Instant::now();
@@ -369,11 +271,11 @@ impl NodeTask {
     fn drive(&mut self) {
         while let Some((id, action)) = self.engine.poll_action() {
             let (backend, node) = self.binding.get();
-            let outcome = backend::run_action(backend.as_ref(), node, action);
+            let outcome = actions::run(backend.as_ref(), node, action, &self.recorder);
             self.engine
                 .complete_action(id, outcome, Instant::now(), &mut entropy());
         }
-        self.console.drive(&mut self.engine, &mut entropy());
+        self.sol.drive(&mut self.engine, &mut entropy());
         let now = Instant::now();
         while let Some(event) = self.engine.poll_event() {
             if let Event::Refused {
@@ -498,19 +400,6 @@ fn log_event(node: &str, event: Event) {
     }
 }
 
-/// Logs bind failures and says how many nodes failed.
-pub fn report_bind_errors(errors: &[BindError]) -> String {
-    for e in errors {
-        warn!("{e}");
-    }
-    let first = errors.first().map(ToString::to_string).unwrap_or_default();
-    if errors.len() == 1 {
-        first
-    } else {
-        format!("{first} (and {} more nodes)", errors.len() - 1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicBool;
@@ -519,8 +408,11 @@ mod tests {
     use novabmc_proto::boot_options::BootParameterWrite;
     use novabmc_proto::{BootOptions, ChassisControl, ChassisState, Privilege, Users};
 
+    use std::net::SocketAddr;
+
     use super::*;
-    use crate::backend::BackendError;
+    use crate::backend::{Backend, BackendError, NodeId};
+    use crate::ipmi::socket::bind_udp;
 
     /// A machine that is always off and accepts everything.
     struct Off;
@@ -581,7 +473,8 @@ mod tests {
             inventory: None,
             summary: Summary::default(),
             evicted: 0,
-            console: NodeConsole::new("node".into(), Binding::new(Arc::new(Off), 0)),
+            sol: NodeSol::new("node".into(), Binding::new(Arc::new(Off), 0)),
+            recorder: Arc::default(),
         };
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(task.run(shutdown.clone()));

@@ -27,8 +27,8 @@ use tracing::{debug, info, warn};
 
 use super::log::LogFollower;
 use crate::backend::BackendError;
-use crate::backend::console::{ConsoleAccess, ConsoleError, ConsoleSource};
-use crate::server::Binding;
+use crate::backend::Binding;
+use crate::backend::serial_console::{ConsoleAccess, ConsoleError, ConsoleSource};
 
 /// Bytes typed while the console is away, at most.
 pub const MAX_PENDING: usize = 64 * 1024;
@@ -53,7 +53,9 @@ enum Ended {
 }
 
 /// A bridge task's inputs and outputs.
-pub(super) struct Bridge {
+#[derive(Debug)]
+pub struct Bridge {
+    /// The node's name, for the log.
     pub name: String,
     /// Asked again at every (re)connection, so a reload that restarts the
     /// backend is followed.
@@ -62,6 +64,7 @@ pub(super) struct Bridge {
     pub input: mpsc::UnboundedReceiver<Vec<u8>>,
     /// Printed by the machine.
     pub output: mpsc::Sender<Vec<u8>>,
+    /// Ends the task (SOL deactivated, or the node stopped).
     pub stop: CancellationToken,
 }
 

@@ -1,14 +1,16 @@
 //! Serving a configuration until told to stop, as a library function: the
 //! binary binds the sockets and wires signals to the shutdown future and
-//! to reloads; tests and the demo call it the same way (mini-redis's
-//! `server::run`).
+//! to reloads; tests and the demo call it the same way. This is where the
+//! parts are composed: the front doors ([`crate::ipmi`]) over the backend
+//! ([`crate::backend`]), the metrics recorder both report to, and the
+//! routes.
 //!
 //! Start: the nodes' routes are installed, the metrics endpoint bound (if
 //! configured), the backend started (for Nova: the state directory locked
 //! and pending work resumed), one task per node spawned. Stop, in an order
 //! that loses nothing: the UDP tasks first, so nothing new is
-//! acknowledged; then the backend, whose calls already in flight get
-//! [`SHUTDOWN_GRACE`] to finish while what is left stays in the state
+//! acknowledged; then the backend, whose calls already in flight get a
+//! grace to finish ([`Nova::stop`]) while what is left stays in the state
 //! directory (one line per node with work pending is logged); then the
 //! routes.
 //!
@@ -27,7 +29,6 @@ pub mod reload;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -35,14 +36,14 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::backend::nova::worker::SHUTDOWN_GRACE;
 use crate::backend::nova::{Nova, StartError};
 use crate::backend::simulated::Simulated;
-use crate::backend::{Backend, BackendError, NodeId};
+use crate::backend::telemetry::{CallRecorder, CloudHealth};
+use crate::backend::{Backend, BackendError, Binding, NodeId};
 use crate::config::{BackendConfig, Config, NodeConfig};
+use crate::ipmi::{self, SharedConfig};
 use crate::metrics::{self, NodeSource, Sources};
 use crate::routing::Installation;
-use crate::server::{self, Binding, SharedConfig};
 
 /// Serving could not start, or could not stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +116,7 @@ pub async fn serve_reloading(
         }
         None => None,
     };
-    let backend = Running::start(&config)?;
+    let backend = Running::start(&config, sources.recorder())?;
     let mut state = State {
         shared: SharedConfig::new(config.engine_config()),
         nodes: BTreeMap::new(),
@@ -126,7 +127,7 @@ pub async fn serve_reloading(
         config,
     };
     // In node order; a node missing from it has unknown addressing.
-    let mut lan = crate::lan_config::discover(&state.config.nodes)
+    let mut lan = ipmi::lan_config::discover(&state.config.nodes)
         .await
         .into_iter();
     for (node, socket) in state.config.nodes.clone().into_iter().zip(sockets) {
@@ -187,12 +188,13 @@ impl State {
         let id = self.backend.index_of(&self.config, &node.name);
         let binding = Binding::new(self.backend.handle(), id);
         let stop = CancellationToken::new();
-        let (task, counters) = match server::spawn_node(
+        let (task, counters) = match ipmi::spawn_node(
             &node,
             socket,
             self.shared.clone(),
             binding.clone(),
             lan,
+            self.sources.recorder(),
             stop.clone(),
         ) {
             Ok(spawned) => spawned,
@@ -277,7 +279,9 @@ enum Running {
 }
 
 impl Running {
-    fn start(config: &Config) -> Result<Running, ServeError> {
+    /// Starts the configured backend; its cloud calls are reported to
+    /// `recorder`.
+    fn start(config: &Config, recorder: Arc<dyn CallRecorder>) -> Result<Running, ServeError> {
         Ok(match &config.backend {
             BackendConfig::Simulated(s) => Running::Simulated(Arc::new(Simulated::new(
                 s.clone(),
@@ -285,13 +289,16 @@ impl Running {
             ))),
             BackendConfig::Nova(n) => {
                 let stop = CancellationToken::new();
-                let (nova, tasks) =
-                    Nova::start(n.settings.clone(), config.nova_nodes(n), stop.clone()).map_err(
-                        |error| ServeError::Backend {
-                            cloud: n.settings.cloud.to_string(),
-                            error,
-                        },
-                    )?;
+                let (nova, tasks) = Nova::start(
+                    n.settings.clone(),
+                    config.nova_nodes(n),
+                    recorder,
+                    stop.clone(),
+                )
+                .map_err(|error| ServeError::Backend {
+                    cloud: n.settings.cloud.to_string(),
+                    error,
+                })?;
                 Running::Nova { nova, tasks, stop }
             }
         })
@@ -314,7 +321,7 @@ impl Running {
         }
     }
 
-    fn health(&self) -> Option<Arc<dyn metrics::CloudHealth>> {
+    fn health(&self) -> Option<Arc<dyn CloudHealth>> {
         match self {
             Running::Nova { nova, .. } => Some(nova.clone()),
             _ => None,
@@ -324,18 +331,7 @@ impl Running {
     /// Stops the backend's tasks, giving calls in flight their grace.
     async fn stop(&mut self) {
         if let Running::Nova { nova, tasks, stop } = self {
-            stop.cancel();
-            let drained = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(2), async {
-                while tasks.join_next().await.is_some() {}
-            })
-            .await;
-            if drained.is_err() {
-                warn!(
-                    "the backend did not stop within {:?}; stopping anyway",
-                    SHUTDOWN_GRACE
-                );
-            }
-            nova.log_pending();
+            nova.stop(stop, tasks).await;
         }
     }
 }

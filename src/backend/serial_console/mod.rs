@@ -1,12 +1,17 @@
-//! The machines' serial consoles, as a backend offers them for Serial over
-//! LAN: a websocket to open (Nova's serial console proxy), or a byte
-//! stream (the simulated backend's local shell), and the console log for
-//! clouds that have no serial console.
+//! The machines' serial consoles: how a backend offers a node's console
+//! (a websocket to open, Nova's serial console proxy; or a byte stream,
+//! the simulated backend's local shell; and the console log for clouds
+//! that have no serial console), and the bridge that keeps one open and
+//! joined to a front door's byte channels ([`bridge`]).
 //!
 //! A backend hands out one [`ConsoleSource`] per node on request
-//! ([`crate::backend::Backend::console`]); the SOL bridge
-//! ([`crate::console`]) opens it each time it (re)connects, so a console
-//! URL, which a cloud issues for one connection, is never reused.
+//! ([`crate::backend::Backend::console`]); the bridge opens it each time it
+//! (re)connects, so a console URL, which a cloud issues for one
+//! connection, is never reused. IPMI's Serial over LAN
+//! ([`crate::ipmi::sol`]) is the front door that uses it today.
+
+pub mod bridge;
+pub mod log;
 
 use std::future::Future;
 use std::pin::Pin;

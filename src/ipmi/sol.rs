@@ -1,22 +1,19 @@
-//! The Serial over LAN bridge: an active SOL on a node joined to the
-//! machine's serial console, both ways.
+//! Serial over LAN (IPMI 2.0 section 15) on a node: an active SOL payload
+//! joined to the machine's serial console, both ways.
 //!
 //! The engine says when ([`novabmc_proto::ConsoleRequest`]): on `Open` a
 //! bridge task starts ([`bridge`]) that opens the backend's console (for
 //! Nova: a fresh serial console websocket), carries what is typed to it and
 //! what it prints back, reconnects when it drops (keeping what is typed
 //! meanwhile, up to [`bridge::MAX_PENDING`]) and, where the cloud has no
-//! serial console, shows the console log instead, read-only ([`log`]). On
-//! `Close` the task closes the console and ends.
+//! serial console, shows the console log instead, read-only. On `Close`
+//! the task closes the console and ends.
 //!
-//! [`NodeConsole`] is what a node's UDP task holds: it hands the engine's
+//! [`NodeSol`] is what a node's UDP task holds: it hands the engine's
 //! requests to the task, and the task's output to the engine, keeping back
 //! what the engine cannot take yet (the SOL console has not acknowledged
 //! enough), so a slow console slows the websocket rather than losing
 //! characters.
-
-pub mod bridge;
-pub mod log;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,7 +23,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::server::Binding;
+use crate::backend::Binding;
+use crate::backend::serial_console::bridge;
 
 /// Chunks of machine output in flight from a bridge task to the node's
 /// task: the websocket is read no faster than SOL delivers.
@@ -47,7 +45,7 @@ impl Drop for Active {
 }
 
 /// One node's SOL console bridge.
-pub struct NodeConsole {
+pub struct NodeSol {
     name: String,
     /// The backend and the node's index in it, followed across reloads.
     binding: Arc<Binding>,
@@ -56,20 +54,20 @@ pub struct NodeConsole {
     held: Vec<u8>,
 }
 
-impl std::fmt::Debug for NodeConsole {
+impl std::fmt::Debug for NodeSol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeConsole")
+        f.debug_struct("NodeSol")
             .field("node", &self.name)
             .field("active", &self.active.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl NodeConsole {
+impl NodeSol {
     /// The bridge of the node `binding` names, idle until SOL is
     /// activated.
     pub fn new(name: String, binding: Arc<Binding>) -> Self {
-        NodeConsole {
+        NodeSol {
             name,
             binding,
             active: None,
@@ -139,7 +137,7 @@ impl NodeConsole {
     }
 
     /// Gives the engine what the machine printed, keeping what it could
-    /// not take for the next [`NodeConsole::drive`].
+    /// not take for the next [`NodeSol::drive`].
     pub fn deliver(&mut self, engine: &mut Bmc, bytes: Vec<u8>, rng: &mut dyn Entropy) {
         let n = engine.console_output(Instant::now(), &bytes, rng);
         if n < bytes.len() {
