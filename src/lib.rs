@@ -7,27 +7,30 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (`serve`, `demo`, `routes`, `export`,
-//!   `nova-simulator`) and process lifecycle;
+//! Two front doors over one backend, composed by the daemon:
+//!
+//! - [`ipmi`]: the IPMI front door: one UDP socket and task per node
+//!   driving the sans-IO engine, Serial over LAN, LAN configuration, the
+//!   refusal summaries;
+//! - [`backend`]: the machines behind the BMCs, which both front doors
+//!   drive: Nova servers ([`backend::nova`]) or in-process simulated
+//!   machines, each node reached through a [`backend::Binding`], and the
+//!   machines' serial consoles ([`backend::serial_console`]);
+//! - [`daemon`]: serving a configuration until shutdown (start, reload,
+//!   stop), as a library function: where the parts are composed;
+//! - [`metrics`]: the Prometheus endpoint, the health check, and the
+//!   recorder the other parts report to;
+//! - [`routing`]: per-node policy rules and routes through netlink;
 //! - [`config`]: the TOML configuration and its validation;
+//! - [`cli`]: the command line (`serve`, `demo`, `check`, `routes`,
+//!   `export`, `nova-simulator`) and process lifecycle;
 //! - [`check`]: `novabmc check`, the configuration tried against the
 //!   cloud before serving;
-//! - [`export`]: enrollment files for Ironic, TripleO and MAAS, from the
-//!   configuration and the cloud;
-//! - [`metrics`]: the Prometheus endpoint and the health check;
-//! - [`daemon`]: serving a configuration until shutdown, as a library
-//!   function;
-//! - [`server`]: sockets and one task per node driving the engine;
-//! - [`summary`]: at most one line a minute per node for what it refused
-//!   and dropped;
-//! - [`backend`]: the machines behind the BMCs: Nova servers
-//!   ([`backend::nova`]) or in-process simulated machines;
-//! - [`routing`]: per-node policy rules and routes through netlink;
-//! - [`lan_config`]: each node's address, prefix, gateway and MAC, for Get
-//!   LAN Configuration Parameters;
-//! - [`novasim`]: a Keystone/Nova/Glance/Cinder simulator over HTTP, for
-//!   the demo and the tests;
+//! - [`export`]: enrollment files for Ironic, TripleO and MAAS;
 //! - [`demo`]: the self-contained demonstration setup.
+//!
+//! Dependencies point one way: front doors depend on the backend, never
+//! on each other, and the backend depends on neither.
 //!
 //! The IPMI protocol itself is the sans-IO crate `novabmc-proto`.
 

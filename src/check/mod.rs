@@ -27,7 +27,7 @@ use novabmc_proto::BootOptions;
 use serde::Serialize;
 
 use crate::backend::nova::client::{CatalogEntry, MICROVERSIONS, NovaClient};
-use crate::backend::nova::worker::{BOOT_KEY, OWNER_KEY, decode_boot};
+use crate::backend::nova::metadata::{BOOT_KEY, OWNER_KEY, decode_boot};
 use crate::backend::nova::{NetworkBoot, NovaNode, ServerIndex, cloud};
 use crate::config::{BackendConfig, Config, NodeConfig, NovaConfig};
 use crate::routing;
@@ -262,7 +262,7 @@ async fn check_node(
     let server = match index.find(&spec.server) {
         Ok(s) => s,
         Err(why) => {
-            row.problems.push(why);
+            row.problems.push(why.to_string());
             return;
         }
     };

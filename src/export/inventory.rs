@@ -126,7 +126,7 @@ pub async fn gather(
             Ok(s) => resolved.push((node, s.id.clone())),
             Err(why) => failures.push(NodeFailure {
                 node: node.name.clone(),
-                message: why,
+                message: why.to_string(),
             }),
         }
     }

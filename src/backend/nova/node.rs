@@ -39,11 +39,9 @@ use novabmc_proto::{BootOptions, ChassisControl, ChassisState};
 use tokio::time::Instant;
 
 use super::client::ServerInfo;
+use super::metadata::PXE_FIRST_KEY;
 use super::states::{PowerState, Status, TaskState, VmState};
 use crate::backend::BackendError;
-
-/// Metadata key OVB's Nova patch reads to boot from the network first.
-pub const PXE_FIRST_KEY: &str = "libvirt:pxe-first";
 
 /// How long an observation is trusted to decide that a command needs no
 /// call at all; older ones are read again first.

@@ -26,7 +26,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use novabmc_proto::{BootDevice, BootOptions};
+use novabmc_proto::BootDevice;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -35,14 +35,10 @@ use tracing::{debug, error, info, warn};
 use super::NetworkBoot;
 use super::client::{NovaError, NovaErrorKind, ServerAction, ServerInfo};
 use super::compute::Compute;
-use super::node::{Desired, FRESH, Nmi, NodeState, Observed, PXE_FIRST_KEY, Resolution};
+use super::metadata::{BOOT_KEY, OWNER_KEY, PXE_FIRST_KEY, encode_boot};
+use super::node::{Desired, FRESH, Nmi, NodeState, Observed, Resolution};
 use super::plan::{self, Plan, Step};
 use super::store::{Entry, Store, StoredPower};
-
-/// Metadata key holding a node's boot options.
-pub const BOOT_KEY: &str = "novabmc_boot";
-/// Metadata key naming the novabmc instance that serves the server.
-pub const OWNER_KEY: &str = "novabmc_owner";
 
 /// How long an outstanding call may finish after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -125,17 +121,6 @@ pub fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
-}
-
-/// Encodes boot options for the server's metadata.
-pub fn encode_boot(o: &BootOptions) -> String {
-    format!("v1:{}", hex::encode(o.to_bytes()))
-}
-
-/// Decodes what [`encode_boot`] wrote.
-pub fn decode_boot(s: &str) -> Option<BootOptions> {
-    let bytes = hex::decode(s.strip_prefix("v1:")?).ok()?;
-    BootOptions::from_bytes(&bytes)
 }
 
 /// Why a round ended early.
@@ -762,19 +747,6 @@ pub fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn boot_options_round_trip_through_metadata() {
-        let mut b = BootOptions::new(true);
-        let (w, inv) =
-            novabmc_proto::BootParameterWrite::parse(&[5, 0xa0, 0x04, 0, 0, 0]).expect("write");
-        b.apply(w, inv);
-        let text = encode_boot(&b);
-        assert!(text.starts_with("v1:"));
-        assert_eq!(decode_boot(&text), Some(b));
-        assert_eq!(decode_boot("v2:00"), None);
-        assert_eq!(decode_boot("v1:zz"), None);
-    }
 
     #[test]
     fn backoff_grows_to_a_cap() {
