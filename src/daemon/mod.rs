@@ -43,17 +43,17 @@ use crate::backend::{Backend, BackendError, Binding, NodeId};
 use crate::config::{BackendConfig, Config, NodeConfig};
 use crate::ipmi::{self, SharedConfig};
 use crate::metrics::{self, NodeSource, Sources};
-use crate::routing::Installation;
+use crate::routing::{Installation, RoutingError};
 
 /// Serving could not start, or could not stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The nodes' policy routes could not be installed.
     #[error("cannot install the nodes' routes: {0}")]
-    RoutesInstall(String),
+    RoutesInstall(RoutingError),
     /// The nodes' policy routes could not be removed at the end.
     #[error("cannot remove the nodes' routes: {0}")]
-    RoutesRemove(String),
+    RoutesRemove(RoutingError),
     /// The backend could not start.
     #[error("backend ({cloud}): {error}")]
     Backend {
@@ -105,7 +105,7 @@ pub async fn serve_reloading(
         Some(
             Installation::start(specs, config.routing.keep_routes)
                 .await
-                .map_err(|e| ServeError::RoutesInstall(format!("{e:#}")))?,
+                .map_err(ServeError::RoutesInstall)?,
         )
     };
     let sources = Arc::new(Sources::default());
@@ -258,7 +258,7 @@ impl State {
             routes
                 .stop()
                 .await
-                .map_err(|e| ServeError::RoutesRemove(format!("{e:#}")))?;
+                .map_err(ServeError::RoutesRemove)?;
         }
         info!("stopped");
         Ok(())

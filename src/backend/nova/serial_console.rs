@@ -23,15 +23,14 @@ pub struct NovaConsole<C> {
 
 /// Whether a failed `remote-consoles` call means "this cloud has none".
 fn unsupported(e: &NovaError) -> bool {
-    let m = e.message.to_ascii_lowercase();
     matches!(
         e.kind,
         NovaErrorKind::Permanent
+            | NovaErrorKind::NotImplemented
             | NovaErrorKind::Conflict
             | NovaErrorKind::Busy(_)
             | NovaErrorKind::WrongState(_)
-    ) || m.contains("501")
-        || m.contains("not implemented")
+    )
 }
 
 impl<C: Compute> ConsoleSource for NovaConsole<C> {

@@ -657,7 +657,9 @@ impl<C: Compute> Worker<C> {
                 NovaErrorKind::Conflict | NovaErrorKind::Auth => {
                     warn!(node = %self.name(), server = %id, ?step, error = %e, "nova refused the call; retrying");
                 }
-                NovaErrorKind::Permanent | NovaErrorKind::Config => {
+                NovaErrorKind::Permanent
+                | NovaErrorKind::NotImplemented
+                | NovaErrorKind::Config => {
                     return Err(self.give_up("Nova refused the call"));
                 }
             }

@@ -32,6 +32,9 @@ pub enum NovaErrorKind {
     Transient,
     /// The request itself was wrong; retrying will not help.
     Permanent,
+    /// 501: the cloud does not implement the call (a serial console on a
+    /// virt driver without one).
+    NotImplemented,
     /// clouds.yaml or the environment is wrong.
     Config,
 }
@@ -48,6 +51,7 @@ impl NovaErrorKind {
             NovaErrorKind::Timeout => "timeout",
             NovaErrorKind::Transient => "transient",
             NovaErrorKind::Permanent => "permanent",
+            NovaErrorKind::NotImplemented => "not_implemented",
             NovaErrorKind::Config => "config",
         }
     }

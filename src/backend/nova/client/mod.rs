@@ -219,7 +219,23 @@ impl NovaClient {
         let mut renewed = false;
         loop {
             let s = self.session().await?;
-            match build(&s).send().await {
+            let checked = match build(&s).send_unchecked().await {
+                // osauth files 501 with every other 5xx, which are worth a
+                // retry; 501 never is.
+                Ok(r) if r.status() == reqwest::StatusCode::NOT_IMPLEMENTED => {
+                    let message = match osauth::client::check(r).await {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "not implemented".into(),
+                    };
+                    return Err(NovaError {
+                        kind: NovaErrorKind::NotImplemented,
+                        message,
+                    });
+                }
+                Ok(r) => osauth::client::check(r).await,
+                Err(e) => Err(e),
+            };
+            match checked {
                 Ok(r) => return Ok(r),
                 Err(e) if e.kind() == ErrorKind::AuthenticationFailed && !renewed => {
                     tracing::info!("token refused by the cloud; authenticating again");
