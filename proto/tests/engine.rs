@@ -144,7 +144,7 @@ fn wrong_passwords_never_leak_sessions() {
         // Ten attempts a second, like a script retrying: each leaves a
         // half-open session, which never locks anyone out.
         let now = start + Duration::from_millis(u64::from(i) * 100);
-        bmc.handle_timeout(now);
+        bmc.handle_timeout(now, &mut rng);
         let mut c = Console::new(suite(17), b"admin", b"wrong");
         c.sidm = i;
         assert_eq!(
@@ -161,7 +161,7 @@ fn wrong_passwords_never_leak_sessions() {
     let mut c = Console::new(suite(17), b"admin", b"password");
     assert_eq!(c.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
     let later = now + Duration::from_secs(30);
-    bmc.handle_timeout(later);
+    bmc.handle_timeout(later, &mut rng);
     assert_eq!(bmc.half_open_count(), 0, "every half-open session reaped");
     assert_eq!(bmc.established_count(), 1);
 }
@@ -287,13 +287,13 @@ fn close_session_and_idle_expiry() {
     );
     // b stays alive while it talks, then expires after 60 s of silence.
     let t = now + Duration::from_secs(50);
-    bmc.handle_timeout(t);
+    bmc.handle_timeout(t, &mut rng);
     let keepalive = b.request(NetFn::APP, 0x01, &[]);
     assert!(exchange(&mut bmc, t, &keepalive, &mut rng).1.is_some());
     assert_eq!(bmc.poll_timeout(), Some(t + Duration::from_secs(60)));
-    bmc.handle_timeout(t + Duration::from_secs(59));
+    bmc.handle_timeout(t + Duration::from_secs(59), &mut rng);
     assert_eq!(bmc.session_count(), 1);
-    bmc.handle_timeout(t + Duration::from_secs(60));
+    bmc.handle_timeout(t + Duration::from_secs(60), &mut rng);
     assert_eq!(bmc.session_count(), 0);
 }
 
@@ -437,7 +437,7 @@ proptest! {
             let _ = bmc.handle_datagram(now, peer(), d, &mut rng);
             complete_all(&mut bmc, now, &mut rng, true);
         }
-        bmc.handle_timeout(now + Duration::from_secs(120));
+        bmc.handle_timeout(now + Duration::from_secs(120), &mut rng);
     }
 
     /// Valid packets with bytes changed or cut never make it panic either.

@@ -377,7 +377,7 @@ fn a_global_cap_bounds_sessions_across_engines() {
         RakpStatus::InsufficientResources
     );
     // Once a's half-open sessions are reaped, the pool is b's to use.
-    a.handle_timeout(now + Duration::from_secs(6));
+    a.handle_timeout(now + Duration::from_secs(6), &mut rng);
     assert_eq!(budget.shared_in_use(), 0);
     assert_eq!(c.login(&mut b, now, &mut rng), RakpStatus::Ok);
 }

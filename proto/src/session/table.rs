@@ -25,6 +25,11 @@
 //! a node whose share is exhausted recycles its own oldest half-open
 //! session, and refuses only when it has none.
 //!
+//! A handshake message moves a half-open session on through
+//! [`SessionTable::step`], which hands its state by value to the handshake
+//! and puts back what comes out: the same session in its next state, an
+//! established session, or nothing.
+//!
 //! Half-open sessions are reaped after the setup timeout; established ones
 //! expire after the idle timeout without an authenticated packet. Storage
 //! shrinks again as sessions go, so a node that once held many keeps no
@@ -107,8 +112,48 @@ pub struct HalfOpenEntry {
     opened: u64,
     /// When it is reaped.
     pub deadline: Instant,
-    /// The handshake state; `None` only while a transition runs.
-    pub state: Option<HalfOpen>,
+    /// The handshake state.
+    pub state: HalfOpen,
+}
+
+/// What a handshake step makes of a half-open session (see
+/// [`SessionTable::step`]).
+#[derive(Debug)]
+pub enum Next {
+    /// It stays half-open in this state, with a new deadline if one is
+    /// given.
+    Keep(HalfOpen, Option<Instant>),
+    /// Its handshake completed: the session, where its console is and when
+    /// it expires unless it sees traffic.
+    Establish(Box<Established>, SocketAddr, Instant),
+    /// Its handshake failed or was abandoned: it goes.
+    Remove,
+}
+
+/// What a handshake step did to the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stepped {
+    /// The session is still half-open.
+    Kept,
+    /// The session is established, with this handle.
+    Established(u8),
+    /// The session is gone: its handshake failed or was abandoned.
+    Removed,
+    /// The session was to be established but there was no room or no
+    /// handle left; it is gone.
+    NoRoom,
+}
+
+/// Why there is no half-open session to step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Absent {
+    /// It was past its deadline (the timer had not run yet) and has now
+    /// been reaped.
+    Expired,
+    /// It was evicted recently to make room for a newer one.
+    Evicted,
+    /// No such session.
+    Unknown,
 }
 
 /// An established session.
@@ -227,8 +272,8 @@ impl SessionTable {
     }
 
     /// The half-open session with our ID `id`.
-    pub fn half_open_mut(&mut self, id: u32) -> Option<&mut HalfOpenEntry> {
-        self.half_open.iter_mut().find(|s| s.id == id)
+    pub fn half_open_entry(&self, id: u32) -> Option<&HalfOpenEntry> {
+        self.half_open.iter().find(|s| s.id == id)
     }
 
     /// Whether `id` names any session.
@@ -290,7 +335,7 @@ impl SessionTable {
             id,
             opened: self.next_opened,
             deadline,
-            state: Some(state(id)),
+            state: state(id),
         });
         Ok(Opened { id, evicted })
     }
@@ -312,7 +357,7 @@ impl SessionTable {
             .half_open
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.state.as_ref().is_some_and(HalfOpen::expects_rakp3))
+            .filter(|(_, s)| !s.state.expects_rakp3())
             .min_by_key(|(_, s)| s.opened);
         let victim = waiting_rakp1.or_else(|| {
             self.half_open
@@ -357,8 +402,67 @@ impl SessionTable {
         }
     }
 
+    /// Runs one handshake step on half-open session `id`: `step` takes
+    /// its state by value and says what the session becomes ([`Next`]),
+    /// and the table keeps, establishes or removes it accordingly. The
+    /// session is out of the table only while `step` runs, so no state is
+    /// ever missing from an entry and none can be used twice. A session
+    /// past its deadline at `now` is reaped instead of stepped.
+    pub fn step<R>(
+        &mut self,
+        id: u32,
+        now: Instant,
+        step: impl FnOnce(HalfOpen) -> (Next, R),
+    ) -> Result<(Stepped, R), Absent> {
+        let Some(i) = self.half_open.iter().position(|s| s.id == id) else {
+            return Err(if self.was_evicted(id) {
+                Absent::Evicted
+            } else {
+                Absent::Unknown
+            });
+        };
+        // Its budget slot stays held until we know where the session goes.
+        let HalfOpenEntry {
+            id,
+            opened,
+            deadline,
+            state,
+        } = self.half_open.swap_remove(i);
+        if deadline <= now {
+            self.rebalance();
+            return Err(Absent::Expired);
+        }
+        let (next, r) = step(state);
+        let stepped = match next {
+            Next::Keep(state, refreshed) => {
+                self.half_open.push(HalfOpenEntry {
+                    id,
+                    opened,
+                    deadline: refreshed.unwrap_or(deadline),
+                    state,
+                });
+                Stepped::Kept
+            }
+            Next::Establish(established, peer, deadline) => {
+                match self.place(id, established, peer, deadline) {
+                    Ok(handle) => Stepped::Established(handle),
+                    Err(_) => {
+                        self.rebalance();
+                        Stepped::NoRoom
+                    }
+                }
+            }
+            Next::Remove => {
+                self.rebalance();
+                Stepped::Removed
+            }
+        };
+        Ok((stepped, r))
+    }
+
     /// Turns half-open session `id` into an established one with the
-    /// lowest free handle; hands the session back if it cannot.
+    /// lowest free handle; hands the session back if it cannot (the
+    /// half-open session then stays).
     pub fn establish(
         &mut self,
         id: u32,
@@ -366,16 +470,34 @@ impl SessionTable {
         peer: SocketAddr,
         deadline: Instant,
     ) -> Result<u8, Box<Established>> {
-        let handle = (1..=u8::MAX).find(|h| self.by_handle(*h).is_none());
-        let (Some(handle), Some(i), true) = (
-            handle,
-            self.half_open.iter().position(|s| s.id == id),
-            self.can_establish(),
-        ) else {
+        let Some(i) = self.half_open.iter().position(|s| s.id == id) else {
             return Err(established);
         };
+        if self.free_handle().is_none() || !self.can_establish() {
+            return Err(established);
+        }
         // The half-open session's budget slot passes to the new one.
         self.half_open.swap_remove(i);
+        self.place(id, established, peer, deadline)
+    }
+
+    /// The lowest session handle not in use.
+    fn free_handle(&self) -> Option<u8> {
+        (1..=u8::MAX).find(|h| self.by_handle(*h).is_none())
+    }
+
+    /// Adds an established session in the budget slot of the half-open
+    /// session it was, which the caller has taken out of the table.
+    fn place(
+        &mut self,
+        id: u32,
+        established: Box<Established>,
+        peer: SocketAddr,
+        deadline: Instant,
+    ) -> Result<u8, Box<Established>> {
+        let (Some(handle), true) = (self.free_handle(), self.can_establish()) else {
+            return Err(established);
+        };
         self.established.push(Session {
             id,
             handle,
@@ -384,16 +506,6 @@ impl SessionTable {
             established,
         });
         Ok(handle)
-    }
-
-    /// Removes half-open session `id`; returns whether there was one.
-    pub fn remove_half_open(&mut self, id: u32) -> bool {
-        let Some(i) = self.half_open.iter().position(|s| s.id == id) else {
-            return false;
-        };
-        self.half_open.swap_remove(i);
-        self.rebalance();
-        true
     }
 
     /// Removes established session `id`.
@@ -501,11 +613,15 @@ mod tests {
 
     /// Moves half-open `id` to "waiting for RAKP3" through a real RAKP1.
     fn progress(t: &mut SessionTable, id: u32) {
-        let entry = t.half_open_mut(id).expect("half-open");
-        let Some(HalfOpen::ExpectRakp1(s)) = entry.state.take() else {
-            panic!("waiting for RAKP1");
-        };
-        entry.state = Some(HalfOpen::ExpectRakp3(after_rakp1(s)));
+        let deadline = t.half_open_entry(id).expect("half-open").deadline;
+        let before = deadline.checked_sub(Duration::from_nanos(1)).expect("time");
+        let stepped = t.step(id, before, |state| {
+            let HalfOpen::ExpectRakp1(s) = state else {
+                panic!("waiting for RAKP1");
+            };
+            (Next::Keep(HalfOpen::ExpectRakp3(after_rakp1(s)), None), ())
+        });
+        assert_eq!(stepped, Ok((Stepped::Kept, ())));
     }
 
     fn after_rakp1(s: ExpectRakp1) -> crate::session::handshake::ExpectRakp3 {
