@@ -621,7 +621,7 @@ impl Bmc {
         // Sessions past their deadline must not hold room a new one needs.
         self.expire_sessions(now);
         let deadline = self.config.timeouts.setup_deadline(now);
-        let opened = self.sessions.open(rng, deadline, |id| {
+        let opened = self.sessions.open(rng, deadline, from, |id| {
             HalfOpen::ExpectRakp1(proposal.accept(id, from, &mut out))
         });
         match opened {
