@@ -375,7 +375,7 @@ impl Bmc {
             p.session_id,
             p.peer,
             p.header,
-            p.key,
+            p.key.map(|k| (k, now)),
             cc,
             data.as_slice(),
             rng,
@@ -843,9 +843,9 @@ impl Bmc {
         let Some(session) = self.sessions.get_mut(sid) else {
             return Err(DropReason::UnknownSession(sid));
         };
-        let key = RequestKey::of(&req);
+        let key = RequestKey::of(&req, session.established.privilege);
         if let Some(k) = &key {
-            if let Some(cached) = session.established.replies.get(k) {
+            if let Some(cached) = session.established.replies.get(k, now) {
                 self.message.clear();
                 self.message.extend_from_slice(cached);
                 let mut buf = self.spare.pop().unwrap_or_default();
@@ -884,7 +884,8 @@ impl Bmc {
         match handled {
             Handled::Reply(cc, data) => {
                 self.counters.request(row, cc);
-                self.reply_in_session(sid, from, header, key, cc, data.as_slice(), rng);
+                let cache = key.map(|k| (k, now));
+                self.reply_in_session(sid, from, header, cache, cc, data.as_slice(), rng);
             }
             Handled::Defer(action, followup) => {
                 let id = ActionId(self.next_action);
@@ -909,7 +910,7 @@ impl Bmc {
                     sid,
                     from,
                     header,
-                    key,
+                    key.map(|k| (k, now)),
                     CompletionCode::OK,
                     &[p.level()],
                     rng,
@@ -1003,15 +1004,16 @@ impl Bmc {
         Ok((message, encrypted))
     }
 
-    /// Encodes, caches and seals a reply in session `sid`. A session that
-    /// has gone meanwhile gets nothing: its keys are gone too.
+    /// Encodes, caches (under `cache`'s key, as sent at its time) and
+    /// seals a reply in session `sid`. A session that has gone meanwhile
+    /// gets nothing: its keys are gone too.
     #[allow(clippy::too_many_arguments)]
     fn reply_in_session(
         &mut self,
         sid: u32,
         peer: SocketAddr,
         header: ResponseHeader,
-        key: Option<RequestKey>,
+        cache: Option<(RequestKey, Instant)>,
         cc: CompletionCode,
         data: &[u8],
         rng: &mut dyn Entropy,
@@ -1028,8 +1030,8 @@ impl Bmc {
             self.recycle(buf);
             return;
         };
-        if let Some(k) = key {
-            session.established.replies.insert(k, &self.message);
+        if let Some((k, now)) = cache {
+            session.established.replies.insert(k, &self.message, now);
         }
         session.established.seal(&self.message, rng, &mut buf);
         self.send(peer, buf);

@@ -217,6 +217,62 @@ fn replays_are_dropped_and_retransmissions_answered_once() {
     );
 }
 
+/// Issue 21, finding 5: a console that reuses a request sequence number
+/// gets a fresh answer, not the cached reply to an older request: the
+/// cache answers only a true retransmission, at the privilege the reply was
+/// made for and within a few seconds of it.
+#[test]
+fn a_reused_request_sequence_number_gets_a_fresh_reply() {
+    let mut bmc = Bmc::new(config(&[3, 17], 4), GUID);
+    let mut rng = TestRng(0);
+    let now = Instant::now();
+    let mut c = Console::new(suite(17), b"admin", b"password");
+    assert_eq!(c.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
+    let status = |bmc: &mut Bmc, c: &mut Console, at: Instant, rng: &mut TestRng, on: bool| {
+        let req = c.request_with_seq(NetFn::CHASSIS, 0x01, &[], 7);
+        let (r, reply) = exchange(bmc, at, &req, rng);
+        assert_eq!(r, Ok(()));
+        if let Some(reply) = reply {
+            return response(&c.open(&reply).1);
+        }
+        assert_eq!(complete_all(bmc, at, rng, on), [Action::GetChassisStatus]);
+        let mut out = Vec::new();
+        bmc.poll_transmit(&mut out).expect("reply");
+        response(&c.open(&out).1)
+    };
+    let (cc, off) = status(&mut bmc, &mut c, now, &mut rng, false);
+    assert_eq!((cc, off[0] & 1), (0, 0));
+    // A retransmission a second later is answered from the cache.
+    let soon = now + Duration::from_secs(1);
+    assert_eq!(
+        status(&mut bmc, &mut c, soon, &mut rng, true),
+        (0, off.clone())
+    );
+    // The same rqSeq half a minute later is a new request: the machine is
+    // asked again, and it is on now.
+    let later = now + Duration::from_secs(30);
+    let (cc, on) = status(&mut bmc, &mut c, later, &mut rng, true);
+    assert_eq!((cc, on[0] & 1), (0, 1));
+
+    // Refused at User; the same bytes after raising the privilege run.
+    let control = |c: &mut Console| c.request_with_seq(NetFn::CHASSIS, 0x02, &[0x01], 9);
+    let req = control(&mut c);
+    let (_, reply) = exchange(&mut bmc, later, &req, &mut rng);
+    assert_eq!(response(&c.open(&reply.expect("reply")).1).0, 0xd4);
+    let raise = c.request(NetFn::APP, 0x3b, &[0x04]);
+    let (_, reply) = exchange(&mut bmc, later, &raise, &mut rng);
+    assert_eq!(response(&c.open(&reply.expect("reply")).1), (0, vec![4]));
+    let req = control(&mut c);
+    let (r, reply) = exchange(&mut bmc, later, &req, &mut rng);
+    assert_eq!((r, reply), (Ok(()), None), "deferred to the machine");
+    assert_eq!(
+        complete_all(&mut bmc, later, &mut rng, true),
+        [Action::ChassisControl(
+            novabmc_proto::ChassisControl::PowerUp
+        )]
+    );
+}
+
 #[test]
 fn privileges_and_unknown_commands() {
     let mut bmc = Bmc::new(config(&[17], 4), GUID);
