@@ -42,6 +42,7 @@ use crate::session::handshake::{
     HalfOpen, HandshakeCtx, Proposal, Step, refuse_open_session, refuse_rakp1, refuse_rakp3,
 };
 use crate::session::reply_cache::RequestKey;
+use crate::session::sessionless::SessionlessBudget;
 use crate::session::table::{Absent, Next, SessionTable, Stepped};
 use crate::sol::packet::SolPacket;
 use crate::sol::{ConsoleRequest, SolPayload};
@@ -148,6 +149,8 @@ pub struct Bmc {
     message: Vec<u8>,
     /// Serial over LAN.
     sol: SolPayload,
+    /// Budgets of the replies sent outside a session, by source.
+    sessionless: SessionlessBudget,
 }
 
 impl Bmc {
@@ -169,6 +172,7 @@ impl Bmc {
             counters: Arc::new(Counters::default()),
             message: Vec::new(),
             sol: SolPayload::default(),
+            sessionless: SessionlessBudget::default(),
         }
     }
 
@@ -292,7 +296,7 @@ impl Bmc {
             return Err(DropReason::RmcpAck);
         }
         match rmcp.class {
-            RmcpClass::Asf => self.handle_asf(from, rest),
+            RmcpClass::Asf => self.handle_asf(now, from, rest),
             RmcpClass::Ipmi => match rest.first().map(|b| AuthType::from(*b)) {
                 Some(AuthType::RmcpPlus) => self.handle_v20(now, from, rest, rng),
                 Some(_) => self.handle_v15(now, from, rest),
@@ -454,11 +458,17 @@ impl Bmc {
 
     // ----- ASF -------------------------------------------------------------
 
-    fn handle_asf(&mut self, from: SocketAddr, rest: &[u8]) -> Result<(), DropReason> {
+    fn handle_asf(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        rest: &[u8],
+    ) -> Result<(), DropReason> {
         let msg = AsfMessage::decode(rest)?;
         if msg.iana != ASF_IANA || msg.message_type != ASF_PRESENCE_PING {
             return Err(DropReason::NotPing(msg.message_type));
         }
+        self.sessionless_allowed(now, from)?;
         let data = PongData::IPMI.to_bytes();
         let mut buf = self.take_buf();
         RmcpHeader {
@@ -491,6 +501,7 @@ impl Bmc {
             return Err(DropReason::Ipmi15Session);
         }
         let req = Request::decode(packet.message)?;
+        self.sessionless_allowed(now, from)?;
         let (header, cc, data) = self.sessionless_request(now, &req)?;
         let mut buf = self.take_buf();
         let response = Response {
@@ -501,6 +512,17 @@ impl Bmc {
         put_sessionless_v15(&mut buf, &response);
         self.send(from, buf);
         Ok(())
+    }
+
+    /// Whether `from` may have one more reply outside a session (presence
+    /// pong or pre-session request): those replies are larger than their
+    /// requests, so each source has a budget.
+    fn sessionless_allowed(&mut self, now: Instant, from: SocketAddr) -> Result<(), DropReason> {
+        if self.sessionless.allow(now, from) {
+            Ok(())
+        } else {
+            Err(DropReason::RateLimited)
+        }
     }
 
     /// Runs a request that arrived outside a session.
@@ -564,6 +586,7 @@ impl Bmc {
             PayloadType::Rakp3 => self.rakp3(now, from, packet.payload),
             PayloadType::Ipmi if h.session_id == 0 => {
                 let req = Request::decode(packet.payload)?;
+                self.sessionless_allowed(now, from)?;
                 let (header, cc, data) = self.sessionless_request(now, &req)?;
                 let mut buf = self.take_buf();
                 let response = Response {

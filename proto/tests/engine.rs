@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 use novabmc_proto::cipher_suite::CipherSuite;
 use novabmc_proto::codec::{Decode, Encode};
 use novabmc_proto::session::table::MAX_HALF_OPEN;
+use novabmc_proto::wire::ids::RmcpClass;
 use novabmc_proto::wire::ids::{
     AuthAlgorithm, ConfidentialityAlgorithm, IntegrityAlgorithm, NetFn, PayloadType, RakpStatus,
 };
 use novabmc_proto::wire::message::Request;
 use novabmc_proto::wire::open_session::OpenSessionResponse;
 use novabmc_proto::wire::rakp::{Rakp2, Rakp4};
-use novabmc_proto::{Action, Bmc, DropReason};
+use novabmc_proto::wire::rmcp::{ASF_IANA, ASF_PRESENCE_PING, AsfMessage, RMCP_NO_ACK, RmcpHeader};
+use novabmc_proto::{Action, Bmc, DropKind, DropReason};
 use proptest::prelude::*;
 use support::*;
 
@@ -422,6 +424,91 @@ fn presession_commands() {
     assert_eq!(page1.len(), 15);
     let (_, page2) = ask(&mut bmc, &mut rng, 0x54, &[0x0e, 0, 0x82]);
     assert_eq!(page2, vec![1]);
+}
+
+/// Issue 21, finding 10: presence pongs and pre-session replies are larger
+/// than their requests. A spoofed flood of them "from" a victim gets fewer
+/// bytes back than it sent, while a genuine console elsewhere has every
+/// pre-session request answered and logs in every second.
+#[test]
+fn sessionless_replies_cannot_reflect_a_flood() {
+    let mut bmc = Bmc::new(config(&[1, 2, 3, 15, 16, 17], 4), GUID);
+    let mut rng = TestRng(0);
+    let start = Instant::now();
+    let victim: std::net::SocketAddr = "198.51.100.77:623".parse().expect("addr");
+    let request = |cmd: u8, data: &[u8]| {
+        Request {
+            rs_addr: 0x20,
+            netfn: NetFn::APP,
+            rs_lun: 0,
+            rq_addr: 0x81,
+            rq_seq: 0,
+            rq_lun: 0,
+            cmd,
+            data,
+        }
+        .to_vec()
+    };
+    let mut ping = Vec::new();
+    RmcpHeader {
+        sequence: RMCP_NO_ACK,
+        class: RmcpClass::Asf,
+        ack: false,
+    }
+    .encode(&mut ping);
+    AsfMessage {
+        iana: ASF_IANA,
+        message_type: ASF_PRESENCE_PING,
+        tag: 1,
+        data: &[],
+    }
+    .encode(&mut ping);
+    let caps = request(0x38, &[0x8e, 0x04]);
+    let mut caps_v15 = vec![0x06, 0x00, 0xff, 0x07, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
+    caps_v15.push(caps.len() as u8);
+    caps_v15.extend_from_slice(&caps);
+    let flood = [
+        ping,
+        caps_v15,
+        setup_packet(PayloadType::Ipmi, &caps),
+        setup_packet(PayloadType::Ipmi, &request(0x54, &[0x0e, 0, 0x80])),
+        setup_packet(PayloadType::Ipmi, &request(0x54, &[0x0e, 0, 0x81])),
+    ];
+    let (mut sent, mut reflected) = (0, 0);
+    let mut out = Vec::new();
+    for ms in 0..10_000u64 {
+        let now = start + Duration::from_millis(ms);
+        let d = &flood[ms as usize % flood.len()];
+        let _ = bmc.handle_datagram(now, victim, d, &mut rng);
+        sent += d.len();
+        while let Some(to) = bmc.poll_transmit(&mut out) {
+            assert_eq!(to, victim);
+            reflected += out.len();
+        }
+        if ms % 1000 == 500 {
+            for d in &flood {
+                let (r, reply) = exchange(&mut bmc, now, d, &mut rng);
+                assert_eq!((r, reply.is_some()), (Ok(()), true), "at {ms} ms");
+            }
+            let mut c = Console::new(suite(17), b"admin", b"password");
+            assert_eq!(c.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
+            let close = c.request(NetFn::APP, 0x3c, &c.sidc.to_le_bytes());
+            assert!(exchange(&mut bmc, now, &close, &mut rng).1.is_some());
+        }
+    }
+    assert!(
+        reflected < sent,
+        "{reflected} bytes reflected for {sent} bytes sent"
+    );
+    eprintln!(
+        "reflected {reflected} of {sent}; limited {}",
+        bmc.counters().rate_limited()
+    );
+    assert!(bmc.counters().rate_limited() > 0);
+    assert_eq!(
+        bmc.counters().drops(DropKind::RateLimited),
+        bmc.counters().rate_limited()
+    );
 }
 
 /// A whole exchange recorded against a BMC with fixed randomness: Open
