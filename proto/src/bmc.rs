@@ -16,6 +16,8 @@
 //! rules it applies (IPMI v2.0 chapter 13, and what ipmitool, FreeIPMI and
 //! pyghmi check):
 //! - RMCP presence pings get pongs; RMCP ACKs and other classes are dropped.
+//! - Pongs and replies outside a session are budgeted per source
+//!   ([`crate::session::sessionless`]), so the BMC cannot reflect a flood.
 //! - IPMI 1.5 framing is served only outside a session (Get Channel
 //!   Authentication Capabilities), and answered in the same framing.
 //! - Session setup replies and pre-session replies carry session ID 0,

@@ -22,8 +22,9 @@
 //!
 //! - [`wire`]: one module per framing layer, each with decode and encode;
 //! - [`crypto`]: RAKP codes, key schedule, integrity and AES-CBC-128;
-//! - [`session`]: handshake states, the established session, the table
-//!   and the process-wide session budget;
+//! - [`session`]: handshake states, the established session, the table,
+//!   the process-wide session budget and the per-source budget of replies
+//!   outside a session;
 //! - `commands`: the command table (privilege, dispatch) and the App,
 //!   Chassis, user, LAN configuration, FRU, SDR and SEL commands;
 //! - [`platform`]: what the daemon tells an engine about its node (LAN
