@@ -10,11 +10,14 @@
 //! replay an exchange byte for byte.
 //!
 //! This module does framing and routing only: the handshake lives in
-//! [`crate::session::handshake`], the session table in
-//! [`crate::session::table`], commands in the command table. Framing rules
-//! it applies (IPMI v2.0 chapter 13, and what ipmitool, FreeIPMI and pyghmi
-//! check):
+//! [`crate::session::handshake`], the session table (which keeps,
+//! establishes or removes a half-open session as each handshake step says)
+//! in [`crate::session::table`], commands in the command table. Framing
+//! rules it applies (IPMI v2.0 chapter 13, and what ipmitool, FreeIPMI and
+//! pyghmi check):
 //! - RMCP presence pings get pongs; RMCP ACKs and other classes are dropped.
+//! - Pongs and replies outside a session are budgeted per source
+//!   ([`crate::session::sessionless`]), so the BMC cannot reflect a flood.
 //! - IPMI 1.5 framing is served only outside a session (Get Channel
 //!   Authentication Capabilities), and answered in the same framing.
 //! - Session setup replies and pre-session replies carry session ID 0,
@@ -41,7 +44,8 @@ use crate::session::handshake::{
     HalfOpen, HandshakeCtx, Proposal, Step, refuse_open_session, refuse_rakp1, refuse_rakp3,
 };
 use crate::session::reply_cache::RequestKey;
-use crate::session::table::SessionTable;
+use crate::session::sessionless::SessionlessBudget;
+use crate::session::table::{Absent, Next, SessionTable, Stepped};
 use crate::sol::packet::SolPacket;
 use crate::sol::{ConsoleRequest, SolPayload};
 use crate::user::UserName;
@@ -147,6 +151,8 @@ pub struct Bmc {
     message: Vec<u8>,
     /// Serial over LAN.
     sol: SolPayload,
+    /// Budgets of the replies sent outside a session, by source.
+    sessionless: SessionlessBudget,
 }
 
 impl Bmc {
@@ -168,6 +174,7 @@ impl Bmc {
             counters: Arc::new(Counters::default()),
             message: Vec::new(),
             sol: SolPayload::default(),
+            sessionless: SessionlessBudget::default(),
         }
     }
 
@@ -191,24 +198,12 @@ impl Bmc {
     /// Characters the machine's serial console printed, for the active SOL
     /// console. Returns how many were taken: fewer than given when the
     /// console has not acknowledged enough yet (the rest should be offered
-    /// again later, after the next datagram or SOL timeout). Without an
+    /// again later, after the next datagram or timeout). Without an
     /// active SOL everything is taken and discarded.
     pub fn console_output(&mut self, now: Instant, data: &[u8], rng: &mut dyn Entropy) -> usize {
         let n = self.sol.machine_output(now, data);
         self.flush_sol(rng);
         n
-    }
-
-    /// When [`Bmc::handle_sol_timeout`] next has work: a retransmission or
-    /// characters that have gathered long enough.
-    pub fn poll_sol_timeout(&self) -> Option<Instant> {
-        self.sol.deadline()
-    }
-
-    /// Sends the SOL packets that are due.
-    pub fn handle_sol_timeout(&mut self, now: Instant, rng: &mut dyn Entropy) {
-        self.sol.on_timeout(now);
-        self.flush_sol(rng);
     }
 
     /// Seals and queues the SOL packets waiting; those of sessions that
@@ -303,7 +298,7 @@ impl Bmc {
             return Err(DropReason::RmcpAck);
         }
         match rmcp.class {
-            RmcpClass::Asf => self.handle_asf(from, rest),
+            RmcpClass::Asf => self.handle_asf(now, from, rest),
             RmcpClass::Ipmi => match rest.first().map(|b| AuthType::from(*b)) {
                 Some(AuthType::RmcpPlus) => self.handle_v20(now, from, rest, rng),
                 Some(_) => self.handle_v15(now, from, rest),
@@ -317,8 +312,17 @@ impl Bmc {
         }
     }
 
+    /// Does what is due at `now`: removes sessions whose time is up, then
+    /// sends the SOL packets that are due (retransmissions, and characters
+    /// that have gathered long enough), which `rng` seals.
+    pub fn handle_timeout(&mut self, now: Instant, rng: &mut dyn Entropy) {
+        self.expire_sessions(now);
+        self.sol.on_timeout(now);
+        self.flush_sol(rng);
+    }
+
     /// Removes sessions whose time is up.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn expire_sessions(&mut self, now: Instant) {
         let mut expired = Vec::new();
         let half_open = self.sessions.expire(now, |id| expired.push(id));
         self.counters
@@ -331,9 +335,13 @@ impl Bmc {
         }
     }
 
-    /// When [`Bmc::handle_timeout`] next has work.
+    /// When [`Bmc::handle_timeout`] next has work: the earliest session
+    /// deadline or SOL retransmission or send.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.sessions.next_deadline()
+        match (self.sessions.next_deadline(), self.sol.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Moves the next reply into `buf` (replacing its contents) and returns
@@ -373,7 +381,7 @@ impl Bmc {
             p.session_id,
             p.peer,
             p.header,
-            p.key,
+            p.key.map(|k| (k, now)),
             cc,
             data.as_slice(),
             rng,
@@ -452,11 +460,17 @@ impl Bmc {
 
     // ----- ASF -------------------------------------------------------------
 
-    fn handle_asf(&mut self, from: SocketAddr, rest: &[u8]) -> Result<(), DropReason> {
+    fn handle_asf(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        rest: &[u8],
+    ) -> Result<(), DropReason> {
         let msg = AsfMessage::decode(rest)?;
         if msg.iana != ASF_IANA || msg.message_type != ASF_PRESENCE_PING {
             return Err(DropReason::NotPing(msg.message_type));
         }
+        self.sessionless_allowed(now, from)?;
         let data = PongData::IPMI.to_bytes();
         let mut buf = self.take_buf();
         RmcpHeader {
@@ -489,6 +503,7 @@ impl Bmc {
             return Err(DropReason::Ipmi15Session);
         }
         let req = Request::decode(packet.message)?;
+        self.sessionless_allowed(now, from)?;
         let (header, cc, data) = self.sessionless_request(now, &req)?;
         let mut buf = self.take_buf();
         let response = Response {
@@ -499,6 +514,17 @@ impl Bmc {
         put_sessionless_v15(&mut buf, &response);
         self.send(from, buf);
         Ok(())
+    }
+
+    /// Whether `from` may have one more reply outside a session (presence
+    /// pong or pre-session request): those replies are larger than their
+    /// requests, so each source has a budget.
+    fn sessionless_allowed(&mut self, now: Instant, from: SocketAddr) -> Result<(), DropReason> {
+        if self.sessionless.allow(now, from) {
+            Ok(())
+        } else {
+            Err(DropReason::RateLimited)
+        }
     }
 
     /// Runs a request that arrived outside a session.
@@ -562,6 +588,7 @@ impl Bmc {
             PayloadType::Rakp3 => self.rakp3(now, from, packet.payload),
             PayloadType::Ipmi if h.session_id == 0 => {
                 let req = Request::decode(packet.payload)?;
+                self.sessionless_allowed(now, from)?;
                 let (header, cc, data) = self.sessionless_request(now, &req)?;
                 let mut buf = self.take_buf();
                 let response = Response {
@@ -617,9 +644,9 @@ impl Bmc {
             }
         };
         // Sessions past their deadline must not hold room a new one needs.
-        self.handle_timeout(now);
+        self.expire_sessions(now);
         let deadline = self.config.timeouts.setup_deadline(now);
-        let opened = self.sessions.open(rng, deadline, |id| {
+        let opened = self.sessions.open(rng, deadline, from, |id| {
             HalfOpen::ExpectRakp1(proposal.accept(id, from, &mut out))
         });
         match opened {
@@ -639,31 +666,6 @@ impl Bmc {
         Ok(())
     }
 
-    /// The status for a RAKP message naming a session we do not hold: one
-    /// evicted to make room is "insufficient resources", so its console
-    /// reports "BMC busy" and retries rather than timing out.
-    fn unknown_session_status(&self, id: u32) -> RakpStatus {
-        if self.sessions.was_evicted(id) {
-            RakpStatus::InsufficientResources
-        } else {
-            RakpStatus::InvalidSessionId
-        }
-    }
-
-    /// Removes half-open session `id` if its deadline has passed; returns
-    /// whether it did.
-    fn reap_if_expired(&mut self, now: Instant, id: u32) -> bool {
-        let expired = self
-            .sessions
-            .half_open_mut(id)
-            .is_some_and(|e| e.deadline <= now);
-        if expired {
-            self.sessions.remove_half_open(id);
-            self.counters.session(SessionEvent::Expired);
-        }
-        expired
-    }
-
     fn rakp1(
         &mut self,
         now: Instant,
@@ -679,20 +681,7 @@ impl Bmc {
         if self.sessions.get(sid).is_some() {
             return Err(DropReason::RakpForEstablished(sid));
         }
-        self.reap_if_expired(now, sid);
         let mut out = self.take_buf();
-        let unknown = self.unknown_session_status(sid);
-        let Some(entry) = self.sessions.half_open_mut(sid) else {
-            refuse_rakp1(msg.tag, 0, unknown, &mut out);
-            self.refused(from, SetupMessage::Rakp1, unknown, None);
-            self.send(from, out);
-            return Ok(());
-        };
-        let Some(state) = entry.state.take() else {
-            return Err(DropReason::UnknownSession(sid));
-        };
-        let mut rc = [0u8; 16];
-        rng.fill(&mut rc);
         let ctx = HandshakeCtx {
             users: &self.config.users,
             kg: self.config.kg.as_deref().map(|k| k.as_slice()),
@@ -700,24 +689,52 @@ impl Bmc {
             bmc_session_id: sid,
             from,
         };
-        let t = state.on_rakp1(&msg, &ctx, rc, &mut out);
-        match t.next {
-            Step::HalfOpen(s) => {
-                entry.state = Some(s);
-                if t.refused.is_none() {
-                    entry.deadline = self.config.timeouts.setup_deadline(now);
+        let refreshed = self.config.timeouts.setup_deadline(now);
+        let stepped = self.sessions.step(sid, now, |state| {
+            let mut rc = [0u8; 16];
+            rng.fill(&mut rc);
+            let t = state.on_rakp1(&msg, &ctx, rc, &mut out);
+            let next = match t.next {
+                Step::HalfOpen(s) => Next::Keep(s, t.refused.is_none().then_some(refreshed)),
+                Step::Failed | Step::Established(_) => Next::Remove,
+            };
+            (next, (t.refused, t.user, t.ignored))
+        });
+        let (refused, user, ignored) = match stepped {
+            Ok((stepped, t)) => {
+                if stepped != Stepped::Kept {
+                    self.counters.session(SessionEvent::Failed);
                 }
+                t
             }
-            Step::Failed | Step::Established(_) => {
-                self.sessions.remove_half_open(sid);
-                self.counters.session(SessionEvent::Failed);
+            Err(absent) => {
+                let status = self.absent(absent);
+                refuse_rakp1(msg.tag, 0, status, &mut out);
+                self.refused(from, SetupMessage::Rakp1, status, None);
+                self.send(from, out);
+                return Ok(());
             }
-        }
-        if let Some(status) = t.refused {
-            self.refused(from, SetupMessage::Rakp1, status, t.user);
+        };
+        if let Some(status) = refused {
+            self.refused(from, SetupMessage::Rakp1, status, user);
         }
         self.send(from, out);
-        t.ignored.map_or(Ok(()), Err)
+        ignored.map_or(Ok(()), Err)
+    }
+
+    /// Counts a half-open session found past its deadline, and gives the
+    /// status for a RAKP message naming a session we do not hold: one
+    /// evicted to make room is "insufficient resources", so its console
+    /// reports "BMC busy" and retries rather than timing out.
+    fn absent(&self, absent: Absent) -> RakpStatus {
+        match absent {
+            Absent::Evicted => RakpStatus::InsufficientResources,
+            Absent::Expired => {
+                self.counters.session(SessionEvent::Expired);
+                RakpStatus::InvalidSessionId
+            }
+            Absent::Unknown => RakpStatus::InvalidSessionId,
+        }
     }
 
     /// A RAKP1 that does not decode: a half-open session it names gets
@@ -735,9 +752,8 @@ impl Bmc {
         let mut out = self.take_buf();
         let status = self
             .sessions
-            .half_open_mut(sid)
-            .and_then(|e| e.state.as_ref())
-            .map(|s| s.on_malformed_rakp1(*tag, &mut out));
+            .half_open_entry(sid)
+            .map(|e| e.state.on_malformed_rakp1(*tag, &mut out));
         let Some(status) = status else {
             self.recycle(out);
             return Err(error);
@@ -762,23 +778,7 @@ impl Bmc {
             self.recycle(out);
             return Err(DropReason::RakpForEstablished(sid));
         }
-        self.reap_if_expired(now, sid);
         let room = self.sessions.can_establish();
-        let unknown = self.unknown_session_status(sid);
-        let Some(entry) = self.sessions.half_open_mut(sid) else {
-            if msg.status != RakpStatus::Ok {
-                // A console giving up on a session we do not hold.
-                self.recycle(out);
-                return Err(DropReason::UnknownSession(sid));
-            }
-            refuse_rakp3(msg.tag, 0, unknown, &mut out);
-            self.refused(from, SetupMessage::Rakp3, unknown, None);
-            self.send(from, out);
-            return Ok(());
-        };
-        let Some(state) = entry.state.take() else {
-            return Err(DropReason::UnknownSession(sid));
-        };
         let ctx = HandshakeCtx {
             users: &self.config.users,
             kg: self.config.kg.as_deref().map(|k| k.as_slice()),
@@ -786,46 +786,63 @@ impl Bmc {
             bmc_session_id: sid,
             from,
         };
-        let t = state.on_rakp3(&msg, &ctx, room, &mut out);
-        match t.next {
-            Step::HalfOpen(s) => entry.state = Some(s),
-            Step::Failed => {
-                self.sessions.remove_half_open(sid);
-                self.counters.session(SessionEvent::Failed);
+        let idle = self.config.timeouts.idle_deadline(now);
+        let stepped = self.sessions.step(sid, now, |state| {
+            let t = state.on_rakp3(&msg, &ctx, room, &mut out);
+            let next = match t.next {
+                Step::HalfOpen(s) => Next::Keep(s, None),
+                Step::Failed => Next::Remove,
+                Step::Established(e) => Next::Establish(e, from, idle),
+            };
+            (next, (t.refused, t.user, t.ignored))
+        });
+        let (stepped, (refused, user, ignored)) = match stepped {
+            Ok(s) => s,
+            Err(absent) => {
+                let status = self.absent(absent);
+                if msg.status != RakpStatus::Ok {
+                    // A console giving up on a session we do not hold.
+                    self.recycle(out);
+                    return Err(DropReason::UnknownSession(sid));
+                }
+                refuse_rakp3(msg.tag, 0, status, &mut out);
+                self.refused(from, SetupMessage::Rakp3, status, None);
+                self.send(from, out);
+                return Ok(());
             }
-            Step::Established(established) => {
-                let (suite, max_privilege) = (established.suite.id, established.max_privilege);
-                let deadline = self.config.timeouts.idle_deadline(now);
-                if self
-                    .sessions
-                    .establish(sid, established, from, deadline)
-                    .is_ok()
-                {
-                    self.counters.session(SessionEvent::Established);
-                    self.push_event(Event::SessionEstablished {
+        };
+        match stepped {
+            Stepped::Kept => {}
+            Stepped::Established(_) => {
+                self.counters.session(SessionEvent::Established);
+                if let Some(s) = self.sessions.get(sid) {
+                    let e = &s.established;
+                    let event = Event::SessionEstablished {
                         id: sid,
                         peer: from,
-                        user: t.user.unwrap_or(UserName::new(&[])),
-                        suite,
-                        max_privilege,
-                    });
-                } else {
-                    // Room was checked above, so this is not expected; if
-                    // it happens, refuse rather than claim success.
-                    out.clear();
-                    let status = RakpStatus::InsufficientResources;
-                    refuse_rakp3(msg.tag, 0, status, &mut out);
-                    self.sessions.remove_half_open(sid);
-                    self.counters.session(SessionEvent::Failed);
-                    self.refused(from, SetupMessage::Rakp3, status, t.user);
+                        user: user.unwrap_or(UserName::new(&[])),
+                        suite: e.suite.id,
+                        max_privilege: e.max_privilege,
+                    };
+                    self.push_event(event);
                 }
             }
+            Stepped::NoRoom => {
+                // Room was checked above, so this is not expected; if it
+                // happens, refuse rather than claim success.
+                out.clear();
+                let status = RakpStatus::InsufficientResources;
+                refuse_rakp3(msg.tag, 0, status, &mut out);
+                self.counters.session(SessionEvent::Failed);
+                self.refused(from, SetupMessage::Rakp3, status, user);
+            }
+            Stepped::Removed => self.counters.session(SessionEvent::Failed),
         }
-        if let Some(status) = t.refused {
-            self.refused(from, SetupMessage::Rakp3, status, t.user);
+        if let Some(status) = refused {
+            self.refused(from, SetupMessage::Rakp3, status, user);
         }
         self.send(from, out);
-        t.ignored.map_or(Ok(()), Err)
+        ignored.map_or(Ok(()), Err)
     }
 
     // ----- In a session ------------------------------------------------------
@@ -839,29 +856,21 @@ impl Bmc {
         rng: &mut dyn Entropy,
     ) -> Result<(), DropReason> {
         let sid = packet.header.session_id;
-        let Some(session) = self.sessions.get_mut(sid) else {
-            return Err(self.not_established(sid));
-        };
-        if session.deadline <= now {
-            // Expired even if handle_timeout has not run yet: unusable.
-            return Err(self.expire(sid));
-        }
         // Plaintext requests may one day carry secrets (Set User Password):
         // the buffer is wiped when it goes.
         let mut scratch = Zeroizing::new([0u8; MAX_PAYLOAD]);
-        let message = session
-            .established
-            .open(session_bytes, packet, &mut scratch[..])?;
-        // Authenticated from here on: only now may the session change.
-        session.deadline = self.config.timeouts.idle_deadline(now);
-        session.peer = from;
+        let (message, _) =
+            self.open_in_session(now, from, session_bytes, packet, &mut scratch[..])?;
         let req = Request::decode(message)?;
         if !req.netfn.is_request() {
             return Err(DropReason::NotARequest);
         }
-        let key = RequestKey::of(&req);
+        let Some(session) = self.sessions.get_mut(sid) else {
+            return Err(DropReason::UnknownSession(sid));
+        };
+        let key = RequestKey::of(&req, session.established.privilege);
         if let Some(k) = &key {
-            if let Some(cached) = session.established.replies.get(k) {
+            if let Some(cached) = session.established.replies.get(k, now) {
                 self.message.clear();
                 self.message.extend_from_slice(cached);
                 let mut buf = self.spare.pop().unwrap_or_default();
@@ -900,7 +909,8 @@ impl Bmc {
         match handled {
             Handled::Reply(cc, data) => {
                 self.counters.request(row, cc);
-                self.reply_in_session(sid, from, header, key, cc, data.as_slice(), rng);
+                let cache = key.map(|k| (k, now));
+                self.reply_in_session(sid, from, header, cache, cc, data.as_slice(), rng);
             }
             Handled::Defer(action, followup) => {
                 let id = ActionId(self.next_action);
@@ -925,7 +935,7 @@ impl Bmc {
                     sid,
                     from,
                     header,
-                    key,
+                    key.map(|k| (k, now)),
                     CompletionCode::OK,
                     &[p.level()],
                     rng,
@@ -964,9 +974,7 @@ impl Bmc {
     }
 
     /// A SOL packet in session `sid` (IPMI v2.0 section 15.9): checked and
-    /// opened like any in-session packet, encrypted as the session's
-    /// activation asked (as the suite says when it owns no SOL), then run
-    /// through the SOL stream.
+    /// opened like any in-session packet, then run through the SOL stream.
     fn sol_in_session(
         &mut self,
         now: Instant,
@@ -976,37 +984,61 @@ impl Bmc {
         rng: &mut dyn Entropy,
     ) -> Result<(), DropReason> {
         let sid = packet.header.session_id;
-        let encrypted = self.sol.protection_of(sid).map(|p| p.encrypted);
-        let Some(session) = self.sessions.get_mut(sid) else {
-            return Err(self.not_established(sid));
-        };
-        if session.deadline <= now {
-            // Expired even if handle_timeout has not run yet: unusable.
-            return Err(self.expire(sid));
-        }
-        let encrypted = encrypted.unwrap_or(session.established.protection().encrypted);
         let mut scratch = Zeroizing::new([0u8; MAX_PAYLOAD]);
-        let message =
-            session
-                .established
-                .open_as(session_bytes, packet, &mut scratch[..], encrypted)?;
-        session.deadline = self.config.timeouts.idle_deadline(now);
-        session.peer = from;
+        let (message, encrypted) =
+            self.open_in_session(now, from, session_bytes, packet, &mut scratch[..])?;
         let sol = SolPacket::decode(message)?;
         self.sol.on_packet(now, sid, encrypted, &sol);
         self.flush_sol(rng);
         Ok(())
     }
 
-    /// Encodes, caches and seals a reply in session `sid`. A session that
-    /// has gone meanwhile gets nothing: its keys are gone too.
+    /// The one path into an established session, for IPMI and SOL
+    /// payloads alike: finds the session the packet names, ends it if it is
+    /// past its deadline (the timer may not have run yet), and opens the
+    /// packet with its keys into `scratch`. IPMI messages are encrypted as
+    /// the suite says; SOL as the session's activation asked (as the suite
+    /// says when it owns no SOL). Only a packet the keys authenticate moves
+    /// the session's deadline and address. Returns the payload and whether
+    /// it was encrypted.
+    fn open_in_session<'s>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        session_bytes: &[u8],
+        packet: &PacketV20<'_>,
+        scratch: &'s mut [u8],
+    ) -> Result<(&'s [u8], bool), DropReason> {
+        let sid = packet.header.session_id;
+        let sol = match packet.header.payload_type {
+            PayloadType::Sol => self.sol.protection_of(sid).map(|p| p.encrypted),
+            _ => None,
+        };
+        let Some(session) = self.sessions.get_mut(sid) else {
+            return Err(self.not_established(sid));
+        };
+        if session.deadline <= now {
+            return Err(self.expire(sid));
+        }
+        let encrypted = sol.unwrap_or(session.established.protection().encrypted);
+        let message = session
+            .established
+            .open_as(session_bytes, packet, scratch, encrypted)?;
+        session.deadline = self.config.timeouts.idle_deadline(now);
+        session.peer = from;
+        Ok((message, encrypted))
+    }
+
+    /// Encodes, caches (under `cache`'s key, as sent at its time) and
+    /// seals a reply in session `sid`. A session that has gone meanwhile
+    /// gets nothing: its keys are gone too.
     #[allow(clippy::too_many_arguments)]
     fn reply_in_session(
         &mut self,
         sid: u32,
         peer: SocketAddr,
         header: ResponseHeader,
-        key: Option<RequestKey>,
+        cache: Option<(RequestKey, Instant)>,
         cc: CompletionCode,
         data: &[u8],
         rng: &mut dyn Entropy,
@@ -1023,8 +1055,8 @@ impl Bmc {
             self.recycle(buf);
             return;
         };
-        if let Some(k) = key {
-            session.established.replies.insert(k, &self.message);
+        if let Some((k, now)) = cache {
+            session.established.replies.insert(k, &self.message, now);
         }
         session.established.seal(&self.message, rng, &mut buf);
         self.send(peer, buf);

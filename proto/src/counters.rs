@@ -246,6 +246,13 @@ impl Counters {
         read(&self.drops[kind as usize])
     }
 
+    /// How many presence pings and pre-session requests went unanswered
+    /// because their source had used its budget (also counted among the
+    /// drops, as `rate_limited`).
+    pub fn rate_limited(&self) -> u64 {
+        self.drops(DropKind::RateLimited)
+    }
+
     /// How many datagrams were dropped, whatever the reason.
     pub fn drops_total(&self) -> u64 {
         self.drops.iter().map(read).sum()

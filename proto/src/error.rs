@@ -82,6 +82,11 @@ pub enum DropReason {
     /// removed.
     #[error("session {0:#010x} has expired")]
     Expired(u32),
+    /// A presence ping or pre-session request beyond its source's budget
+    /// (see [`crate::session::sessionless`]): not answered, so the BMC
+    /// cannot be used to reflect a flood onto a third party.
+    #[error("sessionless reply budget of the source exhausted")]
+    RateLimited,
 }
 
 impl DropReason {
@@ -109,6 +114,7 @@ impl DropReason {
             Self::RakpForEstablished(_) => DropKind::RakpForEstablished,
             Self::NotOpener(_) => DropKind::NotOpener,
             Self::Expired(_) => DropKind::Expired,
+            Self::RateLimited => DropKind::RateLimited,
         }
     }
 }
@@ -179,6 +185,8 @@ drop_kinds! {
     NotOpener = "not_opener",
     /// See [`DropReason::Expired`].
     Expired = "expired",
+    /// See [`DropReason::RateLimited`].
+    RateLimited = "rate_limited",
 }
 
 impl std::fmt::Display for DropKind {

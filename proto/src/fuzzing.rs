@@ -52,7 +52,7 @@ pub fn run_command(netfn: u8, cmd: u8, data: &[u8], privilege: u8, in_session: b
     let mut table = SessionTable::new(4, Arc::new(SessionBudget::unlimited()));
     let now = Instant::now();
     let peer = SocketAddr::from(([192, 0, 2, 1], 623));
-    let opened = table.open(&mut Fixed, now, |_| {
+    let opened = table.open(&mut Fixed, now, peer, |_| {
         HalfOpen::ExpectRakp1(ExpectRakp1 {
             opener: peer,
             console_session_id: 1,

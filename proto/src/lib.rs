@@ -5,11 +5,10 @@
 //! The daemon drives one [`Bmc`] per node:
 //!
 //! - in: [`Bmc::handle_datagram`] with the time, the sender and the bytes;
-//!   [`Bmc::handle_timeout`] when [`Bmc::poll_timeout`] is reached;
+//!   [`Bmc::handle_timeout`] when [`Bmc::poll_timeout`] is reached (session
+//!   expiry and SOL retransmissions alike);
 //!   [`Bmc::complete_action`] with the result of an action;
-//!   [`Bmc::console_output`] with what the machine's serial console printed,
-//!   and [`Bmc::handle_sol_timeout`] when [`Bmc::poll_sol_timeout`] is
-//!   reached;
+//!   [`Bmc::console_output`] with what the machine's serial console printed;
 //! - out: [`Bmc::poll_transmit`] for datagrams to send back,
 //!   [`Bmc::poll_action`] for work on the machine (power, boot options),
 //!   [`Bmc::poll_console`] for the machine's serial console (SOL),
@@ -23,8 +22,9 @@
 //!
 //! - [`wire`]: one module per framing layer, each with decode and encode;
 //! - [`crypto`]: RAKP codes, key schedule, integrity and AES-CBC-128;
-//! - [`session`]: handshake states, the established session, the table
-//!   and the process-wide session budget;
+//! - [`session`]: handshake states, the established session, the table,
+//!   the process-wide session budget and the per-source budget of replies
+//!   outside a session;
 //! - `commands`: the command table (privilege, dispatch) and the App,
 //!   Chassis, user, LAN configuration, FRU, SDR and SEL commands;
 //! - [`platform`]: what the daemon tells an engine about its node (LAN

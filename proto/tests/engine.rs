@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 use novabmc_proto::cipher_suite::CipherSuite;
 use novabmc_proto::codec::{Decode, Encode};
 use novabmc_proto::session::table::MAX_HALF_OPEN;
+use novabmc_proto::wire::ids::RmcpClass;
 use novabmc_proto::wire::ids::{
     AuthAlgorithm, ConfidentialityAlgorithm, IntegrityAlgorithm, NetFn, PayloadType, RakpStatus,
 };
 use novabmc_proto::wire::message::Request;
 use novabmc_proto::wire::open_session::OpenSessionResponse;
 use novabmc_proto::wire::rakp::{Rakp2, Rakp4};
-use novabmc_proto::{Action, Bmc, DropReason};
+use novabmc_proto::wire::rmcp::{ASF_IANA, ASF_PRESENCE_PING, AsfMessage, RMCP_NO_ACK, RmcpHeader};
+use novabmc_proto::{Action, Bmc, DropKind, DropReason};
 use proptest::prelude::*;
 use support::*;
 
@@ -144,7 +146,7 @@ fn wrong_passwords_never_leak_sessions() {
         // Ten attempts a second, like a script retrying: each leaves a
         // half-open session, which never locks anyone out.
         let now = start + Duration::from_millis(u64::from(i) * 100);
-        bmc.handle_timeout(now);
+        bmc.handle_timeout(now, &mut rng);
         let mut c = Console::new(suite(17), b"admin", b"wrong");
         c.sidm = i;
         assert_eq!(
@@ -161,7 +163,7 @@ fn wrong_passwords_never_leak_sessions() {
     let mut c = Console::new(suite(17), b"admin", b"password");
     assert_eq!(c.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
     let later = now + Duration::from_secs(30);
-    bmc.handle_timeout(later);
+    bmc.handle_timeout(later, &mut rng);
     assert_eq!(bmc.half_open_count(), 0, "every half-open session reaped");
     assert_eq!(bmc.established_count(), 1);
 }
@@ -214,6 +216,62 @@ fn replays_are_dropped_and_retransmissions_answered_once() {
     assert_eq!(
         exchange(&mut bmc, now, &bad, &mut rng).0,
         Err(DropReason::BadAuthCode)
+    );
+}
+
+/// Issue 21, finding 5: a console that reuses a request sequence number
+/// gets a fresh answer, not the cached reply to an older request: the
+/// cache answers only a true retransmission, at the privilege the reply was
+/// made for and within a few seconds of it.
+#[test]
+fn a_reused_request_sequence_number_gets_a_fresh_reply() {
+    let mut bmc = Bmc::new(config(&[3, 17], 4), GUID);
+    let mut rng = TestRng(0);
+    let now = Instant::now();
+    let mut c = Console::new(suite(17), b"admin", b"password");
+    assert_eq!(c.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
+    let status = |bmc: &mut Bmc, c: &mut Console, at: Instant, rng: &mut TestRng, on: bool| {
+        let req = c.request_with_seq(NetFn::CHASSIS, 0x01, &[], 7);
+        let (r, reply) = exchange(bmc, at, &req, rng);
+        assert_eq!(r, Ok(()));
+        if let Some(reply) = reply {
+            return response(&c.open(&reply).1);
+        }
+        assert_eq!(complete_all(bmc, at, rng, on), [Action::GetChassisStatus]);
+        let mut out = Vec::new();
+        bmc.poll_transmit(&mut out).expect("reply");
+        response(&c.open(&out).1)
+    };
+    let (cc, off) = status(&mut bmc, &mut c, now, &mut rng, false);
+    assert_eq!((cc, off[0] & 1), (0, 0));
+    // A retransmission a second later is answered from the cache.
+    let soon = now + Duration::from_secs(1);
+    assert_eq!(
+        status(&mut bmc, &mut c, soon, &mut rng, true),
+        (0, off.clone())
+    );
+    // The same rqSeq half a minute later is a new request: the machine is
+    // asked again, and it is on now.
+    let later = now + Duration::from_secs(30);
+    let (cc, on) = status(&mut bmc, &mut c, later, &mut rng, true);
+    assert_eq!((cc, on[0] & 1), (0, 1));
+
+    // Refused at User; the same bytes after raising the privilege run.
+    let control = |c: &mut Console| c.request_with_seq(NetFn::CHASSIS, 0x02, &[0x01], 9);
+    let req = control(&mut c);
+    let (_, reply) = exchange(&mut bmc, later, &req, &mut rng);
+    assert_eq!(response(&c.open(&reply.expect("reply")).1).0, 0xd4);
+    let raise = c.request(NetFn::APP, 0x3b, &[0x04]);
+    let (_, reply) = exchange(&mut bmc, later, &raise, &mut rng);
+    assert_eq!(response(&c.open(&reply.expect("reply")).1), (0, vec![4]));
+    let req = control(&mut c);
+    let (r, reply) = exchange(&mut bmc, later, &req, &mut rng);
+    assert_eq!((r, reply), (Ok(()), None), "deferred to the machine");
+    assert_eq!(
+        complete_all(&mut bmc, later, &mut rng, true),
+        [Action::ChassisControl(
+            novabmc_proto::ChassisControl::PowerUp
+        )]
     );
 }
 
@@ -287,13 +345,13 @@ fn close_session_and_idle_expiry() {
     );
     // b stays alive while it talks, then expires after 60 s of silence.
     let t = now + Duration::from_secs(50);
-    bmc.handle_timeout(t);
+    bmc.handle_timeout(t, &mut rng);
     let keepalive = b.request(NetFn::APP, 0x01, &[]);
     assert!(exchange(&mut bmc, t, &keepalive, &mut rng).1.is_some());
     assert_eq!(bmc.poll_timeout(), Some(t + Duration::from_secs(60)));
-    bmc.handle_timeout(t + Duration::from_secs(59));
+    bmc.handle_timeout(t + Duration::from_secs(59), &mut rng);
     assert_eq!(bmc.session_count(), 1);
-    bmc.handle_timeout(t + Duration::from_secs(60));
+    bmc.handle_timeout(t + Duration::from_secs(60), &mut rng);
     assert_eq!(bmc.session_count(), 0);
 }
 
@@ -368,6 +426,91 @@ fn presession_commands() {
     assert_eq!(page2, vec![1]);
 }
 
+/// Issue 21, finding 10: presence pongs and pre-session replies are larger
+/// than their requests. A spoofed flood of them "from" a victim gets fewer
+/// bytes back than it sent, while a genuine console elsewhere has every
+/// pre-session request answered and logs in every second.
+#[test]
+fn sessionless_replies_cannot_reflect_a_flood() {
+    let mut bmc = Bmc::new(config(&[1, 2, 3, 15, 16, 17], 4), GUID);
+    let mut rng = TestRng(0);
+    let start = Instant::now();
+    let victim: std::net::SocketAddr = "198.51.100.77:623".parse().expect("addr");
+    let request = |cmd: u8, data: &[u8]| {
+        Request {
+            rs_addr: 0x20,
+            netfn: NetFn::APP,
+            rs_lun: 0,
+            rq_addr: 0x81,
+            rq_seq: 0,
+            rq_lun: 0,
+            cmd,
+            data,
+        }
+        .to_vec()
+    };
+    let mut ping = Vec::new();
+    RmcpHeader {
+        sequence: RMCP_NO_ACK,
+        class: RmcpClass::Asf,
+        ack: false,
+    }
+    .encode(&mut ping);
+    AsfMessage {
+        iana: ASF_IANA,
+        message_type: ASF_PRESENCE_PING,
+        tag: 1,
+        data: &[],
+    }
+    .encode(&mut ping);
+    let caps = request(0x38, &[0x8e, 0x04]);
+    let mut caps_v15 = vec![0x06, 0x00, 0xff, 0x07, 0x00, 0, 0, 0, 0, 0, 0, 0, 0];
+    caps_v15.push(caps.len() as u8);
+    caps_v15.extend_from_slice(&caps);
+    let flood = [
+        ping,
+        caps_v15,
+        setup_packet(PayloadType::Ipmi, &caps),
+        setup_packet(PayloadType::Ipmi, &request(0x54, &[0x0e, 0, 0x80])),
+        setup_packet(PayloadType::Ipmi, &request(0x54, &[0x0e, 0, 0x81])),
+    ];
+    let (mut sent, mut reflected) = (0, 0);
+    let mut out = Vec::new();
+    for ms in 0..10_000u64 {
+        let now = start + Duration::from_millis(ms);
+        let d = &flood[ms as usize % flood.len()];
+        let _ = bmc.handle_datagram(now, victim, d, &mut rng);
+        sent += d.len();
+        while let Some(to) = bmc.poll_transmit(&mut out) {
+            assert_eq!(to, victim);
+            reflected += out.len();
+        }
+        if ms % 1000 == 500 {
+            for d in &flood {
+                let (r, reply) = exchange(&mut bmc, now, d, &mut rng);
+                assert_eq!((r, reply.is_some()), (Ok(()), true), "at {ms} ms");
+            }
+            let mut c = Console::new(suite(17), b"admin", b"password");
+            assert_eq!(c.login(&mut bmc, now, &mut rng), RakpStatus::Ok);
+            let close = c.request(NetFn::APP, 0x3c, &c.sidc.to_le_bytes());
+            assert!(exchange(&mut bmc, now, &close, &mut rng).1.is_some());
+        }
+    }
+    assert!(
+        reflected < sent,
+        "{reflected} bytes reflected for {sent} bytes sent"
+    );
+    eprintln!(
+        "reflected {reflected} of {sent}; limited {}",
+        bmc.counters().rate_limited()
+    );
+    assert!(bmc.counters().rate_limited() > 0);
+    assert_eq!(
+        bmc.counters().drops(DropKind::RateLimited),
+        bmc.counters().rate_limited()
+    );
+}
+
 /// A whole exchange recorded against a BMC with fixed randomness: Open
 /// Session, RAKP 1 and 3, then three requests, which a fresh BMC with the
 /// same randomness accepts datagram for datagram. Also returns the console,
@@ -437,7 +580,7 @@ proptest! {
             let _ = bmc.handle_datagram(now, peer(), d, &mut rng);
             complete_all(&mut bmc, now, &mut rng, true);
         }
-        bmc.handle_timeout(now + Duration::from_secs(120));
+        bmc.handle_timeout(now + Duration::from_secs(120), &mut rng);
     }
 
     /// Valid packets with bytes changed or cut never make it panic either.

@@ -196,9 +196,13 @@ fn a_flood_of_open_sessions_never_locks_a_console_out() {
     let (_, reply) = exchange(&mut bmc, now, &early.rakp1(), &mut rng);
     assert_eq!(early.accept_rakp2(&reply.expect("rakp2")), RakpStatus::Ok);
     let flood = Console::new(suite(17), b"x", b"y").open_session(0);
+    // Spoofed, from an address of its own each: one source alone is held
+    // to half the table (see the test with a user name below).
     let flood_from = |bmc: &mut Bmc, rng: &mut TestRng, ports: std::ops::Range<u16>| {
         for port in ports {
-            let (r, reply) = send_from(bmc, now, other_peer(port), &flood, rng);
+            let [hi, lo] = port.to_be_bytes();
+            let from = SocketAddr::from(([198, 18, hi, lo], port));
+            let (r, reply) = send_from(bmc, now, from, &flood, rng);
             assert_eq!(r, Ok(()));
             assert_eq!(rakp_status(&reply.expect("osr")), RakpStatus::Ok);
             assert!(bmc.half_open_count() <= MAX_HALF_OPEN);
@@ -206,9 +210,13 @@ fn a_flood_of_open_sessions_never_locks_a_console_out() {
     };
     flood_from(&mut bmc, &mut rng, 0..10_000);
     assert_eq!(bmc.half_open_count(), MAX_HALF_OPEN);
-    // One that only opens during the flood, and is evicted by it.
+    // One that only opens during the flood, and is evicted by it. It is on
+    // a host of its own: a second session from the early console's host
+    // would recycle that host's first one, as every source's does when it
+    // would hold more than any other.
     let mut victim = Console::new(suite(3), b"admin", b"password");
-    let (_, reply) = exchange(&mut bmc, now, &victim.open_session(0), &mut rng);
+    let victim_at = other_peer(1);
+    let (_, reply) = send_from(&mut bmc, now, victim_at, &victim.open_session(0), &mut rng);
     victim.accept_open_session(&reply.expect("osr"));
     flood_from(&mut bmc, &mut rng, 10_000..10_000 + MAX_HALF_OPEN as u16);
     let c = bmc.counters();
@@ -221,7 +229,7 @@ fn a_flood_of_open_sessions_never_locks_a_console_out() {
     assert_eq!(c.refusals_of(SetupMessage::OpenSession), 0);
 
     // The evicted console is told "insufficient resources" at once.
-    let (_, reply) = exchange(&mut bmc, now, &victim.rakp1(), &mut rng);
+    let (_, reply) = send_from(&mut bmc, now, victim_at, &victim.rakp1(), &mut rng);
     assert_eq!(
         rakp_status(&reply.expect("rakp2")),
         RakpStatus::InsufficientResources
@@ -377,7 +385,7 @@ fn a_global_cap_bounds_sessions_across_engines() {
         RakpStatus::InsufficientResources
     );
     // Once a's half-open sessions are reaped, the pool is b's to use.
-    a.handle_timeout(now + Duration::from_secs(6));
+    a.handle_timeout(now + Duration::from_secs(6), &mut rng);
     assert_eq!(budget.shared_in_use(), 0);
     assert_eq!(c.login(&mut b, now, &mut rng), RakpStatus::Ok);
 }
@@ -392,4 +400,120 @@ fn session_sizes() {
     eprintln!("established session: {established} bytes; half-open: {half_open} bytes");
     assert!(established < 2048, "{established}");
     assert!(half_open < 256, "{half_open}");
+}
+
+/// An attacker who knows a user name but not its password, sending from
+/// `addresses`: it opens sessions and takes each to RAKP 2, re-sends the
+/// same RAKP 1 for each to try to keep it alive, and keeps opening more.
+struct Pinner {
+    addresses: Vec<SocketAddr>,
+    held: Vec<(SocketAddr, u32)>,
+    next: usize,
+}
+
+impl Pinner {
+    fn new(addresses: Vec<SocketAddr>) -> Self {
+        Pinner {
+            addresses,
+            held: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// `n` Open Sessions, each followed by a RAKP 1 naming "admin".
+    fn open(&mut self, bmc: &mut Bmc, now: Instant, n: usize, rng: &mut TestRng) {
+        let open = Console::new(suite(3), b"admin", b"unknown").open_session(0);
+        for _ in 0..n {
+            let from = self.addresses[self.next % self.addresses.len()];
+            self.next += 1;
+            let (_, reply) = send_from(bmc, now, from, &open, rng);
+            let mut c = Console::new(suite(3), b"admin", b"unknown");
+            if c.accept_open_session(&reply.expect("osr")) != RakpStatus::Ok {
+                continue;
+            }
+            let (_, reply) = send_from(bmc, now, from, &rakp1_for(c.sidc, b"admin"), rng);
+            if rakp_status(&reply.expect("rakp2")) == RakpStatus::Ok {
+                self.held.push((from, c.sidc));
+            }
+        }
+    }
+
+    /// The same RAKP 1 again for every session it holds.
+    fn refresh(&mut self, bmc: &mut Bmc, now: Instant, rng: &mut TestRng) {
+        let held = std::mem::take(&mut self.held);
+        for (from, sidc) in held {
+            let (_, reply) = send_from(bmc, now, from, &rakp1_for(sidc, b"admin"), rng);
+            if reply.is_some_and(|r| rakp_status(&r) == RakpStatus::Ok) {
+                self.held.push((from, sidc));
+            }
+        }
+    }
+}
+
+/// One genuine login with the attacker's traffic between its messages;
+/// the session is closed again after a request. Returns whether it worked.
+fn login_under_attack(
+    bmc: &mut Bmc,
+    attacker: &mut Pinner,
+    now: Instant,
+    rng: &mut TestRng,
+) -> bool {
+    let mut c = Console::new(suite(17), b"admin", b"password");
+    let (_, reply) = exchange(bmc, now, &c.open_session(0), rng);
+    if c.accept_open_session(&reply.expect("osr")) != RakpStatus::Ok {
+        return false;
+    }
+    attacker.open(bmc, now, 20, rng);
+    let (_, reply) = exchange(bmc, now, &c.rakp1(), rng);
+    if c.accept_rakp2(&reply.expect("rakp2")) != RakpStatus::Ok {
+        return false;
+    }
+    attacker.open(bmc, now, 20, rng);
+    let (_, reply) = exchange(bmc, now, &c.rakp3(), rng);
+    if c.accept_rakp4(&reply.expect("rakp4")) != RakpStatus::Ok {
+        return false;
+    }
+    still_works(bmc, &mut c, now, rng);
+    let close = c.request(NetFn::APP, 0x3c, &c.sidc.to_le_bytes());
+    assert!(exchange(bmc, now, &close, rng).1.is_some());
+    true
+}
+
+/// Issue 21, finding 2: a sender who knows a user name but not its
+/// password, from a few addresses, pins half-open sessions at RAKP 2 and
+/// streams Open Session requests. Ten genuine logins, a second apart, each
+/// still get in within one retry, whether the node's table is as large as
+/// it goes or held to a small share of the global budget.
+#[test]
+fn a_user_name_and_a_few_addresses_cannot_block_logins() {
+    let attackers: Vec<SocketAddr> = (1..=3)
+        .map(|i| SocketAddr::from(([203, 0, 113, i], 40000 + u16::from(i))))
+        .collect();
+    let small = {
+        let mut c = bmc_config(&[3, 17], 4);
+        c.budget = Arc::new(SessionBudget::new(4, 1, 4).expect("budget"));
+        Arc::new(c)
+    };
+    for (name, config) in [("full table", config(&[3, 17], 4)), ("budget of 4", small)] {
+        let mut bmc = Bmc::new(config, GUID);
+        let mut rng = TestRng(0);
+        let mut attacker = Pinner::new(attackers.clone());
+        let start = Instant::now();
+        attacker.open(&mut bmc, start, 2 * MAX_HALF_OPEN, &mut rng);
+        let mut retried = 0;
+        for second in 1..=10 {
+            let now = start + Duration::from_secs(second);
+            attacker.refresh(&mut bmc, now, &mut rng);
+            attacker.open(&mut bmc, now, 50, &mut rng);
+            if login_under_attack(&mut bmc, &mut attacker, now, &mut rng) {
+                continue;
+            }
+            retried += 1;
+            assert!(
+                login_under_attack(&mut bmc, &mut attacker, now, &mut rng),
+                "{name}: login {second} failed twice"
+            );
+        }
+        assert!(retried <= 1, "{name}: {retried} logins needed a retry");
+    }
 }

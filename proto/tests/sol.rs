@@ -167,18 +167,22 @@ fn an_ipmitool_session_activates_types_and_reads() {
     // every retry interval until ACKed.
     assert_eq!(bmc.console_output(now, b"file\r\n", &mut rng), 6);
     assert!(transmits(&mut bmc).is_empty());
-    let due = bmc.poll_sol_timeout().expect("accumulating");
-    bmc.handle_sol_timeout(due, &mut rng);
+    let due = bmc.poll_timeout().expect("accumulating");
+    bmc.handle_timeout(due, &mut rng);
     let first = transmits(&mut bmc);
     assert_eq!(open_sol(&c, &first[0]).1, b"\x01\x00\x00\x00file\r\n");
-    let retry = bmc.poll_sol_timeout().expect("awaiting the ACK");
+    let retry = bmc.poll_timeout().expect("awaiting the ACK");
     assert_eq!(retry - due, Duration::from_millis(500));
-    bmc.handle_sol_timeout(retry, &mut rng);
+    bmc.handle_timeout(retry, &mut rng);
     let again = transmits(&mut bmc);
     assert_eq!(open_sol(&c, &again[0]).1, b"\x01\x00\x00\x00file\r\n");
     let ack = sol_datagram(&mut c, &SolPacket::ack(1, 6, 0), true);
     assert_eq!(bmc.handle_datagram(retry, peer(), &ack, &mut rng), Ok(()));
-    assert_eq!(bmc.poll_sol_timeout(), None, "acknowledged: nothing left");
+    assert_eq!(
+        bmc.poll_timeout(),
+        Some(retry + Duration::from_secs(60)),
+        "acknowledged: nothing left but the session's idle deadline"
+    );
 
     // A SOL packet that is not encrypted, as asked, is dropped.
     let plain = sol_datagram(&mut c, &typed, false);
@@ -326,7 +330,7 @@ fn an_expired_session_takes_its_sol_with_it() {
         0
     );
     assert_eq!(requests(&mut bmc), [ConsoleRequest::Open]);
-    bmc.handle_timeout(now + Duration::from_secs(61));
+    bmc.handle_timeout(now + Duration::from_secs(61), &mut rng);
     assert_eq!(requests(&mut bmc), [ConsoleRequest::Close]);
     assert_eq!(bmc.sol_owner(), None);
 }

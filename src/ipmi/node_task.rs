@@ -193,8 +193,8 @@ impl NodeTask {
                     rx.mark_changed();
                 }
             }
+            // The engine's deadline covers its sessions and SOL alike.
             let deadline = earliest(self.engine.poll_timeout(), self.summary.due());
-            let deadline = earliest(deadline, self.engine.poll_sol_timeout());
             if deadline != armed {
                 if let Some(d) = deadline {
                     timer.as_mut().reset(tokio::time::Instant::from_std(d));
@@ -231,7 +231,7 @@ impl NodeTask {
             }
             let now = Instant::now();
             if self.engine.poll_timeout().is_some_and(|d| d <= now) {
-                self.engine.handle_timeout(now);
+                self.engine.handle_timeout(now, &mut entropy());
             }
             self.drive();
             if let Some(line) = self.summary.take_due(now) {

@@ -75,14 +75,11 @@ impl NodeSol {
         }
     }
 
-    /// Runs the engine's SOL timers if due, carries out its console
-    /// requests, and offers it again what it could not take before. Call
-    /// after everything that may have changed the engine.
+    /// Carries out the engine's console requests, and offers it again what
+    /// it could not take before. Call after everything that may have
+    /// changed the engine. (The engine's SOL timers run with its other
+    /// timers, in [`Bmc::handle_timeout`].)
     pub fn drive(&mut self, engine: &mut Bmc, rng: &mut dyn Entropy) {
-        let now = Instant::now();
-        if engine.poll_sol_timeout().is_some_and(|d| d <= now) {
-            engine.handle_sol_timeout(now, rng);
-        }
         while let Some(request) = engine.poll_console() {
             match request {
                 ConsoleRequest::Open => self.open(),

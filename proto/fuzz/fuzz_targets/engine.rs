@@ -368,7 +368,7 @@ impl Run {
             Op::Wait { ticks } => {
                 self.now += Duration::from_millis(250) * u32::from(ticks);
                 for i in 0..2 {
-                    self.engines[i].handle_timeout(self.now);
+                    self.engines[i].handle_timeout(self.now, &mut self.rng);
                     self.flush(i);
                 }
             }
@@ -409,7 +409,7 @@ fuzz_target!(|data: &[u8]| {
     }
     run.now += Duration::from_secs(7200);
     for e in &mut run.engines {
-        e.handle_timeout(run.now);
+        e.handle_timeout(run.now, &mut run.rng);
         assert_eq!(e.session_count(), 0, "every session expires");
     }
     drop(run);

@@ -14,8 +14,6 @@ use crate::wire::ids::CompletionCode;
 const FRU_DEVICE: u8 = 0;
 /// Most bytes one Read FRU Data reply carries (after the count byte).
 pub(super) const MAX_READ: usize = REPLY_CAPACITY - 1;
-/// "Cannot return number of requested data bytes".
-const TOO_MANY_BYTES: CompletionCode = CompletionCode(0xca);
 /// Write FRU Data: "write-protected offset" (table 34-4).
 const WRITE_PROTECTED: CompletionCode = CompletionCode(0x80);
 
@@ -54,7 +52,7 @@ pub(super) fn read(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     };
     let count = usize::from(*count);
     if count > MAX_READ {
-        return Handled::code(TOO_MANY_BYTES);
+        return Handled::code(CompletionCode::CANNOT_RETURN_REQUESTED_BYTES);
     }
     let offset = usize::from(u16::from_le_bytes([*o0, *o1]));
     if offset > fru.len() {

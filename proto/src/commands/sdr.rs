@@ -26,8 +26,6 @@ const RECORD_ID: u16 = 0x0001;
 const LAST_RECORD: u16 = 0xffff;
 /// Timestamp "unspecified": nothing was ever added or erased.
 const NEVER: [u8; 4] = [0xff; 4];
-/// "Reservation cancelled or invalid reservation ID".
-const RESERVATION_INVALID: CompletionCode = CompletionCode(0xc5);
 
 /// The MC Device Locator record of the BMC (section 43.9, type 12h).
 const MC_LOCATOR: [u8; 23] = [
@@ -100,7 +98,7 @@ pub(super) fn get(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     let reservation = u16::from_le_bytes([*r0, *r1]);
     let offset = usize::from(*offset);
     if offset != 0 && (reservation == 0 || reservation != ctx.platform.sdr_reservation) {
-        return Handled::code(RESERVATION_INVALID);
+        return Handled::code(CompletionCode::RESERVATION_INVALID);
     }
     if !matches!(
         u16::from_le_bytes([*id0, *id1]),

@@ -15,8 +15,6 @@ use crate::wire::ids::CompletionCode;
 
 /// SEL version 51h (IPMI 1.5 and 2.0).
 const SEL_VERSION: u8 = 0x51;
-/// "Reservation cancelled or invalid reservation ID".
-const RESERVATION_INVALID: CompletionCode = CompletionCode(0xc5);
 /// Timestamp "unspecified": nothing was ever added or erased.
 const NEVER: [u8; 4] = [0xff; 4];
 
@@ -60,7 +58,7 @@ pub(super) fn get_entry(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     };
     let reservation = u16::from_le_bytes([*r0, *r1]);
     if *offset != 0 && (reservation == 0 || reservation != ctx.platform.sel_reservation) {
-        return Handled::code(RESERVATION_INVALID);
+        return Handled::code(CompletionCode::RESERVATION_INVALID);
     }
     Handled::code(CompletionCode::NOT_PRESENT)
 }
@@ -77,7 +75,7 @@ pub(super) fn clear(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
     };
     let reservation = u16::from_le_bytes([*r0, *r1]);
     if reservation == 0 || reservation != ctx.platform.sel_reservation {
-        return Handled::code(RESERVATION_INVALID);
+        return Handled::code(CompletionCode::RESERVATION_INVALID);
     }
     match operation {
         0xaa | 0x00 => Handled::ok(&[0x01]),

@@ -25,8 +25,6 @@ use super::{Ctx, Handled, is_our_channel};
 use crate::user::User;
 use crate::wire::ids::CompletionCode;
 
-/// "Cannot execute command, sub-function disabled or unavailable".
-const DISABLED: CompletionCode = CompletionCode(0xd6);
 /// Set User Password, test password: the password does not match.
 const PASSWORD_MISMATCH: CompletionCode = CompletionCode(0x80);
 /// Set User Password, test password: the stored password is of the other
@@ -121,7 +119,7 @@ pub(super) fn get_payload_access(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
 /// 22.26, 22.28, 24.5): the users
 /// are the configuration file's.
 pub(super) fn refuse_change(_ctx: &mut Ctx<'_>, _d: &[u8]) -> Handled {
-    Handled::code(DISABLED)
+    Handled::code(CompletionCode::SUBFUNCTION_UNAVAILABLE)
 }
 
 /// Set User Password (section 22.30): user ID (bit 7: 20-byte form),
@@ -131,7 +129,7 @@ pub(super) fn set_password(ctx: &mut Ctx<'_>, d: &[u8]) -> Handled {
         return Handled::code(CompletionCode::REQUEST_LENGTH_INVALID);
     };
     if operation & 0x03 != 0x03 {
-        return Handled::code(DISABLED);
+        return Handled::code(CompletionCode::SUBFUNCTION_UNAVAILABLE);
     }
     let wide = user & 0x80 != 0;
     if password.len() != if wide { 20 } else { 16 } {

@@ -21,9 +21,25 @@
 //!   "insufficient resources" too, so its console reports "BMC busy" at
 //!   once instead of timing out.
 //!
+//! Eviction is fair by source address (IPv6 by /64), because anyone who
+//! knows one user name can take sessions to RAKP2 without the password:
+//! the victim comes from the source that holds the most half-open
+//! sessions, counting the new one, and from the newcomer's own source when
+//! it would hold as many as any other. No source holds more than
+//! [`MAX_HALF_OPEN_PER_SOURCE`]; beyond that a source recycles its own.
+//! A console that opens one session is thus evicted only by a source that
+//! holds no more than it does, which a few addresses cannot arrange. A
+//! half-open session's deadline is extended once, when it first reaches
+//! RAKP2, and never again: a repeated RAKP1 cannot keep it alive.
+//!
 //! Every session also takes a slot of the process-wide [`SessionBudget`];
 //! a node whose share is exhausted recycles its own oldest half-open
 //! session, and refuses only when it has none.
+//!
+//! A handshake message moves a half-open session on through
+//! [`SessionTable::step`], which hands its state by value to the handshake
+//! and puts back what comes out: the same session in its next state, an
+//! established session, or nothing.
 //!
 //! Half-open sessions are reaped after the setup timeout; established ones
 //! expire after the idle timeout without an authenticated packet. Storage
@@ -31,8 +47,8 @@
 //! more than a few entries' worth once they are gone: what the budget
 //! bounds is what the process holds.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +64,10 @@ pub const MAX_ESTABLISHED: usize = 255;
 /// burst of consoles all opening sessions at once (ipmipower with a large
 /// fanout) never evicts one of its own members.
 pub const MAX_HALF_OPEN: usize = 2 * MAX_ESTABLISHED + 2;
+/// Most half-open sessions one source address holds: half the half-open
+/// area, so that one source never fills it, yet a single console host can
+/// still run a handshake for every established slot at once.
+pub const MAX_HALF_OPEN_PER_SOURCE: usize = MAX_HALF_OPEN / 2;
 /// Evicted session IDs remembered (until the evicted session's own
 /// deadline), to refuse their RAKP messages with "insufficient resources"
 /// rather than "invalid session ID".
@@ -105,10 +125,64 @@ pub struct HalfOpenEntry {
     pub id: u32,
     /// Creation order, for eviction.
     opened: u64,
+    /// The source it is counted against (see [`source_of`]).
+    source: IpAddr,
     /// When it is reaped.
     pub deadline: Instant,
-    /// The handshake state; `None` only while a transition runs.
-    pub state: Option<HalfOpen>,
+    /// The handshake state.
+    pub state: HalfOpen,
+}
+
+/// The source a half-open session is counted against: the sender's IP
+/// address, IPv4-mapped addresses as IPv4, and IPv6 addresses by /64, since
+/// one host commonly holds a whole /64.
+pub fn source_of(addr: SocketAddr) -> IpAddr {
+    match addr.ip().to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        v4 => v4,
+    }
+}
+
+/// What a handshake step makes of a half-open session (see
+/// [`SessionTable::step`]).
+#[derive(Debug)]
+pub enum Next {
+    /// It stays half-open in this state. The deadline given, if any, is
+    /// taken only when this step is the session's first to reach RAKP2:
+    /// a repeated or different RAKP1 never extends its life again, or a
+    /// sender could keep it for ever.
+    Keep(HalfOpen, Option<Instant>),
+    /// Its handshake completed: the session, where its console is and when
+    /// it expires unless it sees traffic.
+    Establish(Box<Established>, SocketAddr, Instant),
+    /// Its handshake failed or was abandoned: it goes.
+    Remove,
+}
+
+/// What a handshake step did to the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stepped {
+    /// The session is still half-open.
+    Kept,
+    /// The session is established, with this handle.
+    Established(u8),
+    /// The session is gone: its handshake failed or was abandoned.
+    Removed,
+    /// The session was to be established but there was no room or no
+    /// handle left; it is gone.
+    NoRoom,
+}
+
+/// Why there is no half-open session to step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Absent {
+    /// It was past its deadline (the timer had not run yet) and has now
+    /// been reaped.
+    Expired,
+    /// It was evicted recently to make room for a newer one.
+    Evicted,
+    /// No such session.
+    Unknown,
 }
 
 /// An established session.
@@ -149,6 +223,8 @@ pub struct Opened {
 #[derive(Debug)]
 pub struct SessionTable {
     half_open: Vec<HalfOpenEntry>,
+    /// Half-open sessions by source, kept in step with `half_open`.
+    sources: BTreeMap<IpAddr, usize>,
     established: Vec<Session>,
     evicted: VecDeque<(u32, Instant)>,
     next_opened: u64,
@@ -177,6 +253,7 @@ impl SessionTable {
     pub fn new(max_established: usize, budget: Arc<SessionBudget>) -> Self {
         SessionTable {
             half_open: Vec::new(),
+            sources: BTreeMap::new(),
             established: Vec::new(),
             evicted: VecDeque::new(),
             next_opened: 0,
@@ -227,8 +304,8 @@ impl SessionTable {
     }
 
     /// The half-open session with our ID `id`.
-    pub fn half_open_mut(&mut self, id: u32) -> Option<&mut HalfOpenEntry> {
-        self.half_open.iter_mut().find(|s| s.id == id)
+    pub fn half_open_entry(&self, id: u32) -> Option<&HalfOpenEntry> {
+        self.half_open.iter().find(|s| s.id == id)
     }
 
     /// Whether `id` names any session.
@@ -258,13 +335,15 @@ impl SessionTable {
         self.established.iter().map(|s| s.id)
     }
 
-    /// Adds a half-open session, evicting another if there is no room, with
-    /// a fresh random ID; `state` builds it (and its reply) from the ID.
-    /// `Err` when there is no room and nothing to evict.
+    /// Adds a half-open session for a console at `from`, evicting another
+    /// if there is no room, with a fresh random ID; `state` builds it (and
+    /// its reply) from the ID. `Err` when there is no room and nothing to
+    /// evict.
     pub fn open(
         &mut self,
         rng: &mut dyn Entropy,
         deadline: Instant,
+        from: SocketAddr,
         state: impl FnOnce(u32) -> HalfOpen,
     ) -> Result<Opened, Full> {
         if !self.can_establish() {
@@ -275,24 +354,39 @@ impl SessionTable {
             // than loop.
             return Err(Full::Budget);
         };
-        let evicted = if self.half_open.len() >= MAX_HALF_OPEN {
-            self.evict_oldest()
+        let source = source_of(from);
+        let own = self.sources.get(&source).copied().unwrap_or(0);
+        let evicted = if own >= MAX_HALF_OPEN_PER_SOURCE || self.half_open.len() >= MAX_HALF_OPEN {
+            self.evict_for(source)
         } else if self.take_slot() {
             None
         } else {
-            match self.evict_oldest() {
+            match self.evict_for(source) {
                 Some(e) => Some(e),
                 None => return Err(Full::Budget),
             }
         };
         self.next_opened += 1;
-        self.half_open.push(HalfOpenEntry {
+        self.insert_half_open(HalfOpenEntry {
             id,
             opened: self.next_opened,
+            source,
             deadline,
-            state: Some(state(id)),
+            state: state(id),
         });
         Ok(Opened { id, evicted })
+    }
+
+    fn insert_half_open(&mut self, entry: HalfOpenEntry) {
+        *self.sources.entry(entry.source).or_default() += 1;
+        self.half_open.push(entry);
+    }
+
+    /// Takes out the `i`th half-open session; its budget slot stays held.
+    fn take_half_open(&mut self, i: usize) -> HalfOpenEntry {
+        let entry = self.half_open.swap_remove(i);
+        uncount(&mut self.sources, entry.source);
+        entry
     }
 
     /// A random non-zero ID no session has.
@@ -305,23 +399,47 @@ impl SessionTable {
         })
     }
 
-    /// Removes the half-open session to evict (its budget slot passes to
-    /// the caller) and remembers its ID.
-    fn evict_oldest(&mut self) -> Option<u32> {
-        let waiting_rakp1 = self
+    /// Removes the half-open session to evict for a new one from
+    /// `source` (its budget slot passes to the caller) and remembers its
+    /// ID. The victim comes from `source` itself if it would then hold as
+    /// many as any other source (or its limit), else from the sources that
+    /// hold the most; among those, the oldest still waiting for RAKP1 goes
+    /// first, then the oldest.
+    fn evict_for(&mut self, source: IpAddr) -> Option<u32> {
+        let mut own = 0;
+        let (mut least, mut most) = (usize::MAX, 0);
+        for (s, n) in &self.sources {
+            if *s == source {
+                own = *n;
+            } else {
+                least = least.min(*n);
+                most = most.max(*n);
+            }
+        }
+        let from_own = own > 0 && (own + 1 >= most || own >= MAX_HALF_OPEN_PER_SOURCE);
+        // The sources that hold the most, sorted (the map is); none when
+        // every source does, as in a flood from many addresses, so that a
+        // flood costs two passes over the table per Open Session.
+        let top: Vec<IpAddr> = if from_own || (own == 0 && least == most) {
+            Vec::new()
+        } else {
+            let top = self.sources.iter().filter(|(_, n)| **n == most);
+            top.map(|(s, _)| *s).collect()
+        };
+        let i = self
             .half_open
             .iter()
             .enumerate()
-            .filter(|(_, s)| !s.state.as_ref().is_some_and(HalfOpen::expects_rakp3))
-            .min_by_key(|(_, s)| s.opened);
-        let victim = waiting_rakp1.or_else(|| {
-            self.half_open
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, s)| s.opened)
-        });
-        let i = victim.map(|(i, _)| i)?;
-        let gone = self.half_open.swap_remove(i);
+            .filter(|(_, s)| {
+                if from_own {
+                    s.source == source
+                } else {
+                    top.is_empty() || top.binary_search(&s.source).is_ok()
+                }
+            })
+            .min_by_key(|(_, s)| (s.state.expects_rakp3(), s.opened))
+            .map(|(i, _)| i)?;
+        let gone = self.take_half_open(i);
         if self.evicted.len() >= EVICTED_REMEMBERED {
             self.evicted.pop_front();
         }
@@ -357,8 +475,74 @@ impl SessionTable {
         }
     }
 
+    /// Runs one handshake step on half-open session `id`: `step` takes
+    /// its state by value and says what the session becomes ([`Next`]),
+    /// and the table keeps, establishes or removes it accordingly. The
+    /// session is out of the table only while `step` runs, so no state is
+    /// ever missing from an entry and none can be used twice. A session
+    /// past its deadline at `now` is reaped instead of stepped.
+    pub fn step<R>(
+        &mut self,
+        id: u32,
+        now: Instant,
+        step: impl FnOnce(HalfOpen) -> (Next, R),
+    ) -> Result<(Stepped, R), Absent> {
+        let Some(i) = self.half_open.iter().position(|s| s.id == id) else {
+            return Err(if self.was_evicted(id) {
+                Absent::Evicted
+            } else {
+                Absent::Unknown
+            });
+        };
+        // Its budget slot stays held until we know where the session goes.
+        let HalfOpenEntry {
+            id,
+            opened,
+            source,
+            deadline,
+            state,
+        } = self.take_half_open(i);
+        if deadline <= now {
+            self.rebalance();
+            return Err(Absent::Expired);
+        }
+        let waited_rakp1 = !state.expects_rakp3();
+        let (next, r) = step(state);
+        let stepped = match next {
+            Next::Keep(state, refreshed) => {
+                let deadline = match refreshed {
+                    Some(d) if waited_rakp1 && state.expects_rakp3() => d,
+                    _ => deadline,
+                };
+                self.insert_half_open(HalfOpenEntry {
+                    id,
+                    opened,
+                    source,
+                    deadline,
+                    state,
+                });
+                Stepped::Kept
+            }
+            Next::Establish(established, peer, deadline) => {
+                match self.place(id, established, peer, deadline) {
+                    Ok(handle) => Stepped::Established(handle),
+                    Err(_) => {
+                        self.rebalance();
+                        Stepped::NoRoom
+                    }
+                }
+            }
+            Next::Remove => {
+                self.rebalance();
+                Stepped::Removed
+            }
+        };
+        Ok((stepped, r))
+    }
+
     /// Turns half-open session `id` into an established one with the
-    /// lowest free handle; hands the session back if it cannot.
+    /// lowest free handle; hands the session back if it cannot (the
+    /// half-open session then stays).
     pub fn establish(
         &mut self,
         id: u32,
@@ -366,16 +550,34 @@ impl SessionTable {
         peer: SocketAddr,
         deadline: Instant,
     ) -> Result<u8, Box<Established>> {
-        let handle = (1..=u8::MAX).find(|h| self.by_handle(*h).is_none());
-        let (Some(handle), Some(i), true) = (
-            handle,
-            self.half_open.iter().position(|s| s.id == id),
-            self.can_establish(),
-        ) else {
+        let Some(i) = self.half_open.iter().position(|s| s.id == id) else {
             return Err(established);
         };
+        if self.free_handle().is_none() || !self.can_establish() {
+            return Err(established);
+        }
         // The half-open session's budget slot passes to the new one.
-        self.half_open.swap_remove(i);
+        self.take_half_open(i);
+        self.place(id, established, peer, deadline)
+    }
+
+    /// The lowest session handle not in use.
+    fn free_handle(&self) -> Option<u8> {
+        (1..=u8::MAX).find(|h| self.by_handle(*h).is_none())
+    }
+
+    /// Adds an established session in the budget slot of the half-open
+    /// session it was, which the caller has taken out of the table.
+    fn place(
+        &mut self,
+        id: u32,
+        established: Box<Established>,
+        peer: SocketAddr,
+        deadline: Instant,
+    ) -> Result<u8, Box<Established>> {
+        let (Some(handle), true) = (self.free_handle(), self.can_establish()) else {
+            return Err(established);
+        };
         self.established.push(Session {
             id,
             handle,
@@ -384,16 +586,6 @@ impl SessionTable {
             established,
         });
         Ok(handle)
-    }
-
-    /// Removes half-open session `id`; returns whether there was one.
-    pub fn remove_half_open(&mut self, id: u32) -> bool {
-        let Some(i) = self.half_open.iter().position(|s| s.id == id) else {
-            return false;
-        };
-        self.half_open.swap_remove(i);
-        self.rebalance();
-        true
     }
 
     /// Removes established session `id`.
@@ -412,6 +604,7 @@ impl SessionTable {
         }
         let half_open = self.half_open.len();
         self.half_open.clear();
+        self.sources.clear();
         self.rebalance();
         half_open
     }
@@ -421,7 +614,14 @@ impl SessionTable {
     /// removed.
     pub fn expire(&mut self, now: Instant, mut expired: impl FnMut(u32)) -> usize {
         let before = self.half_open.len();
-        self.half_open.retain(|s| s.deadline > now);
+        let sources = &mut self.sources;
+        self.half_open.retain(|s| {
+            let alive = s.deadline > now;
+            if !alive {
+                uncount(sources, s.source);
+            }
+            alive
+        });
         self.evicted.retain(|(_, deadline)| *deadline > now);
         let half_open = before - self.half_open.len();
         self.established.retain(|s| {
@@ -445,6 +645,16 @@ impl SessionTable {
     /// Entries the table has storage for, for tests of its memory.
     pub fn capacity(&self) -> usize {
         self.half_open.capacity() + self.established.capacity() + self.evicted.capacity()
+    }
+}
+
+/// One half-open session fewer from `source`.
+fn uncount(sources: &mut BTreeMap<IpAddr, usize>, source: IpAddr) {
+    if let Some(n) = sources.get_mut(&source) {
+        *n -= 1;
+        if *n == 0 {
+            sources.remove(&source);
+        }
     }
 }
 
@@ -477,8 +687,10 @@ mod tests {
         }
     }
 
+    /// A console of its own for each `port`: a source address each.
     fn peer(port: u16) -> SocketAddr {
-        SocketAddr::from(([192, 0, 2, 1], port))
+        let [hi, lo] = port.to_be_bytes();
+        SocketAddr::from(([10, 0, hi, lo], port))
     }
 
     fn waiting_rakp1(port: u16) -> HalfOpen {
@@ -501,11 +713,15 @@ mod tests {
 
     /// Moves half-open `id` to "waiting for RAKP3" through a real RAKP1.
     fn progress(t: &mut SessionTable, id: u32) {
-        let entry = t.half_open_mut(id).expect("half-open");
-        let Some(HalfOpen::ExpectRakp1(s)) = entry.state.take() else {
-            panic!("waiting for RAKP1");
-        };
-        entry.state = Some(HalfOpen::ExpectRakp3(after_rakp1(s)));
+        let deadline = t.half_open_entry(id).expect("half-open").deadline;
+        let before = deadline.checked_sub(Duration::from_nanos(1)).expect("time");
+        let stepped = t.step(id, before, |state| {
+            let HalfOpen::ExpectRakp1(s) = state else {
+                panic!("waiting for RAKP1");
+            };
+            (Next::Keep(HalfOpen::ExpectRakp3(after_rakp1(s)), None), ())
+        });
+        assert_eq!(stepped, Ok((Stepped::Kept, ())));
     }
 
     fn after_rakp1(s: ExpectRakp1) -> crate::session::handshake::ExpectRakp3 {
@@ -548,7 +764,7 @@ mod tests {
         let mut ids = Vec::new();
         for port in 0..MAX_HALF_OPEN as u16 {
             let o = t
-                .open(&mut rng, now, |_| waiting_rakp1(port))
+                .open(&mut rng, now, peer(port), |_| waiting_rakp1(port))
                 .expect("room");
             assert_eq!(o.evicted, None);
             ids.push(o.id);
@@ -561,28 +777,98 @@ mod tests {
         // (ids[3]), not the older ones waiting for RAKP3 nor the
         // established one.
         let o = t
-            .open(&mut rng, now, |_| waiting_rakp1(9000))
+            .open(&mut rng, now, peer(9000), |_| waiting_rakp1(9000))
             .expect("room");
         assert_eq!(o.evicted, None, "establishing ids[2] freed a slot");
         let o = t
-            .open(&mut rng, now, |_| waiting_rakp1(9001))
+            .open(&mut rng, now, peer(9001), |_| waiting_rakp1(9001))
             .expect("room");
         assert_eq!(o.evicted, Some(ids[3]));
         assert!(t.was_evicted(ids[3]));
         let o = t
-            .open(&mut rng, now, |_| waiting_rakp1(9002))
+            .open(&mut rng, now, peer(9002), |_| waiting_rakp1(9002))
             .expect("room");
         assert_eq!(o.evicted, Some(ids[4]));
         assert_eq!(t.half_open(), MAX_HALF_OPEN);
         assert!(t.get(ids[2]).is_some(), "established sessions stay");
         // With only sessions waiting for RAKP3 left, the oldest of them.
         let mut t = SessionTable::new(2, Arc::new(SessionBudget::new(2, 1, 0).expect("budget")));
-        let a = t.open(&mut rng, now, |_| waiting_rakp1(1)).expect("a").id;
-        let b = t.open(&mut rng, now, |_| waiting_rakp1(2)).expect("b").id;
+        let a = t
+            .open(&mut rng, now, peer(1), |_| waiting_rakp1(1))
+            .expect("a")
+            .id;
+        let b = t
+            .open(&mut rng, now, peer(2), |_| waiting_rakp1(2))
+            .expect("b")
+            .id;
         progress(&mut t, a);
         progress(&mut t, b);
-        let c = t.open(&mut rng, now, |_| waiting_rakp1(3)).expect("c");
+        let c = t
+            .open(&mut rng, now, peer(3), |_| waiting_rakp1(3))
+            .expect("c");
         assert_eq!(c.evicted, Some(a));
+    }
+
+    #[test]
+    fn one_source_recycles_its_own_beyond_its_share() {
+        let now = Instant::now();
+        let mut t = SessionTable::new(4, Arc::new(SessionBudget::unlimited()));
+        let mut rng = Counter(0);
+        let other = t
+            .open(&mut rng, now, peer(1), |_| waiting_rakp1(1))
+            .expect("room")
+            .id;
+        // One host, many ports: one source.
+        let host = |port: u16| SocketAddr::from(([192, 0, 2, 9], port));
+        let mut first = None;
+        for port in 0..MAX_HALF_OPEN_PER_SOURCE as u16 {
+            let o = t.open(&mut rng, now, host(port), |_| waiting_rakp1(port));
+            assert_eq!(o.expect("room").evicted, None);
+            first.get_or_insert(o.expect("room").id);
+        }
+        let o = t.open(&mut rng, now, host(9), |_| waiting_rakp1(9));
+        assert_eq!(o.expect("room").evicted, first, "its own oldest");
+        assert!(t.half_open_entry(other).is_some());
+        assert_eq!(t.half_open(), MAX_HALF_OPEN_PER_SOURCE + 1);
+        // IPv6 sources are counted by /64; IPv4-mapped ones as IPv4.
+        let v6 = |last: u16| SocketAddr::from(([0x2001, 0xdb8, 0, 1, 0, 0, 0, last], 623));
+        assert_eq!(source_of(v6(1)), source_of(v6(2)));
+        let mapped = SocketAddr::from(([0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0209], 623));
+        assert_eq!(source_of(mapped), source_of(host(1)));
+    }
+
+    #[test]
+    fn a_repeated_rakp1_never_extends_a_half_open_session() {
+        let now = Instant::now();
+        let mut t = SessionTable::default();
+        let mut rng = Counter(0);
+        let first = now + Duration::from_secs(5);
+        let id = t
+            .open(&mut rng, first, peer(1), |_| waiting_rakp1(1))
+            .expect("room")
+            .id;
+        // The first RAKP1 extends it once.
+        let later = now + Duration::from_secs(9);
+        let stepped = t.step(id, now, |state| {
+            let HalfOpen::ExpectRakp1(s) = state else {
+                panic!("waiting for RAKP1");
+            };
+            let next = HalfOpen::ExpectRakp3(after_rakp1(s));
+            (Next::Keep(next, Some(later)), ())
+        });
+        assert_eq!(stepped, Ok((Stepped::Kept, ())));
+        assert_eq!(t.half_open_entry(id).map(|e| e.deadline), Some(later));
+        // Another RAKP1 does not.
+        let stepped = t.step(id, now, |state| {
+            (Next::Keep(state, Some(later + Duration::from_secs(4))), ())
+        });
+        assert_eq!(stepped, Ok((Stepped::Kept, ())));
+        assert_eq!(t.half_open_entry(id).map(|e| e.deadline), Some(later));
+        assert_eq!(
+            t.step(id, later, |s| (Next::Keep(s, None), ())),
+            Err(Absent::Expired)
+        );
+        assert_eq!(t.half_open(), 0);
     }
 
     #[test]
@@ -590,8 +876,14 @@ mod tests {
         let now = Instant::now();
         let mut t = SessionTable::new(1, Arc::new(SessionBudget::unlimited()));
         let mut rng = Counter(0);
-        let a = t.open(&mut rng, now, |_| waiting_rakp1(1)).expect("a").id;
-        let b = t.open(&mut rng, now, |_| waiting_rakp1(2)).expect("b").id;
+        let a = t
+            .open(&mut rng, now, peer(1), |_| waiting_rakp1(1))
+            .expect("a")
+            .id;
+        let b = t
+            .open(&mut rng, now, peer(2), |_| waiting_rakp1(2))
+            .expect("b")
+            .id;
         assert_eq!(t.establish(a, session(), peer(1), now).ok(), Some(1));
         assert!(!t.can_establish());
         assert!(
@@ -599,7 +891,7 @@ mod tests {
             "no second established session"
         );
         assert_eq!(
-            t.open(&mut rng, now, |_| waiting_rakp1(3)),
+            t.open(&mut rng, now, peer(3), |_| waiting_rakp1(3)),
             Err(Full::Established)
         );
         assert!(t.remove(a).is_some());
@@ -623,27 +915,29 @@ mod tests {
         // recycles its own half-open sessions.
         let mut first = None;
         for port in 0..4 {
-            let o = a.open(&mut rng, now, |_| waiting_rakp1(port)).expect("a");
+            let o = a
+                .open(&mut rng, now, peer(port), |_| waiting_rakp1(port))
+                .expect("a");
             assert_eq!(o.evicted, None);
             first.get_or_insert(o.id);
         }
         assert_eq!(budget.shared_in_use(), 2);
         let o = a
-            .open(&mut rng, now, |_| waiting_rakp1(99))
+            .open(&mut rng, now, peer(99), |_| waiting_rakp1(99))
             .expect("recycled");
         assert_eq!(o.evicted, first);
         assert_eq!(a.len(), 4);
         // b and c still have their reserves.
         for t in [&mut b, &mut c] {
             for port in 0..2 {
-                t.open(&mut rng, now, |_| waiting_rakp1(port))
+                t.open(&mut rng, now, peer(port), |_| waiting_rakp1(port))
                     .expect("reserve");
             }
         }
         // With the pool empty, c recycles one of its own half-open sessions
         // rather than exceed the cap.
         let o = c
-            .open(&mut rng, now, |_| waiting_rakp1(7))
+            .open(&mut rng, now, peer(7), |_| waiting_rakp1(7))
             .expect("recycle");
         assert!(o.evicted.is_some());
         assert_eq!(a.len() + b.len() + c.len(), 8, "never above the cap");
@@ -654,14 +948,14 @@ mod tests {
                 .expect("establish");
         }
         assert_eq!(
-            b.open(&mut rng, now, |_| waiting_rakp1(5)),
+            b.open(&mut rng, now, peer(5), |_| waiting_rakp1(5)),
             Err(Full::Budget)
         );
         // Sessions ending give their slots back.
         let later = now + Duration::from_secs(1);
         assert_eq!(a.expire(later, |_| {}), 4);
         assert_eq!(budget.shared_in_use(), 0);
-        b.open(&mut rng, now, |_| waiting_rakp1(5))
+        b.open(&mut rng, now, peer(5), |_| waiting_rakp1(5))
             .expect("room again");
         drop(b);
         assert_eq!(
@@ -677,7 +971,7 @@ mod tests {
         let mut t = SessionTable::new(255, Arc::new(SessionBudget::unlimited()));
         let mut rng = Counter(0);
         for port in 0..2000u16 {
-            t.open(&mut rng, now, |_| waiting_rakp1(port))
+            t.open(&mut rng, now, peer(port), |_| waiting_rakp1(port))
                 .expect("room");
         }
         assert!(t.capacity() >= MAX_HALF_OPEN);

@@ -289,10 +289,16 @@ impl CompletionCode {
     pub const NODE_BUSY: Self = Self(0xc0);
     /// Invalid or unsupported command.
     pub const INVALID_COMMAND: Self = Self(0xc1);
+    /// Reservation cancelled or invalid reservation ID (IPMI v2.0 table
+    /// 5-2): a SEL or SDR reservation that is no longer the current one.
+    pub const RESERVATION_INVALID: Self = Self(0xc5);
     /// Request data length invalid.
     pub const REQUEST_LENGTH_INVALID: Self = Self(0xc7);
     /// Parameter out of range.
     pub const PARAMETER_OUT_OF_RANGE: Self = Self(0xc9);
+    /// Cannot return number of requested data bytes (IPMI v2.0 table 5-2):
+    /// a read asking for more than one reply carries.
+    pub const CANNOT_RETURN_REQUESTED_BYTES: Self = Self(0xca);
     /// Requested sensor, data or record not present.
     pub const NOT_PRESENT: Self = Self(0xcb);
     /// Invalid data field in request.
@@ -303,6 +309,9 @@ impl CompletionCode {
     pub const INSUFFICIENT_PRIVILEGE: Self = Self(0xd4);
     /// Command not supported in the present state.
     pub const NOT_SUPPORTED_IN_PRESENT_STATE: Self = Self(0xd5);
+    /// Cannot execute command, sub-function has been disabled or is
+    /// unavailable (IPMI v2.0 table 5-2).
+    pub const SUBFUNCTION_UNAVAILABLE: Self = Self(0xd6);
     /// Unspecified error.
     pub const UNSPECIFIED: Self = Self(0xff);
 }
