@@ -8,7 +8,9 @@
 //! the clock when read, so the simulation needs no timers or tasks.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use novabmc_proto::{BootDevice, BootOptions, BootParameterWrite, ChassisControl, ChassisState};
 use rand::RngExt;

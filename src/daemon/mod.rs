@@ -255,10 +255,7 @@ impl State {
             let _ = t.await;
         }
         if let Some(routes) = self.routes.take() {
-            routes
-                .stop()
-                .await
-                .map_err(ServeError::RoutesRemove)?;
+            routes.stop().await.map_err(ServeError::RoutesRemove)?;
         }
         info!("stopped");
         Ok(())

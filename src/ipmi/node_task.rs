@@ -20,6 +20,10 @@
 //! debug level and summarised at most once a minute at info level
 //! ([`super::summary`]).
 //!
+//! Time is tokio's ([`tokio::time::Instant`]), as everywhere in the
+//! daemon, so tests can pause it; the engine takes `std` instants, and the
+//! conversion happens only where the task calls it.
+//!
 //! A reload reaches a running task two ways, neither touching its socket
 //! or sessions: a new engine configuration ([`SharedConfig`]), taken
 //! before the next datagram, and a new backend ([`Binding`]), used from
@@ -27,12 +31,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
 
 use novabmc_proto::{Bmc, BmcConfig, Counters, Entropy, Event, LanInfo, SessionEvent};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
@@ -194,10 +198,11 @@ impl NodeTask {
                 }
             }
             // The engine's deadline covers its sessions and SOL alike.
-            let deadline = earliest(self.engine.poll_timeout(), self.summary.due());
+            let engine_due = self.engine.poll_timeout().map(Instant::from_std);
+            let deadline = earliest(engine_due, self.summary.due());
             if deadline != armed {
                 if let Some(d) = deadline {
-                    timer.as_mut().reset(tokio::time::Instant::from_std(d));
+                    timer.as_mut().reset(d);
                 }
                 armed = deadline;
             }
@@ -230,8 +235,12 @@ impl NodeTask {
                 }
             }
             let now = Instant::now();
-            if self.engine.poll_timeout().is_some_and(|d| d <= now) {
-                self.engine.handle_timeout(now, &mut entropy());
+            if self
+                .engine
+                .poll_timeout()
+                .is_some_and(|d| d <= now.into_std())
+            {
+                self.engine.handle_timeout(now.into_std(), &mut entropy());
             }
             self.drive();
             if let Some(line) = self.summary.take_due(now) {
@@ -273,7 +282,7 @@ impl NodeTask {
             let (backend, node) = self.binding.get();
             let outcome = actions::run(backend.as_ref(), node, action, &self.recorder);
             self.engine
-                .complete_action(id, outcome, Instant::now(), &mut entropy());
+                .complete_action(id, outcome, Instant::now().into_std(), &mut entropy());
         }
         self.sol.drive(&mut self.engine, &mut entropy());
         let now = Instant::now();
@@ -322,7 +331,7 @@ fn receive(
             Ok(n) => {
                 let now = Instant::now();
                 for (from, data) in batch.iter() {
-                    let result = engine.handle_datagram(now, from, data, &mut entropy);
+                    let result = engine.handle_datagram(now.into_std(), from, data, &mut entropy);
                     if let Err(reason) = result {
                         debug!(node = %name, %from, %reason, "datagram dropped");
                         summary.dropped(now, from.ip(), reason.kind());
@@ -449,8 +458,10 @@ mod tests {
 
     /// A socket that is never idle must not keep the engine's deadlines
     /// from passing: a half-open session expires while datagrams (that do
-    /// not themselves touch the session table) arrive without pause.
-    #[tokio::test]
+    /// not themselves touch the session table) arrive without pause. On
+    /// paused time: the setup timeout passes when the test says, not after
+    /// a real wait; the real clock only bounds the test.
+    #[tokio::test(start_paused = true)]
     async fn a_constant_stream_of_datagrams_does_not_starve_the_timer() {
         let socket = bind_udp(SocketAddr::from(([127, 0, 0, 1], 0)), false).expect("bind");
         let node = socket.local_addr().expect("addr");
@@ -481,6 +492,14 @@ mod tests {
 
         let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("client");
         client.send_to(&OPEN_SESSION, node).expect("send");
+        let give_up = std::time::Instant::now() + Duration::from_secs(20);
+        while counters.sessions(SessionEvent::Opened) == 0 {
+            assert!(
+                std::time::Instant::now() < give_up,
+                "the session never opened"
+            );
+            tokio::task::yield_now().await;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let flood = {
             let stop = stop.clone();
@@ -491,13 +510,21 @@ mod tests {
                 }
             })
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        while counters.drops_total() == 0 {
+            assert!(
+                std::time::Instant::now() < give_up,
+                "the stream never arrived"
+            );
+            tokio::task::yield_now().await;
+        }
+        // Past the setup timeout, with the stream still going.
+        tokio::time::advance(Duration::from_millis(400)).await;
         while counters.sessions(SessionEvent::Expired) == 0 {
             assert!(
-                Instant::now() < deadline,
+                std::time::Instant::now() < give_up,
                 "the half-open session never expired under a constant stream"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::task::yield_now().await;
         }
         assert!(counters.sessions(SessionEvent::Opened) == 1);
         assert!(counters.drops_total() > 0, "the stream reached the engine");

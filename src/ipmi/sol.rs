@@ -16,10 +16,10 @@
 //! characters.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use novabmc_proto::{Bmc, ConsoleRequest, Entropy};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -136,7 +136,7 @@ impl NodeSol {
     /// Gives the engine what the machine printed, keeping what it could
     /// not take for the next [`NodeSol::drive`].
     pub fn deliver(&mut self, engine: &mut Bmc, bytes: Vec<u8>, rng: &mut dyn Entropy) {
-        let n = engine.console_output(Instant::now(), &bytes, rng);
+        let n = engine.console_output(Instant::now().into_std(), &bytes, rng);
         if n < bytes.len() {
             self.held = bytes[n..].to_vec();
         }

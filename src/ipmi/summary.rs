@@ -19,7 +19,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use novabmc_proto::counters::status_name;
 use novabmc_proto::wire::ids::RakpStatus;
