@@ -41,7 +41,7 @@ use crate::error::DropReason;
 use crate::fru_area::Inventory;
 use crate::platform::{LanInfo, Platform};
 use crate::session::handshake::{
-    HalfOpen, HandshakeCtx, Proposal, Step, refuse_open_session, refuse_rakp1, refuse_rakp3,
+    HalfOpen, HandshakeCtx, NextState, Proposal, refuse_open_session, refuse_rakp1, refuse_rakp3,
 };
 use crate::session::reply_cache::RequestKey;
 use crate::session::sessionless::SessionlessBudget;
@@ -695,8 +695,8 @@ impl Bmc {
             rng.fill(&mut rc);
             let t = state.on_rakp1(&msg, &ctx, rc, &mut out);
             let next = match t.next {
-                Step::HalfOpen(s) => Next::Keep(s, t.refused.is_none().then_some(refreshed)),
-                Step::Failed | Step::Established(_) => Next::Remove,
+                NextState::HalfOpen(s) => Next::Keep(s, t.refused.is_none().then_some(refreshed)),
+                NextState::Failed | NextState::Established(_) => Next::Remove,
             };
             (next, (t.refused, t.user, t.ignored))
         });
@@ -790,9 +790,9 @@ impl Bmc {
         let stepped = self.sessions.step(sid, now, |state| {
             let t = state.on_rakp3(&msg, &ctx, room, &mut out);
             let next = match t.next {
-                Step::HalfOpen(s) => Next::Keep(s, None),
-                Step::Failed => Next::Remove,
-                Step::Established(e) => Next::Establish(e, from, idle),
+                NextState::HalfOpen(s) => Next::Keep(s, None),
+                NextState::Failed => Next::Remove,
+                NextState::Established(e) => Next::Establish(e, from, idle),
             };
             (next, (t.refused, t.user, t.ignored))
         });

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::model::{Found, Interfaces, Resolved, Step, resolve};
+use super::model::{Change, Found, Interfaces, Resolved, resolve};
 use super::netlink::Netlink;
 use super::{RouteSpec, RoutingError, ops};
 
@@ -192,7 +192,7 @@ fn logged(e: RoutingError) -> RoutingError {
     e
 }
 
-fn join(steps: &[Step]) -> String {
+fn join(steps: &[Change]) -> String {
     steps
         .iter()
         .map(ToString::to_string)
@@ -200,7 +200,7 @@ fn join(steps: &[Step]) -> String {
         .join("; ")
 }
 
-fn log_installed(spec: &RouteSpec, r: &Resolved, steps: &[Step]) {
+fn log_installed(spec: &RouteSpec, r: &Resolved, steps: &[Change]) {
     if let Found::ConfiguredButAddressOn(other) = &r.found {
         warn!(
             node = %spec.node,

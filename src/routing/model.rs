@@ -301,7 +301,7 @@ pub enum Conflict {
 
 /// One change to the kernel's tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
+pub enum Change {
     /// Remove a stale route of novabmc's.
     DelRoute(Route),
     /// Install the node's route.
@@ -312,13 +312,13 @@ pub enum Step {
     AddRule(WantedRule),
 }
 
-impl fmt::Display for Step {
+impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::DelRoute(r) => write!(f, "delete route {r}"),
-            Step::AddRoute(r) => write!(f, "add route {r}"),
-            Step::DelRule(r) => write!(f, "delete rule {r}"),
-            Step::AddRule(r) => write!(f, "add rule {r}"),
+            Change::DelRoute(r) => write!(f, "delete route {r}"),
+            Change::AddRoute(r) => write!(f, "add route {r}"),
+            Change::DelRule(r) => write!(f, "delete rule {r}"),
+            Change::AddRule(r) => write!(f, "add rule {r}"),
         }
     }
 }
@@ -338,14 +338,14 @@ impl Snapshot {
     /// The steps installing `rule`, or the conflict in the way. An
     /// identical rule is kept whoever made it; other rules of novabmc's
     /// for the address are removed.
-    pub fn plan_rule(&self, rule: &WantedRule) -> Result<Vec<Step>, Conflict> {
+    pub fn plan_rule(&self, rule: &WantedRule) -> Result<Vec<Change>, Conflict> {
         let mut steps = Vec::new();
         let mut present = false;
         for r in self.rules.iter().filter(|r| rule.same_source(r)) {
             if rule.is(r) {
                 present = true;
             } else if r.ours() {
-                steps.push(Step::DelRule(r.clone()));
+                steps.push(Change::DelRule(r.clone()));
             } else {
                 return Err(Conflict::Rule {
                     existing: r.clone(),
@@ -354,7 +354,7 @@ impl Snapshot {
             }
         }
         if !present {
-            steps.push(Step::AddRule(rule.clone()));
+            steps.push(Change::AddRule(rule.clone()));
         }
         Ok(steps)
     }
@@ -362,14 +362,14 @@ impl Snapshot {
     /// The steps installing `route`, or the conflict in the way. An
     /// identical route is kept whoever made it; other default routes of
     /// novabmc's in the table are removed.
-    pub fn plan_route(&self, route: &WantedRoute) -> Result<Vec<Step>, Conflict> {
+    pub fn plan_route(&self, route: &WantedRoute) -> Result<Vec<Change>, Conflict> {
         let mut steps = Vec::new();
         let mut present = false;
         for r in self.routes.iter().filter(|r| route.in_table(r)) {
             if route.is(r) {
                 present = true;
             } else if r.ours() {
-                steps.push(Step::DelRoute(r.clone()));
+                steps.push(Change::DelRoute(r.clone()));
             } else {
                 return Err(Conflict::Route {
                     existing: r.clone(),
@@ -378,7 +378,7 @@ impl Snapshot {
             }
         }
         if !present {
-            steps.push(Step::AddRoute(route.clone()));
+            steps.push(Change::AddRoute(route.clone()));
         }
         Ok(steps)
     }
@@ -386,7 +386,7 @@ impl Snapshot {
     /// Both plans, route first: a rule pointing at an empty table is
     /// harmless (the lookup falls through to the main table) but the route
     /// should be there when the rule starts to steer replies.
-    pub fn plan(&self, rule: &WantedRule, route: &WantedRoute) -> Result<Vec<Step>, Conflict> {
+    pub fn plan(&self, rule: &WantedRule, route: &WantedRoute) -> Result<Vec<Change>, Conflict> {
         let mut steps = self.plan_route(route)?;
         steps.extend(self.plan_rule(rule)?);
         Ok(steps)
@@ -402,7 +402,7 @@ impl Snapshot {
         table: u32,
         gateway: IpAddr,
         oif: Option<u32>,
-    ) -> Vec<Step> {
+    ) -> Vec<Change> {
         let routes = self.routes.iter().filter(|r| {
             r.ours()
                 && r.family == Family::of(gateway)
@@ -414,18 +414,18 @@ impl Snapshot {
         let rules = self.rules.iter().filter(|r| r.ours() && rule.is(r));
         routes
             .cloned()
-            .map(Step::DelRoute)
-            .chain(rules.cloned().map(Step::DelRule))
+            .map(Change::DelRoute)
+            .chain(rules.cloned().map(Change::DelRule))
             .collect()
     }
 
     /// Records a step carried out.
-    pub fn record(&mut self, step: &Step) {
+    pub fn record(&mut self, step: &Change) {
         match step {
-            Step::DelRoute(r) => remove_first(&mut self.routes, r),
-            Step::AddRoute(w) => self.routes.push(w.installed()),
-            Step::DelRule(r) => remove_first(&mut self.rules, r),
-            Step::AddRule(w) => self.rules.push(w.installed()),
+            Change::DelRoute(r) => remove_first(&mut self.routes, r),
+            Change::AddRoute(w) => self.routes.push(w.installed()),
+            Change::DelRule(r) => remove_first(&mut self.rules, r),
+            Change::AddRule(w) => self.rules.push(w.installed()),
         }
     }
 
@@ -634,7 +634,10 @@ mod tests {
             .expect("no conflict");
         assert_eq!(
             steps,
-            vec![Step::AddRoute(route.clone()), Step::AddRule(rule.clone())]
+            vec![
+                Change::AddRoute(route.clone()),
+                Change::AddRule(rule.clone())
+            ]
         );
         assert_eq!(
             steps[1].to_string(),
@@ -788,10 +791,10 @@ mod tests {
         assert_eq!(
             snap.plan(&rule, &route).expect("plan"),
             vec![
-                Step::DelRoute(old_route),
-                Step::AddRoute(route.clone()),
-                Step::DelRule(old_rule),
-                Step::AddRule(rule.clone()),
+                Change::DelRoute(old_route),
+                Change::AddRoute(route.clone()),
+                Change::DelRule(old_rule),
+                Change::AddRule(rule.clone()),
             ]
         );
     }
@@ -807,7 +810,7 @@ mod tests {
         }
         assert_eq!(
             snap.plan(&rule_b, &route).expect("b"),
-            vec![Step::AddRule(rule_b.clone())]
+            vec![Change::AddRule(rule_b.clone())]
         );
         for step in snap.plan(&rule_b, &route).expect("b") {
             snap.record(&step);
@@ -820,7 +823,7 @@ mod tests {
         }
         assert_eq!(
             snap.removal(&rule_b, 1002, route.gateway, Some(3)),
-            vec![Step::DelRule(rule_b.installed())]
+            vec![Change::DelRule(rule_b.installed())]
         );
     }
 
@@ -851,15 +854,15 @@ mod tests {
         assert_eq!(
             steps,
             vec![
-                Step::DelRoute(ours_route.clone()),
-                Step::DelRule(ours_rule.clone())
+                Change::DelRoute(ours_route.clone()),
+                Change::DelRule(ours_rule.clone())
             ]
         );
         // Without the interface, table and gateway identify the route.
         assert_eq!(snap.removal(&rule, 1003, route.gateway, None), steps);
         assert_eq!(
             snap.removal(&rule, 1003, route.gateway, Some(9)),
-            vec![Step::DelRule(ours_rule)]
+            vec![Change::DelRule(ours_rule)]
         );
     }
 

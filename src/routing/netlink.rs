@@ -1,6 +1,6 @@
 //! The kernel side of routing, through rtnetlink: dumps of rules, default
 //! routes, links and addresses turned into [`model`](super::model) types,
-//! and [`Step`]s carried out.
+//! and [`Change`]s carried out.
 //!
 //! Three traps of rtnetlink 0.24 shape this code: a rule's action defaults
 //! to "unspec" (every lookup hitting it fails), so it is always set to
@@ -24,7 +24,7 @@ use rtnetlink::{Handle, IpVersion, RouteMessageBuilder, RuleAddRequest};
 
 use super::RoutingError;
 use super::model::{
-    Family, Interfaces, PROTOCOL, Route, Rule, Snapshot, Step, WantedRoute, WantedRule,
+    Change, Family, Interfaces, PROTOCOL, Route, Rule, Snapshot, WantedRoute, WantedRule,
 };
 
 /// The table number the header carries when the real one is above 255 and
@@ -97,18 +97,18 @@ impl Netlink {
     }
 
     /// Carries out one step; the error is the kernel's answer.
-    pub async fn execute(&self, step: &Step) -> Result<(), rtnetlink::Error> {
+    pub async fn execute(&self, step: &Change) -> Result<(), rtnetlink::Error> {
         match step {
-            Step::AddRoute(w) => self.handle.route().add(route_message(w)).execute().await,
-            Step::DelRoute(r) => {
+            Change::AddRoute(w) => self.handle.route().add(route_message(w)).execute().await,
+            Change::DelRoute(r) => {
                 self.handle
                     .route()
                     .del(delete_route_message(r))
                     .execute()
                     .await
             }
-            Step::AddRule(w) => self.add_rule(w).await,
-            Step::DelRule(r) => self.handle.rule().del(rule_message(r)).execute().await,
+            Change::AddRule(w) => self.add_rule(w).await,
+            Change::DelRule(r) => self.handle.rule().del(rule_message(r)).execute().await,
         }
     }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use super::RouteSpec;
 use super::RoutingError;
 use super::model::{
-    Conflict, Family, Found, Interfaces, Resolved, Snapshot, Step, resolve, wanted_rule,
+    Change, Conflict, Family, Found, Interfaces, Resolved, Snapshot, resolve, wanted_rule,
 };
 use super::netlink::{self, ENOENT, ESRCH, Netlink};
 
@@ -17,7 +17,7 @@ pub async fn install(
     snap: &mut Snapshot,
     spec: &RouteSpec,
     resolved: &Resolved,
-) -> Result<Vec<Step>, RoutingError> {
+) -> Result<Vec<Change>, RoutingError> {
     let steps = snap
         .plan(&resolved.rule, &resolved.route)
         .map_err(|conflict| RoutingError::Conflict {
@@ -43,7 +43,7 @@ pub async fn remove(
     snap: &mut Snapshot,
     spec: &RouteSpec,
     ifs: &Interfaces,
-) -> Result<Vec<Step>, RoutingError> {
+) -> Result<Vec<Change>, RoutingError> {
     let oif = match &spec.interface {
         Some(name) => ifs.index_of(name),
         None => ifs.holders.get(&spec.address).copied(),
@@ -87,7 +87,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn from_plan(plan: Result<Vec<Step>, Conflict>) -> Status {
+    fn from_plan(plan: Result<Vec<Change>, Conflict>) -> Status {
         match plan {
             Err(c) => Status::Conflict(c),
             Ok(steps) if steps.is_empty() => Status::Installed { ours: false },
@@ -95,8 +95,8 @@ impl Status {
                 replacing: steps
                     .iter()
                     .filter_map(|s| match s {
-                        Step::DelRoute(r) => Some(r.to_string()),
-                        Step::DelRule(r) => Some(r.to_string()),
+                        Change::DelRoute(r) => Some(r.to_string()),
+                        Change::DelRule(r) => Some(r.to_string()),
                         _ => None,
                     })
                     .collect(),
@@ -212,7 +212,7 @@ fn report(spec: &RouteSpec, ifs: &Interfaces, snap: &Snapshot) -> NodeReport {
 }
 
 /// The result of `apply` or `flush` for one node: the steps taken.
-pub type NodeResult = (String, Result<Vec<Step>, RoutingError>);
+pub type NodeResult = (String, Result<Vec<Change>, RoutingError>);
 
 /// Installs every node's rule and route, going on past failures so each
 /// node's outcome is reported.

@@ -206,7 +206,7 @@ pub enum HalfOpen {
 
 /// What a half-open session becomes after a message.
 #[derive(Debug)]
-pub enum Step {
+pub enum NextState {
     /// Still half-open, in this state.
     HalfOpen(HalfOpen),
     /// The handshake completed. Boxed: an established session holds
@@ -222,7 +222,7 @@ pub enum Step {
 #[must_use]
 pub struct Transition {
     /// What the session is now.
-    pub next: Step,
+    pub next: NextState,
     /// The error status of the reply, if it refused the message.
     pub refused: Option<RakpStatus>,
     /// The user name the console gave, once known.
@@ -233,7 +233,7 @@ pub struct Transition {
 }
 
 impl Transition {
-    fn to(next: Step) -> Self {
+    fn to(next: NextState) -> Self {
         Transition {
             next,
             refused: None,
@@ -242,7 +242,7 @@ impl Transition {
         }
     }
 
-    fn refusing(next: Step, status: RakpStatus) -> Self {
+    fn refusing(next: NextState, status: RakpStatus) -> Self {
         Transition {
             refused: Some(status),
             ..Self::to(next)
@@ -288,14 +288,14 @@ impl HalfOpen {
         let sidm = self.console_session_id();
         if ctx.from != self.opener() {
             refuse_rakp1(msg.tag, sidm, RakpStatus::InvalidSessionId, out);
-            return Transition::refusing(Step::HalfOpen(self), RakpStatus::InvalidSessionId);
+            return Transition::refusing(NextState::HalfOpen(self), RakpStatus::InvalidSessionId);
         }
         let start = match self {
             HalfOpen::ExpectRakp1(s) => s,
             HalfOpen::ExpectRakp3(s) if s.same_rakp1(msg) => {
                 // Our RAKP2 was lost: send the same one again.
                 s.write_rakp2(msg.tag, ctx.bmc_guid, out);
-                return Transition::to(Step::HalfOpen(HalfOpen::ExpectRakp3(s)));
+                return Transition::to(NextState::HalfOpen(HalfOpen::ExpectRakp3(s)));
             }
             // A different RAKP1 from the opener restarts the handshake.
             HalfOpen::ExpectRakp3(s) => s.restart(),
@@ -304,11 +304,11 @@ impl HalfOpen {
         match start.on_rakp1(msg, ctx, bmc_random) {
             Ok(next) => {
                 next.write_rakp2(msg.tag, ctx.bmc_guid, out);
-                Transition::to(Step::HalfOpen(HalfOpen::ExpectRakp3(next))).with_user(user)
+                Transition::to(NextState::HalfOpen(HalfOpen::ExpectRakp3(next))).with_user(user)
             }
             Err(status) => {
                 refuse_rakp1(msg.tag, sidm, status, out);
-                Transition::refusing(Step::Failed, status).with_user(user)
+                Transition::refusing(NextState::Failed, status).with_user(user)
             }
         }
     }
@@ -342,9 +342,9 @@ impl HalfOpen {
                 DropReason::NotOpener(ctx.bmc_session_id)
             };
             let next = if from_opener {
-                Step::Failed
+                NextState::Failed
             } else {
-                Step::HalfOpen(self)
+                NextState::HalfOpen(self)
             };
             return Transition {
                 ignored: Some(reason),
@@ -356,7 +356,7 @@ impl HalfOpen {
             HalfOpen::ExpectRakp1(s) => {
                 let status = RakpStatus::InvalidSessionId;
                 refuse_rakp3(msg.tag, s.console_session_id, status, out);
-                return Transition::refusing(Step::HalfOpen(HalfOpen::ExpectRakp1(s)), status);
+                return Transition::refusing(NextState::HalfOpen(HalfOpen::ExpectRakp1(s)), status);
             }
         };
         let user = Some(UserName::new(expect.user_name()));
@@ -370,16 +370,16 @@ impl HalfOpen {
                     integrity_check: icv.as_slice(),
                 };
                 put_sessionless_v20(out, PayloadType::Rakp4, &rakp4);
-                Transition::to(Step::Established(established)).with_user(user)
+                Transition::to(NextState::Established(established)).with_user(user)
             }
             Rakp3Check::Refused(expect, status) => {
                 refuse_rakp3(msg.tag, sidm, status, out);
                 // A wrong code from elsewhere proves nothing about the
                 // console's password: keep waiting for the real RAKP3.
                 let next = if from_opener {
-                    Step::Failed
+                    NextState::Failed
                 } else {
-                    Step::HalfOpen(HalfOpen::ExpectRakp3(expect))
+                    NextState::HalfOpen(HalfOpen::ExpectRakp3(expect))
                 };
                 Transition::refusing(next, status).with_user(user)
             }

@@ -751,7 +751,7 @@ mod tests {
             .on_rakp1(&msg, &ctx, [0; 16], &mut out)
             .next
         {
-            crate::session::handshake::Step::HalfOpen(HalfOpen::ExpectRakp3(s)) => s,
+            crate::session::handshake::NextState::HalfOpen(HalfOpen::ExpectRakp3(s)) => s,
             other => panic!("{other:?}"),
         }
     }

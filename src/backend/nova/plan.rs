@@ -20,7 +20,7 @@ use super::node::{Desired, Nmi, Observed, Power};
 
 /// One call the worker makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum Call {
     /// os-start.
     Start,
     /// os-stop.
@@ -53,10 +53,10 @@ pub enum Plan {
     /// Deliver the pending NMI.
     Nmi,
     /// Stop the machine (or unrescue it first).
-    PowerOff(Step),
+    PowerOff(Call),
     /// Boot the machine: these calls, in order, using up the boot device
     /// they were chosen for.
-    Boot(Vec<Step>),
+    Boot(Vec<Call>),
 }
 
 /// The next move for record `d` with Nova in state `o`, `device` being the
@@ -67,7 +67,7 @@ pub fn next(
     o: &Observed,
     device: BootDevice,
     mode: NetworkBoot,
-    recipe: &[Step],
+    recipe: &[Call],
 ) -> Plan {
     if o.busy() {
         return Plan::Wait;
@@ -80,8 +80,8 @@ pub fn next(
         return Plan::Nmi;
     }
     match d.power {
-        Power::Off if o.rescued() => Plan::PowerOff(Step::Unrescue),
-        Power::Off if running => Plan::PowerOff(Step::Stop),
+        Power::Off if o.rescued() => Plan::PowerOff(Call::Unrescue),
+        Power::Off if running => Plan::PowerOff(Call::Stop),
         Power::Off => Plan::Done {
             dropped_nmi: d.nmi.is_some(),
         },
@@ -94,16 +94,16 @@ pub fn next(
 }
 
 /// The calls that boot the machine from `device`, from state `o`.
-pub fn boot_recipe(o: &Observed, device: BootDevice, mode: NetworkBoot) -> Vec<Step> {
+pub fn boot_recipe(o: &Observed, device: BootDevice, mode: NetworkBoot) -> Vec<Call> {
     let network = device.is_network();
     if o.rescued() {
         // Unrescue boots the root disk; a network boot follows it.
         return match (network, mode) {
-            (false, _) => vec![Step::Unrescue],
-            (true, NetworkBoot::Rescue) => vec![Step::Unrescue, Step::Rescue],
-            (true, NetworkBoot::Rebuild) => vec![Step::Unrescue, Step::Rebuild],
+            (false, _) => vec![Call::Unrescue],
+            (true, NetworkBoot::Rescue) => vec![Call::Unrescue, Call::Rescue],
+            (true, NetworkBoot::Rebuild) => vec![Call::Unrescue, Call::Rebuild],
             (true, NetworkBoot::Metadata) => {
-                vec![Step::Unrescue, Step::PxeFirst(true), Step::HardReboot]
+                vec![Call::Unrescue, Call::PxeFirst(true), Call::HardReboot]
             }
         };
     }
@@ -111,19 +111,19 @@ pub fn boot_recipe(o: &Observed, device: BootDevice, mode: NetworkBoot) -> Vec<S
     if !running && o.failed() && !network {
         // Nova starts only stopped servers; a hard reboot also starts one
         // in ERROR.
-        return vec![Step::HardReboot];
+        return vec![Call::HardReboot];
     }
     match (network, mode, running) {
-        (true, NetworkBoot::Rebuild, true) => vec![Step::Rebuild],
+        (true, NetworkBoot::Rebuild, true) => vec![Call::Rebuild],
         // Nova rebuilds a stopped server and leaves it stopped.
-        (true, NetworkBoot::Rebuild, false) => vec![Step::Rebuild, Step::Start],
-        (true, NetworkBoot::Rescue, _) => vec![Step::Rescue],
-        (true, NetworkBoot::Metadata, true) => vec![Step::PxeFirst(true), Step::HardReboot],
-        (true, NetworkBoot::Metadata, false) => vec![Step::PxeFirst(true), Step::Start],
-        (false, NetworkBoot::Metadata, true) => vec![Step::PxeFirst(false), Step::HardReboot],
-        (false, NetworkBoot::Metadata, false) => vec![Step::PxeFirst(false), Step::Start],
-        (false, _, true) => vec![Step::HardReboot],
-        (false, _, false) => vec![Step::Start],
+        (true, NetworkBoot::Rebuild, false) => vec![Call::Rebuild, Call::Start],
+        (true, NetworkBoot::Rescue, _) => vec![Call::Rescue],
+        (true, NetworkBoot::Metadata, true) => vec![Call::PxeFirst(true), Call::HardReboot],
+        (true, NetworkBoot::Metadata, false) => vec![Call::PxeFirst(true), Call::Start],
+        (false, NetworkBoot::Metadata, true) => vec![Call::PxeFirst(false), Call::HardReboot],
+        (false, NetworkBoot::Metadata, false) => vec![Call::PxeFirst(false), Call::Start],
+        (false, _, true) => vec![Call::HardReboot],
+        (false, _, false) => vec![Call::Start],
     }
 }
 
@@ -193,50 +193,50 @@ mod tests {
                 shutoff(),
                 NoOverride,
                 Rebuild,
-                Plan::Boot(vec![Step::Start]),
+                Plan::Boot(vec![Call::Start]),
             ),
             (
                 &on,
                 shutoff(),
                 Pxe,
                 Rebuild,
-                Plan::Boot(vec![Step::Rebuild, Step::Start]),
+                Plan::Boot(vec![Call::Rebuild, Call::Start]),
             ),
-            (&on, shutoff(), Pxe, Rescue, Plan::Boot(vec![Step::Rescue])),
+            (&on, shutoff(), Pxe, Rescue, Plan::Boot(vec![Call::Rescue])),
             (
                 &on,
                 shutoff(),
                 Pxe,
                 Metadata,
-                Plan::Boot(vec![Step::PxeFirst(true), Step::Start]),
+                Plan::Boot(vec![Call::PxeFirst(true), Call::Start]),
             ),
             (
                 &on,
                 shutoff(),
                 Disk,
                 Metadata,
-                Plan::Boot(vec![Step::PxeFirst(false), Step::Start]),
+                Plan::Boot(vec![Call::PxeFirst(false), Call::Start]),
             ),
             (
                 &reboot,
                 active(),
                 Disk,
                 Rebuild,
-                Plan::Boot(vec![Step::HardReboot]),
+                Plan::Boot(vec![Call::HardReboot]),
             ),
             (
                 &reboot,
                 active(),
                 Pxe,
                 Rebuild,
-                Plan::Boot(vec![Step::Rebuild]),
+                Plan::Boot(vec![Call::Rebuild]),
             ),
             (
                 &reboot,
                 active(),
                 Pxe,
                 Metadata,
-                Plan::Boot(vec![Step::PxeFirst(true), Step::HardReboot]),
+                Plan::Boot(vec![Call::PxeFirst(true), Call::HardReboot]),
             ),
             (&on, rescued(), Pxe, Rescue, done.clone()),
             (
@@ -244,14 +244,14 @@ mod tests {
                 rescued(),
                 Pxe,
                 Rescue,
-                Plan::Boot(vec![Step::Unrescue, Step::Rescue]),
+                Plan::Boot(vec![Call::Unrescue, Call::Rescue]),
             ),
             (
                 &reboot,
                 rescued(),
                 Disk,
                 Rescue,
-                Plan::Boot(vec![Step::Unrescue]),
+                Plan::Boot(vec![Call::Unrescue]),
             ),
             // A rescued server whose guest halted: Nova refuses os-start,
             // so a disk boot unrescues it.
@@ -260,23 +260,23 @@ mod tests {
                 rescued_halted(),
                 NoOverride,
                 Rescue,
-                Plan::Boot(vec![Step::Unrescue]),
+                Plan::Boot(vec![Call::Unrescue]),
             ),
             (
                 &off,
                 rescued(),
                 Disk,
                 Rescue,
-                Plan::PowerOff(Step::Unrescue),
+                Plan::PowerOff(Call::Unrescue),
             ),
             (
                 &off,
                 rescued_halted(),
                 Disk,
                 Rescue,
-                Plan::PowerOff(Step::Unrescue),
+                Plan::PowerOff(Call::Unrescue),
             ),
-            (&off, active(), Disk, Rebuild, Plan::PowerOff(Step::Stop)),
+            (&off, active(), Disk, Rebuild, Plan::PowerOff(Call::Stop)),
             (&off, shutoff(), Pxe, Rebuild, done.clone()),
         ];
         for (d, o, device, mode, plan) in rows {
@@ -296,7 +296,7 @@ mod tests {
         let after_boot = want(Power::On, true, Some(Nmi::AfterBoot));
         assert_eq!(
             next(&after_boot, &o, Disk, Rebuild, &[]),
-            Plan::Boot(vec![Step::HardReboot])
+            Plan::Boot(vec![Call::HardReboot])
         );
         let booted = want(Power::On, false, Some(Nmi::AfterBoot));
         assert_eq!(next(&booted, &o, Disk, Rebuild, &[]), Plan::Nmi);
@@ -311,10 +311,10 @@ mod tests {
     fn a_recipe_continues_while_on_is_wanted_and_waits_for_tasks() {
         let on = want(Power::On, false, None);
         let off = want(Power::Off, false, None);
-        let rest = [Step::Start];
+        let rest = [Call::Start];
         assert_eq!(
             next(&on, &shutoff(), NoOverride, Rebuild, &rest),
-            Plan::Boot(vec![Step::Start])
+            Plan::Boot(vec![Call::Start])
         );
         assert_eq!(
             next(&off, &shutoff(), NoOverride, Rebuild, &rest),

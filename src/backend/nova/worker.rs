@@ -37,7 +37,7 @@ use super::client::{NovaError, NovaErrorKind, ServerAction, ServerInfo};
 use super::compute::Compute;
 use super::metadata::{BOOT_KEY, OWNER_KEY, PXE_FIRST_KEY, encode_boot};
 use super::node::{Desired, FRESH, Nmi, NodeState, Observed, Resolution};
-use super::plan::{self, Plan, Step};
+use super::plan::{self, Call, Plan};
 use super::store::{Entry, Store, StoredPower};
 
 /// How long an outstanding call may finish after shutdown begins.
@@ -161,14 +161,14 @@ struct Worker<C> {
     ctx: Arc<WorkerContext<C>>,
     shutdown: CancellationToken,
     /// What remains of the boot under way.
-    recipe: Vec<Step>,
+    recipe: Vec<Call>,
     /// Nova's last complaint, for the give-up message.
     last_error: Option<String>,
     /// Rounds in a row that ended in a re-plan without progress.
     replans: u32,
     /// The last accepted step and how many times in a row it was accepted
     /// without the plan moving on (a server in ERROR accepts and fails).
-    repeated: Option<(Step, u32)>,
+    repeated: Option<(Call, u32)>,
     /// Boots in a row that ended in ERROR.
     failed_boots: u32,
 }
@@ -309,7 +309,7 @@ impl<C: Compute> Worker<C> {
                 Ok(())
             }
             Plan::Nmi => {
-                self.call(id, Step::CrashDump, &d).await?;
+                self.call(id, Call::CrashDump, &d).await?;
                 let mut s = self.cell.lock();
                 if let Some(r) = s.desired.as_mut() {
                     r.nmi = None;
@@ -532,7 +532,7 @@ impl<C: Compute> Worker<C> {
     }
 
     /// Makes one call of the plan, retrying what can be retried.
-    async fn call(&mut self, id: &str, step: Step, d: &Desired) -> Result<(), Stop> {
+    async fn call(&mut self, id: &str, step: Call, d: &Desired) -> Result<(), Stop> {
         let deadline = d.changed + self.ctx.give_up_after;
         if let Some((last, n)) = self.repeated
             && last == step
@@ -552,23 +552,23 @@ impl<C: Compute> Worker<C> {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let action = match step {
-            Step::Start => Some(ServerAction::Start),
-            Step::Stop => Some(ServerAction::Stop),
-            Step::HardReboot => Some(ServerAction::HardReboot),
-            Step::Unrescue => Some(ServerAction::Unrescue),
-            Step::CrashDump => Some(ServerAction::CrashDump),
-            Step::Rebuild | Step::Rescue => {
+            Call::Start => Some(ServerAction::Start),
+            Call::Stop => Some(ServerAction::Stop),
+            Call::HardReboot => Some(ServerAction::HardReboot),
+            Call::Unrescue => Some(ServerAction::Unrescue),
+            Call::CrashDump => Some(ServerAction::CrashDump),
+            Call::Rebuild | Call::Rescue => {
                 let Some(image) = image else {
                     self.last_error = Some("no iPXE image resolved for network boot".into());
                     return Err(self.give_up("network boot needs an iPXE image"));
                 };
-                Some(if step == Step::Rebuild {
+                Some(if step == Call::Rebuild {
                     ServerAction::Rebuild { image }
                 } else {
                     ServerAction::Rescue { image }
                 })
             }
-            Step::PxeFirst(_) => None,
+            Call::PxeFirst(_) => None,
         };
         let what = match &action {
             Some(a) => format!("POST servers/{id}/action ({})", a.name()),
@@ -587,7 +587,7 @@ impl<C: Compute> Worker<C> {
                     self.bounded(deadline, &what, self.ctx.client.act(id, a))
                         .await?
                 }
-                (None, Step::PxeFirst(on)) => {
+                (None, Call::PxeFirst(on)) => {
                     let value = if on { "1" } else { "" };
                     self.bounded(
                         deadline,
@@ -628,7 +628,7 @@ impl<C: Compute> Worker<C> {
                     self.force_read();
                     return Err(Stop::Replan);
                 }
-                NovaErrorKind::NotFound if step == Step::CrashDump => {
+                NovaErrorKind::NotFound if step == Call::CrashDump => {
                     // Below microversion 2.17 Nova answers 404 for the
                     // action: the cloud cannot deliver NMIs.
                     error!(node = %self.name(), server = %id, nova = %e, "this cloud cannot deliver a diagnostic interrupt");
@@ -671,7 +671,7 @@ impl<C: Compute> Worker<C> {
     }
 
     /// Notes a call Nova accepted.
-    fn accepted(&mut self, step: Step) {
+    fn accepted(&mut self, step: Call) {
         self.replans = 0;
         self.repeated = match self.repeated {
             Some((last, n)) if last == step => Some((step, n + 1)),
