@@ -2,7 +2,8 @@
 //! Parameters: its address, the prefix length of that address on the
 //! interface holding it, its gateway and a MAC address.
 //!
-//! Read once at start from the kernel through rtnetlink:
+//! Read once at start from the kernel, with the routing module's netlink
+//! dumps ([`crate::routing::netlink`]):
 //! - the prefix from the address dump: the node's own address's, else
 //!   that of the narrowest configured subnet holding it (a node on
 //!   127.0.0.5 is on lo's 127.0.0.1/8; one bound with `freebind` before
@@ -18,16 +19,14 @@
 //! what the configuration alone says.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-use futures::TryStreamExt;
 use novabmc_proto::LanInfo;
-use rtnetlink::RouteMessageBuilder;
-use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
 use tracing::debug;
 
 use crate::config::NodeConfig;
+use crate::routing::RoutingError;
+use crate::routing::netlink::Netlink;
 
 /// The kernel's main routing table.
 const MAIN_TABLE: u32 = 254;
@@ -117,59 +116,28 @@ pub fn mac_for(name: &str) -> [u8; 6] {
     [0x02, b[0], b[1], b[2], b[3], b[4]]
 }
 
-async fn read_kernel() -> Result<Kernel, String> {
-    let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| e.to_string())?;
-    let conn = tokio::spawn(connection);
-    let result = async {
-        let mut k = Kernel::default();
-        let mut addresses = handle.address().get().execute();
-        while let Some(m) = addresses.try_next().await.map_err(|e| e.to_string())? {
-            for a in &m.attributes {
-                if let AddressAttribute::Local(ip) | AddressAttribute::Address(ip) = a {
-                    k.prefixes.entry(*ip).or_insert(m.header.prefix_len);
-                }
+/// Reads the addresses and default routes through the routing module's
+/// netlink dumps.
+async fn read_kernel() -> Result<Kernel, RoutingError> {
+    let nl = Netlink::connect()?;
+    let ifs = nl.interfaces().await?;
+    let snapshot = nl.snapshot(&ifs).await?;
+    let mut k = Kernel {
+        prefixes: ifs.prefixes,
+        ..Kernel::default()
+    };
+    for route in snapshot.routes.iter().filter(|r| r.table == MAIN_TABLE) {
+        match route.gateway {
+            Some(g @ IpAddr::V4(_)) => {
+                k.gateway_v4.get_or_insert(g);
             }
-        }
-        let requests = [
-            RouteMessageBuilder::<Ipv4Addr>::new().build(),
-            RouteMessageBuilder::<Ipv6Addr>::new().build(),
-        ];
-        for request in requests {
-            let mut routes = handle.route().get(request).execute();
-            while let Some(m) = routes.try_next().await.map_err(|e| e.to_string())? {
-                if m.header.destination_prefix_length != 0 {
-                    continue;
-                }
-                let mut table = u32::from(m.header.table);
-                let mut gateway = None;
-                for a in &m.attributes {
-                    match a {
-                        RouteAttribute::Table(t) => table = *t,
-                        RouteAttribute::Gateway(RouteAddress::Inet(g)) => {
-                            gateway = Some(IpAddr::V4(*g));
-                        }
-                        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => {
-                            gateway = Some(IpAddr::V6(*g));
-                        }
-                        _ => {}
-                    }
-                }
-                match gateway {
-                    Some(g @ IpAddr::V4(_)) if table == MAIN_TABLE => {
-                        k.gateway_v4.get_or_insert(g);
-                    }
-                    Some(g @ IpAddr::V6(_)) if table == MAIN_TABLE => {
-                        k.gateway_v6.get_or_insert(g);
-                    }
-                    _ => {}
-                }
+            Some(g @ IpAddr::V6(_)) => {
+                k.gateway_v6.get_or_insert(g);
             }
+            None => {}
         }
-        Ok(k)
     }
-    .await;
-    conn.abort();
-    result
+    Ok(k)
 }
 
 #[cfg(test)]

@@ -450,6 +450,9 @@ pub struct Interfaces {
     pub names: BTreeMap<u32, String>,
     /// The link holding each configured address.
     pub holders: HashMap<IpAddr, u32>,
+    /// The prefix length of each configured address (for the LAN
+    /// parameters IPMI reports).
+    pub prefixes: HashMap<IpAddr, u8>,
 }
 
 impl Interfaces {

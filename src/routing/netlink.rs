@@ -64,6 +64,7 @@ impl Netlink {
             for a in &m.attributes {
                 if let AddressAttribute::Local(ip) | AddressAttribute::Address(ip) = a {
                     ifs.holders.entry(*ip).or_insert(m.header.index);
+                    ifs.prefixes.entry(*ip).or_insert(m.header.prefix_len);
                 }
             }
         }
