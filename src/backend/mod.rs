@@ -11,8 +11,10 @@
 //! where they are persisted.
 
 pub mod binding;
+pub mod boot;
 pub mod inventory;
 pub mod nova;
+pub mod power;
 pub mod serial_console;
 pub mod simulated;
 pub mod telemetry;
@@ -54,13 +56,27 @@ pub trait Backend: Send + Sync + 'static {
     /// The node's boot options.
     fn boot_options(&self, node: NodeId) -> Result<BootOptions, BackendError>;
 
+    /// Changes the node's boot options in one step under its lock:
+    /// `change` sees the options as they are and returns the parameter
+    /// write to apply. Returns the options after the change. Every front
+    /// door changes boot options through this, so two protocols writing
+    /// at once never undo half of each other.
+    fn update_boot(
+        &self,
+        node: NodeId,
+        change: &dyn Fn(&BootOptions) -> BootParameterWrite,
+        mark_invalid: bool,
+    ) -> Result<BootOptions, BackendError>;
+
     /// Stores one boot parameter.
     fn set_boot_parameter(
         &self,
         node: NodeId,
         write: BootParameterWrite,
         mark_invalid: bool,
-    ) -> Result<(), BackendError>;
+    ) -> Result<(), BackendError> {
+        self.update_boot(node, &|_| write, mark_invalid).map(|_| ())
+    }
 
     /// The GUID Get System GUID reports, as the 16 wire bytes.
     fn system_guid(&self, node: NodeId) -> Result<[u8; 16], BackendError>;

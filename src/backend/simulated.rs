@@ -300,14 +300,16 @@ impl Backend for Simulated {
         Ok(self.machine(node)?.boot)
     }
 
-    fn set_boot_parameter(
+    fn update_boot(
         &self,
         node: NodeId,
-        write: BootParameterWrite,
+        change: &dyn Fn(&BootOptions) -> BootParameterWrite,
         mark_invalid: bool,
-    ) -> Result<(), BackendError> {
-        self.machine(node)?.boot.apply(write, mark_invalid);
-        Ok(())
+    ) -> Result<BootOptions, BackendError> {
+        let mut m = self.machine(node)?;
+        let write = change(&m.boot);
+        m.boot.apply(write, mark_invalid);
+        Ok(m.boot)
     }
 
     fn system_guid(&self, node: NodeId) -> Result<[u8; 16], BackendError> {

@@ -350,12 +350,12 @@ impl Backend for Switching {
     fn boot_options(&self, _: NodeId) -> Result<novabmc_proto::BootOptions, BackendError> {
         Err(switching())
     }
-    fn set_boot_parameter(
+    fn update_boot(
         &self,
         _: NodeId,
-        _: novabmc_proto::BootParameterWrite,
+        _: &dyn Fn(&novabmc_proto::BootOptions) -> novabmc_proto::BootParameterWrite,
         _: bool,
-    ) -> Result<(), BackendError> {
+    ) -> Result<novabmc_proto::BootOptions, BackendError> {
         Err(switching())
     }
     fn system_guid(&self, _: NodeId) -> Result<[u8; 16], BackendError> {

@@ -436,13 +436,13 @@ mod tests {
         fn boot_options(&self, _: NodeId) -> Result<BootOptions, BackendError> {
             Ok(BootOptions::new(true))
         }
-        fn set_boot_parameter(
+        fn update_boot(
             &self,
             _: NodeId,
-            _: BootParameterWrite,
+            _: &dyn Fn(&BootOptions) -> BootParameterWrite,
             _: bool,
-        ) -> Result<(), BackendError> {
-            Ok(())
+        ) -> Result<BootOptions, BackendError> {
+            Ok(BootOptions::new(true))
         }
         fn system_guid(&self, _: NodeId) -> Result<[u8; 16], BackendError> {
             Ok([0; 16])

@@ -178,14 +178,14 @@ impl<C: Compute> Backend for Nova<C> {
         }
     }
 
-    fn set_boot_parameter(
+    fn update_boot(
         &self,
         node: NodeId,
-        write: BootParameterWrite,
+        change: &dyn Fn(&BootOptions) -> BootParameterWrite,
         mark_invalid: bool,
-    ) -> Result<(), BackendError> {
+    ) -> Result<BootOptions, BackendError> {
         let cell = self.cell(node)?;
-        {
+        let after = {
             let mut s = cell.lock();
             let s = &mut *s;
             match (&s.resolution, s.boot.as_mut()) {
@@ -194,12 +194,14 @@ impl<C: Compute> Backend for Nova<C> {
                 }
                 (_, Some(b)) => {
                     let before = *b;
-                    b.apply(write, mark_invalid);
-                    if *b != before {
+                    b.apply(change(b), mark_invalid);
+                    let after = *b;
+                    if after != before {
                         s.boot_dirty = true;
                         s.boot_generation += 1;
                         self.ctx.persist(s);
                     }
+                    after
                 }
                 _ => {
                     return Err(BackendError::NotReady(format!(
@@ -208,9 +210,9 @@ impl<C: Compute> Backend for Nova<C> {
                     )));
                 }
             }
-        }
+        };
         cell.wake.notify_one();
-        Ok(())
+        Ok(after)
     }
 
     fn inventory(
