@@ -9,13 +9,15 @@
 //! `eventually*`: those poll against the wall clock, which does not move
 //! here, while `until` lets the paused virtual clock advance between polls.
 
+mod local_cloud;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use local_cloud::LocalCloud;
 use novabmc::backend::nova::node::Resolution;
 use novabmc::backend::nova::{NetworkBoot, Nova, NovaNode, NovaSettings};
 use novabmc::backend::{Backend, BackendError};
-use novabmc::novasim::local::LocalCloud;
 use novabmc::novasim::model::Phase;
 use novabmc::novasim::{Faults, NewServer, Sim, Timings};
 use novabmc_proto::{BootParameterWrite, ChassisControl};
@@ -589,10 +591,10 @@ async fn a_resumed_record_nova_already_shows_makes_no_call() {
     w.sim.set_state(
         &id,
         Phase {
-            status: novabmc::backend::nova::states::Status::Active,
+            status: novabmc::novasim::states::Status::Active,
             task_state: None,
-            vm_state: novabmc::backend::nova::states::VmState::Active,
-            power_state: novabmc::backend::nova::states::PowerState::Running,
+            vm_state: novabmc::novasim::states::VmState::Active,
+            power_state: novabmc::novasim::states::PowerState::Running,
         },
     );
     let (nova, _tasks) = w.start(vec![node("q", NetworkBoot::Rebuild)]);

@@ -1,275 +1,213 @@
-//! The simulated cloud in process: the Nova backend's [`Compute`] served
-//! straight from the simulator's model, with no HTTP, on tokio's clock.
+//! The simulated cloud in process: the Nova and Glance calls a BMC makes,
+//! served straight from the simulator's model with no HTTP, on tokio's
+//! clock ([`Sim::in_process`]).
 //!
-//! Tests of the worker use it with paused time, so backoff, give-up times
-//! and Nova's transitions (seconds long) take no real time, while the
-//! answers are exactly the HTTP simulator's: the same functions build the
-//! bodies and errors, the same faults apply (latency, failures, dropped and
-//! lost answers, calls that never end), and every call is recorded in the
-//! same request log.
+//! Tests of a Nova client's worker use it with paused time, so backoff,
+//! give-up times and Nova's transitions (seconds long) take no real time,
+//! while the answers are exactly the HTTP simulator's: the same functions
+//! build the bodies and errors, the same faults apply (latency, failures,
+//! dropped and lost answers, calls that never end), and every call is
+//! recorded in the same request log. What a call answers is Nova's JSON
+//! body or Nova's error with its status ([`Failure`]); typing it is the
+//! caller's business.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::http::ApiError;
-use super::{Injected, LoggedRequest, Service, Sim};
-use crate::backend::nova::client::{
-    ImageInfo, Listing, NovaError, NovaErrorKind, ServerAction, ServerInfo,
-};
-use crate::backend::nova::compute::Compute;
+use super::{ApiError, Faults, Injected, LoggedRequest, Service, Sim};
 
-/// The in-process cloud.
-#[derive(Debug, Clone)]
-pub struct LocalCloud {
-    sim: Arc<Sim>,
-    timeout: Duration,
+/// One call to the in-process cloud, named after the API request it
+/// stands for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// `GET /compute/v2.1/servers/detail` with these query parameters
+    /// (`changes-since`, `name`, `marker`...), at microversion 2.1.
+    ListServers {
+        /// Query parameters.
+        query: HashMap<String, String>,
+    },
+    /// `GET /compute/v2.1/servers/{id}` at microversion 2.1.
+    ShowServer {
+        /// Server ID.
+        id: String,
+    },
+    /// `POST /compute/v2.1/servers/{id}/action`.
+    ServerAction {
+        /// Server ID.
+        id: String,
+        /// The action body (`{"os-start": null}`...).
+        body: Value,
+        /// The compute microversion's minor number (2.`minor`).
+        minor: u32,
+    },
+    /// `PUT /compute/v2.1/servers/{id}/metadata/{key}`.
+    SetMetadataItem {
+        /// Server ID.
+        id: String,
+        /// Metadata key.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// `GET /image/v2/images`, looking for one image by ID or name: the
+    /// image as Glance shows it, or 404 when there is none.
+    FindImage {
+        /// Image ID or name.
+        reference: String,
+    },
+    /// `GET /image/v2/images/{id}`.
+    ShowImage {
+        /// Image ID.
+        id: String,
+    },
 }
 
-impl LocalCloud {
-    /// A cloud over `sim` whose calls time out after `timeout`.
-    pub fn new(sim: Arc<Sim>, timeout: Duration) -> Self {
-        LocalCloud { sim, timeout }
-    }
-
-    /// The simulator behind it.
-    pub fn sim(&self) -> &Arc<Sim> {
-        &self.sim
-    }
-
-    /// One call: faults first, then `work`, recorded in the request log;
-    /// bounded by the timeout like the HTTP client's calls.
-    async fn call<T>(
-        &self,
-        method: &str,
-        path: String,
-        body: Option<Value>,
-        work: impl FnOnce() -> Result<T, ApiError>,
-    ) -> Result<T, NovaError> {
-        let what = format!("{method} {path}");
-        let run = async {
-            let (at_ms, at_unix_ms) = self.sim.stamp();
-            let (latency, injected) =
-                self.sim
-                    .take_fault(Service::Cloud, path.ends_with("/action"), false, None);
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
-            let (status, result) = match injected {
-                Injected::Hang => {
-                    self.record(at_ms, at_unix_ms, method, &path, body, 0);
-                    return std::future::pending().await;
-                }
-                Injected::StallBody => {
-                    let r = work();
-                    let status = r.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200);
-                    self.record(at_ms, at_unix_ms, method, &path, body, status);
-                    return std::future::pending().await;
-                }
-                Injected::Drop => (0, Err(dropped())),
-                Injected::LoseAnswer => {
-                    let _ = work();
-                    (0, Err(dropped()))
-                }
-                Injected::Fail(s) => (
-                    s,
-                    Err(nova_error(&ApiError {
-                        status: StatusCode::from_u16(s)
-                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                        kind: "computeFault",
-                        message: "Unexpected API Error.".into(),
-                    })),
-                ),
-                Injected::Unauthorized | Injected::None => match work() {
-                    Ok(v) => (200, Ok(v)),
-                    Err(e) => (e.status.as_u16(), Err(nova_error(&e))),
-                },
-            };
-            self.record(at_ms, at_unix_ms, method, &path, body, status);
-            result
-        };
-        match tokio::time::timeout(self.timeout, run).await {
-            Ok(r) => r.map_err(|mut e| {
-                e.message = format!("{what}: {}", e.message);
-                e
-            }),
-            Err(_) => Err(NovaError::timeout(&what, self.timeout)),
+impl Request {
+    /// The HTTP method it stands for.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Request::ServerAction { .. } => "POST",
+            Request::SetMetadataItem { .. } => "PUT",
+            Request::ListServers { .. }
+            | Request::ShowServer { .. }
+            | Request::FindImage { .. }
+            | Request::ShowImage { .. } => "GET",
         }
     }
 
-    fn record(
-        &self,
-        at_ms: f64,
-        at_unix_ms: u64,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        status: u16,
-    ) {
-        self.sim.log(LoggedRequest {
+    /// The path it stands for, as the request log shows it.
+    pub fn path(&self) -> String {
+        match self {
+            Request::ListServers { .. } => "/compute/v2.1/servers/detail".into(),
+            Request::ShowServer { id } => format!("/compute/v2.1/servers/{id}"),
+            Request::ServerAction { id, .. } => format!("/compute/v2.1/servers/{id}/action"),
+            Request::SetMetadataItem { id, key, .. } => {
+                format!("/compute/v2.1/servers/{id}/metadata/{key}")
+            }
+            Request::FindImage { .. } => "/image/v2/images".into(),
+            Request::ShowImage { id } => format!("/image/v2/images/{id}"),
+        }
+    }
+
+    /// The request body, as the request log shows it.
+    fn body(&self) -> Option<Value> {
+        match self {
+            Request::ServerAction { body, .. } => Some(body.clone()),
+            Request::SetMetadataItem { key, value, .. } => Some(json!({"meta": {key: value}})),
+            _ => None,
+        }
+    }
+}
+
+/// Why a call got no answer body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Nova's error (an injected failure, or the API's own 404, 409...).
+    Api(ApiError),
+    /// The connection dropped before the answer (the call may have been
+    /// carried out: a lost answer).
+    Dropped,
+}
+
+impl Sim {
+    /// Serves `request` in process: faults first, then the call, recorded
+    /// in the request log with the status the HTTP simulator would have
+    /// answered (0 when the connection dropped). Like over HTTP, a hung
+    /// call or a stalled body never returns; the caller bounds it.
+    pub async fn call(&self, request: &Request) -> Result<Value, Failure> {
+        let (at_ms, at_unix_ms) = self.stamp();
+        let is_action = matches!(request, Request::ServerAction { .. });
+        let (latency, injected) = self.take_fault(Service::Cloud, is_action, false, None);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let (status, result) = match injected {
+            Injected::Hang => {
+                self.record(request, at_ms, at_unix_ms, 0);
+                return std::future::pending().await;
+            }
+            Injected::StallBody => {
+                let status = match self.serve(request) {
+                    Ok((status, _)) => status,
+                    Err(e) => e.status,
+                };
+                self.record(request, at_ms, at_unix_ms, status.as_u16());
+                return std::future::pending().await;
+            }
+            Injected::Drop => (0, Err(Failure::Dropped)),
+            Injected::LoseAnswer => {
+                let _ = self.serve(request);
+                (0, Err(Failure::Dropped))
+            }
+            Injected::Fail(s) => (
+                s,
+                Err(Failure::Api(ApiError {
+                    status: StatusCode::from_u16(s).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    kind: "computeFault",
+                    message: "Unexpected API Error.".into(),
+                })),
+            ),
+            Injected::Unauthorized | Injected::None => match self.serve(request) {
+                Ok((status, body)) => (status.as_u16(), Ok(body)),
+                Err(e) => (e.status.as_u16(), Err(Failure::Api(e))),
+            },
+        };
+        self.record(request, at_ms, at_unix_ms, status);
+        result
+    }
+
+    /// The injected faults as they stand (counters already consumed).
+    pub fn faults(&self) -> Faults {
+        self.lock().faults.clone()
+    }
+
+    /// The call itself: the status and body the HTTP routes answer with.
+    fn serve(&self, request: &Request) -> Result<(StatusCode, Value), ApiError> {
+        match request {
+            Request::ListServers { query } => {
+                super::compute::list(self, query, 1, true).map(|v| (StatusCode::OK, v))
+            }
+            Request::ShowServer { id } => {
+                super::compute::show(self, id, 1).map(|v| (StatusCode::OK, v))
+            }
+            Request::ServerAction { id, body, minor } => {
+                super::compute::act(self, id, body, *minor)
+                    .map(|(status, body)| (status, body.unwrap_or(Value::Null)))
+            }
+            Request::SetMetadataItem { id, key, value } => {
+                super::compute::put_metadata_item(self, id, key, value).map(|v| (StatusCode::OK, v))
+            }
+            Request::FindImage { reference } => {
+                let m = self.lock();
+                m.images
+                    .iter()
+                    .find(|i| &i.id == reference || &i.name == reference)
+                    .map(|i| (StatusCode::OK, super::image::image_json(i)))
+                    .ok_or_else(|| ApiError::not_found(&format!("No image {reference}")))
+            }
+            Request::ShowImage { id } => {
+                let m = self.lock();
+                m.images
+                    .iter()
+                    .find(|i| &i.id == id)
+                    .map(|i| (StatusCode::OK, super::image::image_json(i)))
+                    .ok_or_else(|| ApiError::not_found(&format!("No image found with ID {id}")))
+            }
+        }
+    }
+
+    fn record(&self, request: &Request, at_ms: f64, at_unix_ms: u64, status: u16) {
+        self.log(LoggedRequest {
             at_ms,
             at_unix_ms,
-            method: method.into(),
-            path: path.into(),
+            method: request.method().into(),
+            path: request.path(),
             query: String::new(),
             microversion: None,
-            body,
+            body: request.body(),
             status,
         });
-    }
-}
-
-fn dropped() -> NovaError {
-    NovaError {
-        kind: NovaErrorKind::Transient,
-        message: "connection dropped by simulator".into(),
-    }
-}
-
-/// Nova's error as the HTTP client would type it.
-fn nova_error(e: &ApiError) -> NovaError {
-    let kind = match e.status {
-        StatusCode::CONFLICT => return NovaError::conflict(e.message.clone()),
-        StatusCode::NOT_FOUND => NovaErrorKind::NotFound,
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => NovaErrorKind::Auth,
-        s if s.is_server_error() => NovaErrorKind::Transient,
-        _ => NovaErrorKind::Permanent,
-    };
-    NovaError {
-        kind,
-        message: e.message.clone(),
-    }
-}
-
-fn parse<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
-    serde_json::from_value(v).map_err(|e| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        kind: "computeFault",
-        message: format!("unreadable body: {e}"),
-    })
-}
-
-impl Compute for LocalCloud {
-    async fn connect(&self) -> Result<(), NovaError> {
-        let (hang, down) = {
-            let m = self.sim.lock();
-            (m.faults.keystone_hang, m.faults.keystone_down)
-        };
-        let what = "authentication at the in-process Keystone";
-        if hang {
-            return Err(NovaError::timeout(what, self.timeout));
-        }
-        if down {
-            return Err(NovaError {
-                kind: NovaErrorKind::Transient,
-                message: format!("{what}: 503 Service Unavailable"),
-            });
-        }
-        Ok(())
-    }
-
-    async fn list_servers(
-        &self,
-        changes_since: Option<&str>,
-        name: Option<&str>,
-    ) -> Result<Listing, NovaError> {
-        let mut listing = Listing {
-            servers: Vec::new(),
-            answered: Some(self.sim.now().into()),
-        };
-        let mut marker: Option<String> = None;
-        loop {
-            let mut q = HashMap::new();
-            if let Some(t) = changes_since {
-                q.insert("changes-since".to_string(), t.to_string());
-            }
-            if let Some(n) = name {
-                q.insert("name".to_string(), format!("^{n}$"));
-            }
-            if let Some(m) = &marker {
-                q.insert("marker".to_string(), m.clone());
-            }
-            let page: Value = self
-                .call("GET", "/compute/v2.1/servers/detail".into(), None, || {
-                    super::compute::list(&self.sim, &q, 1, true)
-                })
-                .await?;
-            let more = page["servers_links"]
-                .as_array()
-                .is_some_and(|l| !l.is_empty());
-            let servers: Vec<ServerInfo> =
-                parse(page["servers"].clone()).map_err(|e| nova_error(&e))?;
-            marker = servers.last().map(|s| s.id.clone());
-            listing.servers.extend(servers);
-            if !more || marker.is_none() {
-                break;
-            }
-        }
-        if let Some(n) = name {
-            listing.servers.retain(|s| s.name == n);
-        }
-        Ok(listing)
-    }
-
-    async fn get_server(&self, id: &str) -> Result<ServerInfo, NovaError> {
-        let path = format!("/compute/v2.1/servers/{id}");
-        self.call("GET", path, None, || {
-            let v = super::compute::show(&self.sim, id, 1)?;
-            parse(v["server"].clone())
-        })
-        .await
-    }
-
-    async fn act(&self, id: &str, action: &ServerAction) -> Result<(), NovaError> {
-        let body = action.body();
-        let minor = action.microversion().map_or(1, |v| u32::from(v.1));
-        let path = format!("/compute/v2.1/servers/{id}/action");
-        self.call("POST", path, Some(body.clone()), || {
-            super::compute::act(&self.sim, id, &body, minor).map(|_| ())
-        })
-        .await
-    }
-
-    async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), NovaError> {
-        let path = format!("/compute/v2.1/servers/{id}/metadata/{key}");
-        let body = json!({"meta": {key: value}});
-        self.call("PUT", path, Some(body), || {
-            super::compute::put_metadata_item(&self.sim, id, key, value).map(|_| ())
-        })
-        .await
-    }
-
-    async fn find_image(&self, reference: &str) -> Result<ImageInfo, NovaError> {
-        self.call("GET", "/image/v2/images".into(), None, || {
-            let m = self.sim.lock();
-            m.images
-                .iter()
-                .find(|i| i.id == reference || i.name == reference)
-                .map(|i| ImageInfo {
-                    id: i.id.clone(),
-                    name: i.name.clone(),
-                })
-                .ok_or_else(|| ApiError::not_found(&format!("No image {reference}")))
-        })
-        .await
-    }
-
-    async fn image_firmware(&self, id: &str) -> Result<Option<String>, NovaError> {
-        self.call("GET", format!("/image/v2/images/{id}"), None, || {
-            let m = self.sim.lock();
-            m.images
-                .iter()
-                .find(|i| i.id == id)
-                .map(|i| i.hw_firmware_type.clone())
-                .ok_or_else(|| ApiError::not_found(&format!("No image found with ID {id}")))
-        })
-        .await
-    }
-
-    fn timeout(&self) -> Duration {
-        self.timeout
     }
 }
