@@ -25,11 +25,12 @@
 //! - [`routing`]: per-node policy rules and routes through netlink;
 //! - [`lan_config`]: each node's address, prefix, gateway and MAC, for Get
 //!   LAN Configuration Parameters;
-//! - [`novasim`]: a Keystone/Nova/Glance/Cinder simulator over HTTP, for
-//!   the demo and the tests;
 //! - [`demo`]: the self-contained demonstration setup.
 //!
-//! The IPMI protocol itself is the sans-IO crate `novabmc-proto`.
+//! The IPMI protocol itself is the sans-IO crate `novabmc-proto`; the
+//! Keystone/Nova/Glance/Cinder simulator that `demo`, `nova-simulator` and
+//! the tests run is the crate `novabmc-novasim`, which never depends on
+//! this one.
 
 pub mod backend;
 pub mod check;
@@ -42,7 +43,6 @@ pub mod demo;
 pub mod export;
 pub mod lan_config;
 pub mod metrics;
-pub mod novasim;
 pub mod routing;
 pub mod server;
 pub mod summary;

@@ -18,8 +18,8 @@ use local_cloud::LocalCloud;
 use novabmc::backend::nova::node::Resolution;
 use novabmc::backend::nova::{NetworkBoot, Nova, NovaNode, NovaSettings};
 use novabmc::backend::{Backend, BackendError};
-use novabmc::novasim::model::Phase;
-use novabmc::novasim::{Faults, NewServer, Sim, Timings};
+use novabmc_novasim::model::Phase;
+use novabmc_novasim::{Faults, NewServer, Sim, Timings};
 use novabmc_proto::{BootParameterWrite, ChassisControl};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -105,7 +105,7 @@ impl World {
         Nova::start_with(cloud, settings, nodes, shutdown).expect("start")
     }
 
-    fn record(&self, name: &str) -> novabmc::novasim::model::Server {
+    fn record(&self, name: &str) -> novabmc_novasim::model::Server {
         self.sim
             .servers()
             .into_iter()
@@ -591,10 +591,10 @@ async fn a_resumed_record_nova_already_shows_makes_no_call() {
     w.sim.set_state(
         &id,
         Phase {
-            status: novabmc::novasim::states::Status::Active,
+            status: novabmc_novasim::states::Status::Active,
             task_state: None,
-            vm_state: novabmc::novasim::states::VmState::Active,
-            power_state: novabmc::novasim::states::PowerState::Running,
+            vm_state: novabmc_novasim::states::VmState::Active,
+            power_state: novabmc_novasim::states::PowerState::Running,
         },
     );
     let (nova, _tasks) = w.start(vec![node("q", NetworkBoot::Rebuild)]);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use novabmc::backend::Backend;
 use novabmc::backend::nova::cloud::CloudSource;
 use novabmc::backend::nova::{NetworkBoot, Nova, NovaNode, NovaSettings};
-use novabmc::novasim::{self, NewServer, SimServer, Timings};
+use novabmc_novasim::{self as novasim, NewServer, SimServer, Timings};
 use novabmc_proto::{BootParameterWrite, ChassisControl};
 use tokio_util::sync::CancellationToken;
 

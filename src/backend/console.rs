@@ -11,9 +11,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use novabmc_novasim::shell::LineShell;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-
-use crate::novasim::shell::LineShell;
 
 /// How to reach a console once opened.
 #[derive(Debug)]

@@ -1,5 +1,5 @@
 //! The Nova backend's [`Compute`] over the simulator's in-process cloud
-//! (`novabmc::novasim::local`): no HTTP, on tokio's clock, so the worker's
+//! (`novabmc_novasim::local`): no HTTP, on tokio's clock, so the worker's
 //! tests run on paused time.
 //!
 //! The simulator answers each call with Nova's JSON body or Nova's error,
@@ -17,8 +17,8 @@ use novabmc::backend::nova::client::{
     ImageInfo, Listing, NovaError, NovaErrorKind, ServerAction, ServerInfo,
 };
 use novabmc::backend::nova::compute::Compute;
-use novabmc::novasim::Sim;
-use novabmc::novasim::local::{Failure, Request};
+use novabmc_novasim::Sim;
+use novabmc_novasim::local::{Failure, Request};
 use serde_json::Value;
 
 /// The in-process cloud, as the Nova backend calls it.

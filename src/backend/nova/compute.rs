@@ -1,6 +1,6 @@
 //! What the Nova backend asks of the cloud, as a trait: the HTTP client
 //! ([`NovaClient`]) in production, and, in the convergence tests, an
-//! adapter over the simulator's in-process cloud ([`crate::novasim::local`])
+//! adapter over the simulator's in-process cloud ([`novabmc_novasim::local`])
 //! that runs the worker on paused tokio time, where backoff, give-up and
 //! storms take no real time.
 //!

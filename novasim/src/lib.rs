@@ -1,6 +1,8 @@
 //! A Nova simulator: Keystone v3, Nova (compute API 2.1 to 2.96), Glance
 //! v2 and the little of Cinder v3 that describes a server's root volume,
-//! over real HTTP on loopback, for `novabmc demo` and for tests.
+//! over real HTTP on loopback. It is the embedded cloud of `novabmc demo`
+//! and the cloud of novabmc's tests (`novabmc nova-simulator` runs it on
+//! its own).
 //!
 //! It answers the way a real Nova does (see [`model`] for the state
 //! machine): 202 with an empty body for power actions, a server body for
@@ -15,8 +17,8 @@
 //! clock, so that tests of the Nova backend's worker run on paused time.
 //!
 //! This is a development tool: it accepts one user and one project and
-//! keeps everything in memory. It is the cloud side only: it imports
-//! nothing from the rest of the daemon, whose Nova client it serves; it
+//! keeps everything in memory. It is the cloud side only: it never depends
+//! on the daemon (the `novabmc` package), whose Nova client it serves; it
 //! has its own spelling of Nova's states ([`states`]).
 //!
 //! # Layout
