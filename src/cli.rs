@@ -10,12 +10,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use novabmc_novasim as novasim;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::Config;
 use crate::routing::{self, RouteSpec};
-use crate::{check, daemon, demo, export, ipmi, novasim};
+use crate::{check, daemon, demo, export, ipmi};
 
 /// IPMI-over-LAN virtual BMC for cloud servers.
 #[derive(Debug, Parser)]

@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use novabmc_novasim::{NewServer, Sim};
 use novabmc_proto::Privilege;
 
 use crate::backend::nova::cloud::CloudSource;
@@ -12,7 +13,6 @@ use crate::config::{
     BackendConfig, BmcSettings, Config, NodeConfig, NovaConfig, RoutingConfig, Secret, SecretBytes,
     UserConfig,
 };
-use crate::novasim::{NewServer, Sim};
 
 /// The demo's user.
 pub const USER: &str = "admin";

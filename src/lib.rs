@@ -32,7 +32,10 @@
 //! Dependencies point one way: front doors depend on the backend, never
 //! on each other, and the backend depends on neither.
 //!
-//! The IPMI protocol itself is the sans-IO crate `novabmc-proto`.
+//! The IPMI protocol itself is the sans-IO crate `novabmc-proto`; the
+//! Keystone/Nova/Glance/Cinder simulator that `demo`, `nova-simulator` and
+//! the tests run is the crate `novabmc-novasim`, which never depends on
+//! this one.
 
 pub mod backend;
 pub mod check;
@@ -43,5 +46,4 @@ pub mod demo;
 pub mod export;
 pub mod ipmi;
 pub mod metrics;
-pub mod novasim;
 pub mod routing;

@@ -9,15 +9,17 @@
 //! `eventually*`: those poll against the wall clock, which does not move
 //! here, while `until` lets the paused virtual clock advance between polls.
 
+mod local_cloud;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use local_cloud::LocalCloud;
 use novabmc::backend::nova::node::Resolution;
 use novabmc::backend::nova::{NetworkBoot, Nova, NovaNode, NovaSettings};
 use novabmc::backend::{Backend, BackendError};
-use novabmc::novasim::local::LocalCloud;
-use novabmc::novasim::model::Phase;
-use novabmc::novasim::{Faults, NewServer, Sim, Timings};
+use novabmc_novasim::model::Phase;
+use novabmc_novasim::{Faults, NewServer, Sim, Timings};
 use novabmc_proto::{BootParameterWrite, ChassisControl};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -103,7 +105,7 @@ impl World {
         Nova::start_with(cloud, settings, nodes, shutdown).expect("start")
     }
 
-    fn record(&self, name: &str) -> novabmc::novasim::model::Server {
+    fn record(&self, name: &str) -> novabmc_novasim::model::Server {
         self.sim
             .servers()
             .into_iter()
@@ -589,10 +591,10 @@ async fn a_resumed_record_nova_already_shows_makes_no_call() {
     w.sim.set_state(
         &id,
         Phase {
-            status: novabmc::backend::nova::states::Status::Active,
+            status: novabmc_novasim::states::Status::Active,
             task_state: None,
-            vm_state: novabmc::backend::nova::states::VmState::Active,
-            power_state: novabmc::backend::nova::states::PowerState::Running,
+            vm_state: novabmc_novasim::states::VmState::Active,
+            power_state: novabmc_novasim::states::PowerState::Running,
         },
     );
     let (nova, _tasks) = w.start(vec![node("q", NetworkBoot::Rebuild)]);

@@ -11,7 +11,7 @@ use novabmc::backend::Backend;
 use novabmc::backend::nova::cloud::CloudSource;
 use novabmc::backend::nova::{NetworkBoot, Nova, NovaNode, NovaSettings};
 use novabmc::backend::telemetry::NoRecorder;
-use novabmc::novasim::{self, NewServer, SimServer, Timings};
+use novabmc_novasim::{self as novasim, NewServer, SimServer, Timings};
 use novabmc_proto::{BootParameterWrite, ChassisControl};
 use tokio_util::sync::CancellationToken;
 

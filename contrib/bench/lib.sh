@@ -168,7 +168,7 @@ bench_workdir_cleanup() {
 # or these scripts) differs from it.
 bench_revision() {
     rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-    git diff --quiet HEAD -- src proto Cargo.toml Cargo.lock 2>/dev/null || rev="$rev with local changes"
+    git diff --quiet HEAD -- src proto novasim Cargo.toml Cargo.lock 2>/dev/null || rev="$rev with local changes"
     echo "$rev"
 }
 

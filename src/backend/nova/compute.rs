@@ -1,7 +1,8 @@
 //! What the Nova backend asks of the cloud, as a trait: the HTTP client
-//! ([`NovaClient`]) in production, and the simulator's model in process
-//! ([`crate::novasim::local::LocalCloud`]) for tests that run the worker on
-//! paused tokio time, where backoff, give-up and storms take no real time.
+//! ([`NovaClient`]) in production, and, in the convergence tests, an
+//! adapter over the simulator's in-process cloud ([`novabmc_novasim::local`])
+//! that runs the worker on paused tokio time, where backoff, give-up and
+//! storms take no real time.
 //!
 //! Implementations bound every call themselves (the request timeout); the
 //! worker bounds them again by its give-up deadline.

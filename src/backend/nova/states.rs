@@ -3,12 +3,12 @@
 //! `OS-EXT-STS:power_state` (Nova's `nova/compute/{vm_states,task_states,
 //! power_state}.py`, as the compute API shows them).
 //!
-//! Each value is written once, here, and shared by the backend (which
-//! decides on them) and the simulator (which produces them), so neither
-//! compares string or integer literals. Every enum keeps the values it does
-//! not know (`Other`), because Nova adds states over time and a BMC must not
-//! stop parsing servers when it does: an unknown task still counts as a
-//! task in progress, an unknown status as "not a fault".
+//! Each value is written once, here, so the backend never compares string
+//! or integer literals (the simulator spells the values it produces with
+//! its own types: it never imports the daemon). Every enum keeps the values
+//! it does not know (`Other`), because Nova adds states over time and a BMC
+//! must not stop parsing servers when it does: an unknown task still counts
+//! as a task in progress, an unknown status as "not a fault".
 
 use std::fmt;
 

@@ -16,9 +16,8 @@ pub mod log;
 use std::future::Future;
 use std::pin::Pin;
 
+use novabmc_novasim::shell::LineShell;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-
-use crate::novasim::shell::LineShell;
 
 /// How to reach a console once opened.
 #[derive(Debug)]

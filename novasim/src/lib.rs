@@ -1,6 +1,8 @@
 //! A Nova simulator: Keystone v3, Nova (compute API 2.1 to 2.96), Glance
 //! v2 and the little of Cinder v3 that describes a server's root volume,
-//! over real HTTP on loopback, for `novabmc demo` and for tests.
+//! over real HTTP on loopback. It is the embedded cloud of `novabmc demo`
+//! and the cloud of novabmc's tests (`novabmc nova-simulator` runs it on
+//! its own).
 //!
 //! It answers the way a real Nova does (see [`model`] for the state
 //! machine): 202 with an empty body for power actions, a server body for
@@ -11,21 +13,26 @@
 //! API under `/_sim/` that tests drive over HTTP.
 //!
 //! The same simulated cloud also runs in process, without HTTP
-//! ([`local::LocalCloud`]), on tokio's clock, so that tests of the Nova
-//! backend's worker run on paused time.
+//! ([`Sim::in_process`] and [`Sim::call`], in [`local`]), on tokio's
+//! clock, so that tests of the Nova backend's worker run on paused time.
 //!
 //! This is a development tool: it accepts one user and one project and
-//! keeps everything in memory.
+//! keeps everything in memory. It is the cloud side only: it never depends
+//! on the daemon (the `novabmc` package), whose Nova client it serves; it
+//! has its own spelling of Nova's states ([`states`]).
 //!
 //! # Layout
 //!
 //! - [`model`]: servers and the transitions Nova walks them through;
+//! - [`states`]: Nova's status, task_state, vm_state and power_state
+//!   values;
 //! - `http`: the router, request log, faults, tokens, error envelopes and
 //!   microversions; one module per service owns its routes: `identity`
 //!   (Keystone), `compute` (Nova), `image` (Glance), `volume` (Cinder),
 //!   `console` (serial console websockets and console logs) and `control`
 //!   (`/_sim/`);
-//! - [`local`]: the in-process cloud.
+//! - [`local`]: the in-process cloud;
+//! - [`shell`]: the line-echo shell behind simulated serial consoles.
 
 mod compute;
 mod console;
@@ -36,6 +43,7 @@ mod image;
 pub mod local;
 pub mod model;
 pub mod shell;
+pub mod states;
 mod volume;
 
 use std::collections::{BTreeMap, HashMap};
@@ -47,6 +55,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use http::ApiError;
 pub use model::Timings;
 use model::{Phase, Server, iso8601, new_uuid};
 
@@ -729,8 +738,8 @@ impl Sim {
         }
     }
 
-    /// A simulator with no HTTP server, on tokio's clock, for
-    /// [`local::LocalCloud`].
+    /// A simulator with no HTTP server, on tokio's clock, served through
+    /// [`Sim::call`] (see [`local`]).
     pub fn in_process() -> Arc<Sim> {
         Arc::new(Sim::new(
             Identity::default(),

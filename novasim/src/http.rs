@@ -203,7 +203,7 @@ fn unauthorized() -> Response {
 /// An error in Nova's envelope (`{"itemNotFound": {"code": 404, "message":
 /// ...}}`), as the compute API and the in-process cloud both report it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ApiError {
+pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// The envelope's key.

@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 
 use super::http::{ApiError, MAX_MINOR, St, json_or, microversion, with_version};
 use super::model::{Conflict, Server, iso8601};
+use super::states::{PowerState, Status, VmState};
 use super::{Model, Sim};
-use crate::backend::nova::states::{PowerState, Status, VmState};
 
 pub(super) fn routes() -> Router<St> {
     Router::new()

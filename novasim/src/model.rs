@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::nova::states::{PowerState, Status, TaskState, VmState};
+use super::states::{PowerState, Status, TaskState, VmState};
 
 /// One observable step of a server's life.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
