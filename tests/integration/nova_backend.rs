@@ -2,7 +2,7 @@
 //! every power mapping, network boot modes, boot options kept in metadata,
 //! and the shared refresh that does not grow with the node count.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,8 +9,8 @@
 //! NIC. Interface TX counters on the BMC host show which NIC each reply
 //! left by.
 
-mod common;
-mod netns;
+use crate::common;
+use crate::netns;
 
 use std::fmt::Write as _;
 use std::path::Path;

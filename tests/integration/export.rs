@@ -9,8 +9,8 @@
 //! The MAAS script is run by `sh` with a stand-in `maas` that prints its
 //! arguments, which proves the quoting as well as the values.
 
-mod cloud;
-mod common;
+use crate::cloud;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

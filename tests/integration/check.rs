@@ -4,8 +4,8 @@
 //! firmware and an unreachable cloud each fail, naming the node and the
 //! problem; `--format json` parses; the simulated backend is checked too.
 
-mod cloud;
-mod common;
+use crate::cloud;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -9,7 +9,7 @@
 //! `eventually*`: those poll against the wall clock, which does not move
 //! here, while `until` lets the paused virtual clock advance between polls.
 
-mod local_cloud;
+use crate::local_cloud;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,8 @@
 //! set, the same tests drive a real cloud (see the README). Checks of the
 //! exact Nova calls made only run against the simulator, which records them.
 
-mod cloud;
-mod common;
+use crate::cloud;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The daemon as an operator meets it: configuration errors, the demo,
 //! signals, and logs that never show a secret.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -6,8 +6,8 @@
 //! users, and its server's flavor, UUID and name (simulated backend, and
 //! Nova through the simulator over HTTP).
 
-mod cloud;
-mod common;
+use crate::cloud;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! power states or a prompt "BMC busy" (never a timeout), and a flood of
 //! Open Session requests neither blocks a login nor grows the daemon.
 
-mod common;
+use crate::common;
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! what Ironic and operators run (clients.md section 8, items 1-4, 6-19 and
 //! 25-32).
 
-mod common;
+use crate::common;
 
 use common::*;
 

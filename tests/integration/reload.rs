@@ -4,8 +4,8 @@
 //! socket and sessions alone; a broken file is refused and everything
 //! keeps serving.
 
-mod cloud;
-mod common;
+use crate::cloud;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! section 8, items 52-55): C1 for unknown commands, replies from the
 //! address the request hit, in-session framing and pre-session framing.
 
-mod common;
+use crate::common;
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;

@@ -2,8 +2,8 @@
 //! daemon, with the real clients and the Nova simulator process: what was
 //! acknowledged is carried out exactly once, whatever happens between.
 
-mod cloud;
-mod common;
+use crate::cloud;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! forged RAKP messages carrying its IDs from its own address; garbage
 //! costs a few log lines at most.
 
-mod common;
+use crate::common;
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;

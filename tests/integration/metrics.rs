@@ -3,8 +3,8 @@
 //! login make, the exposition as `promtool check metrics` sees it, and
 //! `/healthz` turning 503 when the simulated Keystone goes down.
 
-mod cloud;
-mod common;
+use crate::cloud;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::Write;

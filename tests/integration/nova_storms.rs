@@ -5,8 +5,8 @@
 //! last command said, and Nova sees at most one stop and one boot after
 //! the call under way when the storm began.
 
-mod cloud;
-mod common;
+use crate::cloud;
+use crate::common;
 
 use cloud::{Sim, TestCloud, TestServer};
 use common::*;

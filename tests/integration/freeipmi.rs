@@ -2,7 +2,7 @@
 //! section 8, items 33 and 36-41, 44, 47), plus the other FreeIPMI tools an
 //! operator reaches for.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -5,7 +5,7 @@
 //! and purged. Installing needs root, as CI has; the test says so
 //! rather than skip.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

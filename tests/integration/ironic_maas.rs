@@ -3,8 +3,8 @@
 //! simulator, with their own output parsing, and what each flow does to the
 //! Nova server.
 
-mod cloud;
-mod common;
+use crate::cloud;
+use crate::common;
 
 use std::net::SocketAddr;
 

@@ -7,8 +7,8 @@
 //! real terminal (ipmitool and ipmiconsole put it in raw mode) while the
 //! test talks to it through pipes.
 
-mod cloud;
-mod common;
+use crate::cloud;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
