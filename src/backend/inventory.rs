@@ -21,6 +21,9 @@ pub struct ServerInventory {
     pub name: String,
     /// The server's flavor name (empty when unknown).
     pub flavor: String,
+    /// The MAC addresses of the server's ports, in network name order
+    /// (what Redfish's EthernetInterfaces list).
+    pub macs: Vec<String>,
 }
 
 impl ServerInventory {
@@ -65,6 +68,7 @@ mod tests {
     #[test]
     fn fru_fields_come_from_the_server() {
         let inv = ServerInventory {
+            macs: Vec::new(),
             uuid: "u".into(),
             name: "n".into(),
             flavor: "f".into(),

@@ -142,6 +142,7 @@ impl Simulated {
                     uuid: format_uuid(uuid),
                     name: n.server.clone(),
                     flavor: FLAVOR.to_string(),
+                    macs: vec![simulated_mac(uuid)],
                 }))
             })
             .collect();
@@ -322,6 +323,14 @@ impl Backend for Simulated {
     ) -> Option<tokio::sync::watch::Receiver<Option<ServerInventory>>> {
         self.inventories.get(node).map(|s| s.subscribe())
     }
+}
+
+/// A simulated machine's one NIC: locally administered, from its UUID.
+fn simulated_mac(uuid: [u8; 16]) -> String {
+    format!(
+        "fa:16:3e:{:02x}:{:02x}:{:02x}",
+        uuid[13], uuid[14], uuid[15]
+    )
 }
 
 #[cfg(test)]

@@ -455,6 +455,7 @@ mod tests {
             image: None,
             updated: None,
             flavor: serde_json::Value::Null,
+            addresses: Default::default(),
         }
     }
 

@@ -94,14 +94,18 @@ impl<C: Compute> Nova<C> {
                     return false;
                 }
                 s.observe(server, OWNER_KEY, now);
-                // A rename (or, at 2.47, a resize) shows in the FRU.
+                // A rename (or, at 2.47, a resize) shows in the FRU, and an
+                // interface attached or detached in Redfish's interfaces.
                 cell.inventory.send_if_modified(|inv| match inv {
                     Some(inv) => {
                         let flavor = server.flavor_name().unwrap_or(&inv.flavor);
-                        let changed = inv.name != server.name || inv.flavor != flavor;
+                        let macs = server.macs();
+                        let changed =
+                            inv.name != server.name || inv.flavor != flavor || inv.macs != macs;
                         if changed {
                             inv.flavor = flavor.to_string();
                             inv.name = server.name.clone();
+                            inv.macs = macs;
                         }
                         changed
                     }
@@ -211,6 +215,7 @@ mod tests {
             image: None,
             updated: Some(updated.into()),
             flavor: serde_json::Value::Null,
+            addresses: Default::default(),
         }
     }
 

@@ -224,6 +224,7 @@ impl<C: Compute> Nova<C> {
             uuid: server.id.clone(),
             name: server.name.clone(),
             flavor,
+            macs: server.macs(),
         }));
     }
 }

@@ -91,6 +91,7 @@ mod tests {
             image: None,
             updated: Some(updated.into()),
             flavor: serde_json::Value::Null,
+            addresses: Default::default(),
         }
     }
 

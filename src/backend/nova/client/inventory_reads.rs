@@ -10,7 +10,7 @@ use osauth::{ApiVersion, ErrorKind};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{FLAVOR_EMBEDDED, NovaClient, NovaError, NovaErrorKind, json_of};
+use super::{AddressInfo, FLAVOR_EMBEDDED, NovaClient, NovaError, NovaErrorKind, json_of, macs_of};
 
 /// One service of the catalog, as the session resolved it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,19 +59,7 @@ impl ServerDetail {
     /// The MACs of `addresses`, in network name order and without
     /// repeats (a port with two addresses shows twice).
     pub fn address_macs(&self) -> Vec<String> {
-        let mut networks: Vec<_> = self.addresses.iter().collect();
-        networks.sort_by(|a, b| a.0.cmp(b.0));
-        let mut macs: Vec<String> = Vec::new();
-        for (_, list) in networks {
-            for a in list {
-                if let Some(mac) = &a.mac
-                    && !macs.contains(mac)
-                {
-                    macs.push(mac.clone());
-                }
-            }
-        }
-        macs
+        macs_of(&self.addresses)
     }
 }
 
@@ -94,14 +82,6 @@ pub struct FlavorInfo {
 pub struct AttachedVolume {
     /// Volume ID.
     pub id: String,
-}
-
-/// One address of a server.
-#[derive(Clone, Debug, Deserialize)]
-pub struct AddressInfo {
-    /// The port's MAC.
-    #[serde(rename = "OS-EXT-IPS-MAC:mac_addr", default)]
-    pub mac: Option<String>,
 }
 
 #[derive(Deserialize)]

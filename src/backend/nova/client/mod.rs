@@ -42,10 +42,9 @@ mod responses;
 
 pub use error::{NovaError, NovaErrorKind};
 pub use inventory_reads::{
-    AddressInfo, AttachedVolume, CatalogEntry, FlavorInfo, ServerDetail, VolumeAttachment,
-    VolumeInfo,
+    AttachedVolume, CatalogEntry, FlavorInfo, ServerDetail, VolumeAttachment, VolumeInfo,
 };
-pub use responses::{ImageInfo, Listing, ServerAction, ServerInfo};
+pub use responses::{AddressInfo, ImageInfo, Listing, ServerAction, ServerInfo, macs_of};
 
 #[derive(Deserialize)]
 struct ServersPage {

@@ -69,12 +69,20 @@ pub struct ServerInfo {
     /// with its `original_name`.
     #[serde(default)]
     pub flavor: Value,
+    /// The addresses of its ports, by network (each with the port's MAC).
+    #[serde(default)]
+    pub addresses: HashMap<String, Vec<AddressInfo>>,
 }
 
 impl ServerInfo {
     /// The root disk's image ID, if booted from an image.
     pub fn image_id(&self) -> Option<&str> {
         self.image.as_deref()
+    }
+
+    /// The MACs of its ports, in network name order.
+    pub fn macs(&self) -> Vec<String> {
+        macs_of(&self.addresses)
     }
 
     /// The flavor's name, when the server embeds its flavor (2.47 on).
@@ -195,6 +203,32 @@ pub struct ImageInfo {
     pub id: String,
     /// Name.
     pub name: String,
+}
+
+/// One address of a server.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct AddressInfo {
+    /// The port's MAC.
+    #[serde(rename = "OS-EXT-IPS-MAC:mac_addr", default)]
+    pub mac: Option<String>,
+}
+
+/// The MACs of a server's `addresses`, in network name order and without
+/// repeats (a port with two addresses shows twice).
+pub fn macs_of(addresses: &HashMap<String, Vec<AddressInfo>>) -> Vec<String> {
+    let mut networks: Vec<_> = addresses.iter().collect();
+    networks.sort_by(|a, b| a.0.cmp(b.0));
+    let mut macs: Vec<String> = Vec::new();
+    for (_, list) in networks {
+        for a in list {
+            if let Some(mac) = &a.mac
+                && !macs.contains(mac)
+            {
+                macs.push(mac.clone());
+            }
+        }
+    }
+    macs
 }
 
 #[cfg(test)]
