@@ -47,6 +47,7 @@ pub fn config(
             network_boot: None,
             ipxe_image: None,
             efi: None,
+            redfish_port: None,
         });
     }
     let mut settings = NovaSettings::new(CloudSource::Inline {
@@ -71,6 +72,7 @@ pub fn config(
         nodes,
         routing: RoutingConfig::default(),
         metrics: None,
+        redfish: None,
     })
 }
 

@@ -16,6 +16,7 @@
 //! - [`nodes`]: each node's address, port and server;
 //! - [`routing`]: policy routes, per node and for all of them;
 //! - [`metrics`]: the Prometheus endpoint;
+//! - [`redfish`]: the Redfish service beside IPMI;
 //! - [`secret`]: passwords and keys inline, in files or in variables;
 //! - [`error`]: the errors, and how they name keys and sources.
 //!
@@ -26,6 +27,7 @@ pub mod bmc;
 pub mod error;
 pub mod metrics;
 pub mod nodes;
+pub mod redfish;
 pub mod routing;
 pub mod secret;
 pub mod users;
@@ -51,6 +53,7 @@ pub use bmc::{BmcSettings, DEFAULT_MAX_SESSIONS_TOTAL};
 pub use error::{ConfigError, LoadError};
 pub use metrics::MetricsConfig;
 pub use nodes::{DEFAULT_PORT, NodeConfig};
+pub use redfish::RedfishConfig;
 pub use routing::{DEFAULT_RULE_PRIORITY, RESERVED_TABLES, RouteConfig, RoutingConfig};
 pub use secret::{Secret, SecretBytes, SecretString};
 pub use users::{UserConfig, parse_privilege};
@@ -58,13 +61,14 @@ pub use users::{UserConfig, parse_privilege};
 /// Environment variables override keys only under these sections, so other
 /// `NOVABMC_` variables (`NOVABMC_LOG`, secrets named in the file) are not
 /// mistaken for configuration.
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "bmc__",
     "users__",
     "backend__",
     "nodes__",
     "routing__",
     "metrics__",
+    "redfish__",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +86,8 @@ struct RawConfig {
     routing: routing::RawRouting,
     #[serde(default)]
     metrics: Option<metrics::RawMetrics>,
+    #[serde(default)]
+    redfish: Option<redfish::RawRedfish>,
 }
 
 /// A validated configuration.
@@ -99,6 +105,8 @@ pub struct Config {
     pub routing: RoutingConfig,
     /// The metrics endpoint, if configured.
     pub metrics: Option<MetricsConfig>,
+    /// The Redfish service, if configured.
+    pub redfish: Option<RedfishConfig>,
 }
 
 impl Config {
@@ -140,6 +148,14 @@ impl Config {
         let nodes = nodes::check(raw.nodes, &backend, c)?;
         let routing = routing::check(raw.routing);
         let metrics = raw.metrics.map(|m| metrics::check(m, c)).transpose()?;
+        let state_dir = match &backend {
+            BackendConfig::Nova(n) => Some(n.settings.state_dir.as_path()),
+            BackendConfig::Simulated(_) => None,
+        };
+        let redfish = raw
+            .redfish
+            .map(|r| redfish::check(r, state_dir, c))
+            .transpose()?;
         Ok(Config {
             bmc,
             users,
@@ -147,6 +163,7 @@ impl Config {
             nodes,
             routing,
             metrics,
+            redfish,
         })
     }
 

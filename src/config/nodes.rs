@@ -26,6 +26,7 @@ pub(super) struct RawNode {
     network_boot: Option<String>,
     ipxe_image: Option<String>,
     efi: Option<bool>,
+    redfish_port: Option<u16>,
 }
 
 /// One virtual bare-metal node.
@@ -45,6 +46,9 @@ pub struct NodeConfig {
     pub ipxe_image: Option<String>,
     /// EFI firmware, instead of reading the server's image.
     pub efi: Option<bool>,
+    /// The Redfish port on the node's address, instead of `redfish.port`
+    /// (for nodes sharing one address, as in the demo).
+    pub redfish_port: Option<u16>,
 }
 
 /// Validates the nodes, in name order, against the backend they use.
@@ -112,6 +116,9 @@ pub(super) fn check(
                 "only applies to the nova backend",
             ));
         }
+        if n.redfish_port == Some(0) {
+            return Err(c.error(&format!("{key}.redfish_port"), "must not be 0"));
+        }
         by_listen.insert(listen, nodes.len());
         nodes.push(NodeConfig {
             name,
@@ -121,6 +128,7 @@ pub(super) fn check(
             network_boot: mode,
             ipxe_image: n.ipxe_image,
             efi: n.efi,
+            redfish_port: n.redfish_port,
         });
     }
     check_shared_routes(&nodes, c)?;

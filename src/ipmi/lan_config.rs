@@ -158,6 +158,7 @@ mod tests {
             network_boot: None,
             ipxe_image: None,
             efi: None,
+            redfish_port: None,
         }
     }
 
