@@ -9,15 +9,22 @@ use novabmc_proto::Privilege;
 
 use crate::backend::nova::cloud::CloudSource;
 use crate::backend::nova::{NetworkBoot, NovaSettings};
+use crate::config::redfish::Tls;
 use crate::config::{
-    BackendConfig, BmcSettings, Config, NodeConfig, NovaConfig, RoutingConfig, Secret, SecretBytes,
-    UserConfig,
+    BackendConfig, BmcSettings, Config, NodeConfig, NovaConfig, RedfishConfig, RoutingConfig,
+    Secret, SecretBytes, UserConfig,
 };
 
 /// The demo's user.
 pub const USER: &str = "admin";
 /// The demo's password.
 pub const PASSWORD: &str = "password";
+/// The first node's Redfish port: 2000 above its IPMI port (8230 for the
+/// default 6230); the aggregate listener is just below it.
+fn redfish_base(ipmi_base: u16) -> u16 {
+    ipmi_base.saturating_add(2000)
+}
+
 /// The iPXE image the simulator holds and the demo boots from the network.
 const IPXE_IMAGE: &str = "ipxe-boot";
 
@@ -47,7 +54,7 @@ pub fn config(
             network_boot: None,
             ipxe_image: None,
             efi: None,
-            redfish_port: None,
+            redfish_port: Some(redfish_base(base_port).saturating_add(i)),
         });
     }
     let mut settings = NovaSettings::new(CloudSource::Inline {
@@ -72,7 +79,19 @@ pub fn config(
         nodes,
         routing: RoutingConfig::default(),
         metrics: None,
-        redfish: None,
+        redfish: Some(RedfishConfig {
+            port: redfish_base(base_port),
+            per_node: true,
+            aggregate: Some(SocketAddr::new(
+                address,
+                redfish_base(base_port).saturating_sub(1),
+            )),
+            tls: Tls::SelfSigned(state_dir.to_path_buf()),
+            session_timeout: std::time::Duration::from_secs(1800),
+            max_sessions: 64,
+            max_connections: 128,
+            read_timeout: std::time::Duration::from_secs(10),
+        }),
     })
 }
 
@@ -113,6 +132,28 @@ pub fn instructions(config: &Config, sim_url: &str) -> String {
         s.push_str(&format!(
             "  ipmipower -D LAN_2_0 -I 17 -h {host}:{p} -u {USER} -p {PASSWORD} --on\n"
         ));
+        if let Some(r) = &config.redfish {
+            let rp = first.redfish_port.unwrap_or(r.port);
+            let scheme = if matches!(r.tls, Tls::Off) {
+                "http"
+            } else {
+                "https"
+            };
+            s.push_str(&format!(
+                "\nRedfish on the same nodes (self-signed certificate: curl -k):\n\
+                 \x20 curl -sk -u {USER}:{PASSWORD} {scheme}://{host}:{rp}/redfish/v1/Systems\n\
+                 \x20 curl -sk -u {USER}:{PASSWORD} {scheme}://{host}:{rp}/redfish/v1/Systems/{name}\n\
+                 \x20 curl -sk -u {USER}:{PASSWORD} -H 'Content-Type: application/json' \
+                 -d '{{\"ResetType\": \"On\"}}' {scheme}://{host}:{rp}/redfish/v1/Systems/{name}/Actions/ComputerSystem.Reset\n\
+                 \x20 redfishtool -r {host}:{rp} -S Always -u {USER} -p {PASSWORD} Systems -I {name} get\n",
+                name = first.name
+            ));
+            if let Some(a) = r.aggregate {
+                s.push_str(&format!(
+                    "  every node's system under one URL: {scheme}://{a}/redfish/v1/Systems\n"
+                ));
+            }
+        }
         s.push_str(&format!(
             "\nWatch the servers and the Nova calls:\n  curl -s {sim_url}/_sim/servers\n  curl -s {sim_url}/_sim/requests\n"
         ));

@@ -12,6 +12,8 @@
 //! - [`ipmi`]: the IPMI front door: one UDP socket and task per node
 //!   driving the sans-IO engine, Serial over LAN, LAN configuration, the
 //!   refusal summaries;
+//! - [`redfish`]: the Redfish front door: HTTPS listeners per node and
+//!   aggregate, sessions and roles, the DSP0268 resources;
 //! - [`backend`]: the machines behind the BMCs, which both front doors
 //!   drive: Nova servers ([`backend::nova`]) or in-process simulated
 //!   machines, each node reached through a [`backend::Binding`], and the
@@ -46,4 +48,5 @@ pub mod demo;
 pub mod export;
 pub mod ipmi;
 pub mod metrics;
+pub mod redfish;
 pub mod routing;

@@ -24,6 +24,9 @@ pub struct ServerInventory {
     /// The MAC addresses of the server's ports, in network name order
     /// (what Redfish's EthernetInterfaces list).
     pub macs: Vec<String>,
+    /// Whether the server boots with UEFI secure boot (its image's
+    /// `os_secure_boot` is `required`); `None` when not known.
+    pub secure_boot: Option<bool>,
 }
 
 impl ServerInventory {
@@ -69,6 +72,7 @@ mod tests {
     fn fru_fields_come_from_the_server() {
         let inv = ServerInventory {
             macs: Vec::new(),
+            secure_boot: None,
             uuid: "u".into(),
             name: "n".into(),
             flavor: "f".into(),

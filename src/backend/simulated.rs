@@ -143,6 +143,7 @@ impl Simulated {
                     name: n.server.clone(),
                     flavor: FLAVOR.to_string(),
                     macs: vec![simulated_mac(uuid)],
+                    secure_boot: Some(false),
                 }))
             })
             .collect();

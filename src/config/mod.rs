@@ -156,6 +156,9 @@ impl Config {
             .redfish
             .map(|r| redfish::check(r, state_dir, c))
             .transpose()?;
+        if let Some(r) = &redfish {
+            redfish::check_addresses(r, &nodes, c)?;
+        }
         Ok(Config {
             bmc,
             users,

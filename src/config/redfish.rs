@@ -34,6 +34,7 @@ pub(super) struct RawRedfish {
     session_timeout: Option<u64>,
     max_sessions: Option<usize>,
     max_connections: Option<usize>,
+    read_timeout: Option<f64>,
 }
 
 /// How the service authenticates itself.
@@ -71,6 +72,9 @@ pub struct RedfishConfig {
     pub max_sessions: usize,
     /// Connections open at once per listener.
     pub max_connections: usize,
+    /// How long a client may take over a TLS handshake, a request's
+    /// headers or its body.
+    pub read_timeout: Duration,
 }
 
 /// Validates `[redfish]`; `state_dir` is the backend's, if it has one.
@@ -131,6 +135,13 @@ pub(super) fn check(
     if max_connections == 0 {
         return Err(c.error("redfish.max_connections", "must be at least 1"));
     }
+    let read_timeout = match raw.read_timeout {
+        None => Duration::from_secs(10),
+        Some(s) if (0.1..=300.0).contains(&s) => Duration::from_secs_f64(s),
+        Some(_) => {
+            return Err(c.error("redfish.read_timeout", "must be 0.1 to 300 seconds"));
+        }
+    };
     Ok(RedfishConfig {
         port,
         per_node,
@@ -139,5 +150,38 @@ pub(super) fn check(
         session_timeout,
         max_sessions,
         max_connections,
+        read_timeout,
     })
+}
+
+/// Each per-node listener needs an address and port of its own: nodes
+/// that share an address (as in the demo) need `redfish_port`s.
+pub(super) fn check_addresses(
+    config: &RedfishConfig,
+    nodes: &[super::NodeConfig],
+    c: &Checker<'_>,
+) -> Result<(), ConfigError> {
+    if !config.per_node {
+        return Ok(());
+    }
+    let mut seen: std::collections::HashMap<SocketAddr, &str> = std::collections::HashMap::new();
+    for n in nodes {
+        let a = SocketAddr::new(n.listen.ip(), n.redfish_port.unwrap_or(config.port));
+        if Some(a) == config.aggregate {
+            return Err(c.error(
+                &format!("nodes.{}.redfish_port", n.name),
+                format!("{a} is also redfish.aggregate"),
+            ));
+        }
+        if let Some(other) = seen.insert(a, &n.name) {
+            return Err(c.error(
+                &format!("nodes.{}.redfish_port", n.name),
+                format!(
+                    "node {other} already serves Redfish on {a}; nodes sharing an address \
+                     need a redfish_port each"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -43,6 +43,7 @@ use crate::backend::{Backend, BackendError, Binding, NodeId};
 use crate::config::{BackendConfig, Config, NodeConfig};
 use crate::ipmi::{self, SharedConfig};
 use crate::metrics::{self, NodeSource, Sources};
+use crate::redfish::{self, door::Door};
 use crate::routing::{Installation, RoutingError};
 
 /// Serving could not start, or could not stop cleanly.
@@ -124,6 +125,7 @@ pub async fn serve_reloading(
         routes,
         sources,
         metrics_task,
+        redfish: None,
         config,
     };
     // In node order; a node missing from it has unknown addressing.
@@ -134,6 +136,7 @@ pub async fn serve_reloading(
         state.spawn(node, socket, lan.next().unwrap_or_default());
     }
     state.publish();
+    state.sync_redfish().await;
     for n in &state.config.nodes {
         debug!(node = %n.name, listen = %n.listen, server = %n.server, "serving");
     }
@@ -179,6 +182,8 @@ struct State {
     routes: Option<Installation>,
     sources: Arc<Sources>,
     metrics_task: Option<JoinHandle<()>>,
+    /// The Redfish door, when configured.
+    redfish: Option<Door>,
 }
 
 impl State {
@@ -242,7 +247,50 @@ impl State {
         self.sources.set_cloud(self.backend.health());
     }
 
+    /// Brings the Redfish door in line with the configuration and the
+    /// nodes served: started, reconfigured, or stopped.
+    async fn sync_redfish(&mut self) {
+        let Some(config) = self.config.redfish.clone() else {
+            if let Some(door) = self.redfish.take() {
+                door.stop().await;
+                info!("Redfish no longer served");
+            }
+            return;
+        };
+        let nodes: Vec<redfish::Node> = self
+            .config
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                self.nodes.get(&n.name).map(|s| redfish::Node {
+                    name: n.name.clone(),
+                    binding: s.binding.clone(),
+                })
+            })
+            .collect();
+        let served: Vec<NodeConfig> = self
+            .config
+            .nodes
+            .iter()
+            .filter(|n| self.nodes.contains_key(&n.name))
+            .cloned()
+            .collect();
+        let door = self.redfish.get_or_insert_with(|| {
+            Door::new(
+                &config,
+                &self.config.users,
+                self.sources.recorder(),
+                &instance_seed(&self.config),
+            )
+        });
+        door.sync(&config, &self.config.users, &served, nodes).await;
+    }
+
     async fn stop(mut self, metrics_stop: CancellationToken) -> Result<(), ServeError> {
+        // Redfish first, with the UDP tasks: nothing new is acknowledged.
+        if let Some(door) = self.redfish.take() {
+            door.stop().await;
+        }
         for s in self.nodes.values() {
             s.stop.cancel();
         }
@@ -365,6 +413,16 @@ impl Backend for Switching {
 
 fn switching() -> BackendError {
     BackendError::NotReady("the backend is restarting for a reload".into())
+}
+
+/// What names this instance, for the Redfish service's UUID: the host
+/// and, with Nova, the state directory (which one process locks).
+fn instance_seed(config: &Config) -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    match &config.backend {
+        BackendConfig::Nova(n) => format!("{}:{}", host.trim(), n.settings.state_dir.display()),
+        BackendConfig::Simulated(_) => format!("{}:simulated", host.trim()),
+    }
 }
 
 /// "127.0.0.1 ports 6230-6233", or a count of addresses.

@@ -141,6 +141,7 @@ pub(super) async fn apply(state: &mut State, new: Config) {
         }
     }
     state.publish();
+    state.sync_redfish().await;
     update_routes(state, old_specs).await;
     info!(
         added = changes.added.len(),

@@ -50,6 +50,8 @@ pub struct Recorder {
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram, fn() -> Histogram>,
     controls: Family<Labels, Counter>,
+    redfish_requests: Family<Labels, Counter>,
+    redfish_latency: Family<Labels, Histogram, fn() -> Histogram>,
 }
 
 /// Latency buckets of cloud calls, in seconds: from a quick local Nova to
@@ -62,12 +64,24 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// Latency buckets of Redfish requests, in seconds: every answer comes
+/// from memory, so microseconds to a few milliseconds.
+const REDFISH_BUCKETS: [f64; 10] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
+];
+
+fn redfish_histogram() -> Histogram {
+    Histogram::new(REDFISH_BUCKETS)
+}
+
 impl Default for Recorder {
     fn default() -> Self {
         Recorder {
             requests: Family::default(),
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             controls: Family::default(),
+            redfish_requests: Family::default(),
+            redfish_latency: Family::new_with_constructor(redfish_histogram as fn() -> Histogram),
         }
     }
 }
@@ -79,6 +93,29 @@ impl Recorder {
         self.controls
             .get_or_create(&vec![("control", kind.to_string())])
             .inc();
+    }
+}
+
+impl Recorder {
+    /// Counts one Redfish request: the route (a fixed template, never an
+    /// Id), the method and the status, with its latency.
+    pub fn redfish_request(
+        &self,
+        resource: &'static str,
+        method: &str,
+        status: u16,
+        took: std::time::Duration,
+    ) {
+        let base = vec![
+            ("resource", resource.to_string()),
+            ("method", method.to_string()),
+        ];
+        let mut labels = base.clone();
+        labels.push(("status", status.to_string()));
+        self.redfish_requests.get_or_create(&labels).inc();
+        self.redfish_latency
+            .get_or_create(&base)
+            .observe(took.as_secs_f64());
     }
 }
 
@@ -211,6 +248,16 @@ pub fn registry(sources: Arc<Sources>) -> Registry {
         "novabmc_cloud_request_duration_seconds",
         "How long cloud calls took, by service and operation",
         sources.recorder.latency.clone(),
+    );
+    r.register(
+        "novabmc_redfish_requests",
+        "Redfish requests, by resource, method and status",
+        sources.recorder.redfish_requests.clone(),
+    );
+    r.register(
+        "novabmc_redfish_request_duration_seconds",
+        "How long Redfish requests took to answer, by resource and method",
+        sources.recorder.redfish_latency.clone(),
     );
     r.register_collector(Box::new(Collected(sources)));
     r

@@ -225,6 +225,7 @@ impl<C: Compute> Nova<C> {
             name: server.name.clone(),
             flavor,
             macs: server.macs(),
+            secure_boot: None,
         }));
     }
 }

@@ -1,0 +1,297 @@
+//! The URI space (DSP0266 section 6) and what every request passes
+//! through: the protocol rules (OData-Version, unsupported `$` queries,
+//! the headers every response carries, the request metrics), then, for
+//! everything but the service root, `$metadata`, `/odata` and the login,
+//! authentication by session token or HTTP Basic.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use tokio::time::Instant;
+
+use super::accounts::Role;
+use super::error::Error;
+use super::resources::{accounts, managers, root, sessions, systems};
+use super::{Scope, Service};
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The service.
+    pub service: Arc<Service>,
+    /// The systems this listener shows.
+    pub scope: Scope,
+}
+
+/// The address a request came from (set by the listener per connection).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// Who is asking, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The account.
+    pub user: String,
+    /// Its role.
+    pub role: Role,
+    /// The session it came with, if it came with one.
+    pub session: Option<String>,
+}
+
+/// The router of one listener.
+pub fn router(ctx: Ctx) -> Router {
+    let open = Router::new()
+        .route("/redfish", get(root::versions))
+        .route("/redfish/", get(root::versions))
+        .route("/redfish/v1", get(root::service_root))
+        .route("/redfish/v1/", get(root::service_root))
+        .route("/redfish/v1/odata", get(root::odata))
+        .route("/redfish/v1/$metadata", get(root::metadata))
+        .route(
+            "/redfish/v1/SessionService/Sessions",
+            post(sessions::login).get(sessions::list),
+        )
+        .route(
+            "/redfish/v1/SessionService/Sessions/Members",
+            post(sessions::login).get(sessions::list),
+        );
+    let guarded = Router::new()
+        .route("/redfish/v1/Systems", get(systems::collection))
+        .route(
+            "/redfish/v1/Systems/{id}",
+            get(systems::get_system).patch(systems::patch_system),
+        )
+        .route(
+            "/redfish/v1/Systems/{id}/Actions/ComputerSystem.Reset",
+            post(systems::reset),
+        )
+        .route(
+            "/redfish/v1/Systems/{id}/ResetActionInfo",
+            get(systems::reset_action_info),
+        )
+        .route(
+            "/redfish/v1/Systems/{id}/EthernetInterfaces",
+            get(systems::interfaces),
+        )
+        .route(
+            "/redfish/v1/Systems/{id}/EthernetInterfaces/{nic}",
+            get(systems::interface),
+        )
+        .route(
+            "/redfish/v1/Systems/{id}/SecureBoot",
+            get(systems::secure_boot),
+        )
+        .route("/redfish/v1/Managers", get(managers::managers))
+        .route("/redfish/v1/Managers/{id}", get(managers::manager))
+        .route("/redfish/v1/Chassis", get(managers::chassis_collection))
+        .route("/redfish/v1/Chassis/{id}", get(managers::chassis))
+        .route("/redfish/v1/AccountService", get(accounts::service))
+        .route(
+            "/redfish/v1/AccountService/Accounts",
+            get(accounts::accounts),
+        )
+        .route(
+            "/redfish/v1/AccountService/Accounts/{id}",
+            get(accounts::account),
+        )
+        .route("/redfish/v1/AccountService/Roles", get(accounts::roles))
+        .route("/redfish/v1/AccountService/Roles/{id}", get(accounts::role))
+        .route("/redfish/v1/SessionService", get(sessions::service))
+        .route(
+            "/redfish/v1/SessionService/Sessions/{id}",
+            get(sessions::get_session).delete(sessions::logout),
+        )
+        .route_layer(middleware::from_fn_with_state(ctx.clone(), authenticate));
+    open.merge(guarded)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(ctx.clone(), protocol))
+        .with_state(ctx)
+}
+
+async fn not_found(req: Request) -> Response {
+    Error::not_found(req.uri().path()).into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    Error::method_not_allowed(req.method().as_str(), req.uri().path()).into_response()
+}
+
+/// The rules of every request and response.
+async fn protocol(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let resource = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |p| resource_label(p.as_str()));
+    let mut response = if let Some(v) = req.headers().get("odata-version")
+        && v.as_bytes() != b"4.0"
+    {
+        Error::precondition_failed().into_response()
+    } else if req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with('$')))
+    {
+        Error::query_not_supported().into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.insert("odata-version", HeaderValue::from_static("4.0"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-cache"));
+    ctx.service.recorder.redfish_request(
+        resource,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The fixed label of a route, for the metrics (never an Id).
+fn resource_label(path: &str) -> &'static str {
+    const KNOWN: [&str; 25] = [
+        "/redfish",
+        "/redfish/",
+        "/redfish/v1",
+        "/redfish/v1/",
+        "/redfish/v1/odata",
+        "/redfish/v1/$metadata",
+        "/redfish/v1/SessionService/Sessions",
+        "/redfish/v1/SessionService/Sessions/Members",
+        "/redfish/v1/Systems",
+        "/redfish/v1/Systems/{id}",
+        "/redfish/v1/Systems/{id}/Actions/ComputerSystem.Reset",
+        "/redfish/v1/Systems/{id}/ResetActionInfo",
+        "/redfish/v1/Systems/{id}/EthernetInterfaces",
+        "/redfish/v1/Systems/{id}/EthernetInterfaces/{nic}",
+        "/redfish/v1/Systems/{id}/SecureBoot",
+        "/redfish/v1/Managers",
+        "/redfish/v1/Managers/{id}",
+        "/redfish/v1/Chassis",
+        "/redfish/v1/Chassis/{id}",
+        "/redfish/v1/AccountService",
+        "/redfish/v1/AccountService/Accounts",
+        "/redfish/v1/AccountService/Accounts/{id}",
+        "/redfish/v1/AccountService/Roles",
+        "/redfish/v1/AccountService/Roles/{id}",
+        "/redfish/v1/SessionService/Sessions/{id}",
+    ];
+    if path == "/redfish/v1/SessionService" {
+        return "/redfish/v1/SessionService";
+    }
+    KNOWN
+        .iter()
+        .find(|k| **k == path)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// Authenticates by `X-Auth-Token`, else HTTP Basic. A source that failed
+/// too often is answered 429 without its credentials being tried.
+async fn authenticate(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Response {
+    let source = req
+        .extensions()
+        .get::<Peer>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
+    let now = Instant::now();
+    if let Some(token) = req
+        .headers()
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+    {
+        let session = ctx
+            .service
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .authenticate(token, now);
+        return match session {
+            Some(s) => {
+                req.extensions_mut().insert(Caller {
+                    user: s.user,
+                    role: s.role,
+                    session: Some(s.id),
+                });
+                next.run(req).await
+            }
+            None => Error::unauthorized().into_response(),
+        };
+    }
+    let Some((user, password)) = basic_credentials(req.headers().get(header::AUTHORIZATION)) else {
+        return Error::unauthorized().into_response();
+    };
+    match check_password(&ctx.service, source, &user, password.as_bytes(), now) {
+        Ok(role) => {
+            req.extensions_mut().insert(Caller {
+                user,
+                role,
+                session: None,
+            });
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Checks a name and password against the accounts under the source's
+/// budget of failures.
+pub fn check_password(
+    service: &Service,
+    source: IpAddr,
+    user: &str,
+    password: &[u8],
+    now: Instant,
+) -> Result<Role, Error> {
+    let mut limit = service.logins.lock().unwrap_or_else(|e| e.into_inner());
+    if !limit.allows(source, now) {
+        return Err(Error::too_many_failures());
+    }
+    match service.accounts().verify(user, password) {
+        Some(a) => Ok(a.role),
+        None => {
+            limit.failed(source, now);
+            tracing::debug!(%source, user, "Redfish login refused");
+            Err(Error::unauthorized())
+        }
+    }
+}
+
+/// The name and password of an HTTP Basic `Authorization` header.
+pub fn basic_credentials(h: Option<&HeaderValue>) -> Option<(String, String)> {
+    let v = h?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// Refuses a caller whose role may not change components.
+pub fn require_configure(caller: &Caller) -> Result<(), Error> {
+    if caller.role.configures_components() {
+        Ok(())
+    } else {
+        Err(Error::insufficient_privilege())
+    }
+}
+
+/// Whether the request is a read.
+pub fn is_read(m: &Method) -> bool {
+    m == Method::GET || m == Method::HEAD
+}
