@@ -523,17 +523,19 @@ mod tests {
         })))
         .expect_err("four faults");
         let keys: Vec<&str> = e.messages.iter().map(|m| m.key).collect();
+        // In the order of the body's keys, sorted.
         assert_eq!(
             keys,
             [
-                "PropertyValueNotInList",
+                "PropertyUnknown",
                 "PropertyValueTypeError",
-                "PropertyNotWritable",
-                "PropertyUnknown"
+                "PropertyValueNotInList",
+                "PropertyNotWritable"
             ]
         );
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert_eq!(e.messages[3].related, ["#/Bogus"]);
+        assert_eq!(e.messages[0].related, ["#/Bogus"]);
+        assert_eq!(e.messages[1].related, ["#/Boot/BootSourceOverrideEnabled"]);
     }
 
     #[test]
