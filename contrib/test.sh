@@ -1,7 +1,8 @@
 #!/bin/sh
 # The test command: installs what the suite needs on a fresh Debian machine
 # (ipmitool, FreeIPMI, iproute2, promtool, adduser, socat and util-linux's
-# script for the SOL tests), then checks formatting and lints and runs
+# script for the SOL tests, openssl; sushy and DMTF's Redfish validators in
+# a pinned virtual environment), then checks formatting and lints and runs
 # every test of the workspace. Run it from anywhere; as root it installs
 # directly, otherwise through sudo.
 set -eu
@@ -19,6 +20,8 @@ want adduser adduser
 want socat socat
 # script(1) is in bsdutils up to Debian 12 and in bsdextrautils after.
 want script "bsdutils bsdextrautils"
+# The Redfish tests check which TLS versions the service refuses.
+want openssl openssl
 
 if [ -n "$missing" ]; then
     echo "test.sh: installing$missing"
@@ -27,6 +30,9 @@ if [ -n "$missing" ]; then
     $sudo apt-get update
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends $missing
 fi
+
+# The Redfish clients and DMTF validators, pinned, in target/redfish-venv.
+contrib/redfish-tools.sh >/dev/null
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

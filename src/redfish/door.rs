@@ -138,6 +138,7 @@ impl Door {
         let router = routes::router(Ctx {
             service: self.service.clone(),
             scope: scope.clone(),
+            read_timeout: self.config.read_timeout,
         });
         let task = listener::spawn(
             tcp,

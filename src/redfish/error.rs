@@ -231,6 +231,21 @@ impl Error {
         )
     }
 
+    /// 408: the body did not arrive in time.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            Message {
+                key: "GeneralError",
+                text: "The request body did not arrive within the service's read timeout.".into(),
+                args: vec![],
+                related: vec![],
+                severity: "Critical",
+                resolution: "Send the whole request at once.",
+            },
+        )
+    }
+
     /// 415: a body that is not `application/json`.
     pub fn unsupported_media_type() -> Self {
         Self::new(

@@ -28,6 +28,8 @@ pub struct Ctx {
     pub service: Arc<Service>,
     /// The systems this listener shows.
     pub scope: Scope,
+    /// How long a client may take to send a request's body.
+    pub read_timeout: std::time::Duration,
 }
 
 /// The address a request came from (set by the listener per connection).
@@ -132,6 +134,18 @@ async fn protocol(State(ctx): State<Ctx>, req: Request, next: Next) -> Response 
         .extensions()
         .get::<MatchedPath>()
         .map_or("other", |p| resource_label(p.as_str()));
+    // The whole body is read first, within the size and time bounds, so a
+    // refusal never leaves unread bytes on a kept-alive connection (the
+    // client's next request would be read from the middle of a body).
+    let req = match buffer_body(req, ctx.read_timeout).await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut r = e.into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+    };
     let mut response = if let Some(v) = req.headers().get("odata-version")
         && v.as_bytes() != b"4.0"
     {
@@ -156,6 +170,17 @@ async fn protocol(State(ctx): State<Ctx>, req: Request, next: Next) -> Response 
         started.elapsed(),
     );
     response
+}
+
+async fn buffer_body(req: Request, within: std::time::Duration) -> Result<Request, Error> {
+    let (parts, body) = req.into_parts();
+    let bytes =
+        match tokio::time::timeout(within, axum::body::to_bytes(body, super::MAX_BODY)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => return Err(Error::too_large(super::MAX_BODY)),
+            Err(_) => return Err(Error::body_timeout()),
+        };
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
 /// The fixed label of a route, for the metrics (never an Id).

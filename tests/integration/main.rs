@@ -30,6 +30,7 @@ mod nova_backend;
 mod nova_e2e;
 mod nova_restarts;
 mod nova_storms;
+mod redfish;
 mod reload;
 mod routing;
 mod sessions;
