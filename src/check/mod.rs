@@ -43,6 +43,21 @@ pub struct Report {
     pub nodes: Vec<NodeRow>,
     /// Warnings about no node in particular.
     pub warnings: Vec<String>,
+    /// The Redfish listeners, when Redfish is served.
+    pub redfish: Vec<RedfishListener>,
+}
+
+/// One Redfish listener as it will serve.
+#[derive(Clone, Debug, Serialize)]
+pub struct RedfishListener {
+    /// Its URL.
+    pub url: String,
+    /// The node whose system it shows, or `all`.
+    pub serves: String,
+    /// SHA-256 of its certificate, once there is one.
+    pub fingerprint: Option<String>,
+    /// Where the certificate is, or why there is none yet.
+    pub certificate: String,
 }
 
 impl Report {
@@ -123,6 +138,7 @@ pub async fn check(config: &Config) -> Report {
         cloud: None,
         nodes: Vec::new(),
         warnings: Vec::new(),
+        redfish: Vec::new(),
     };
     match &config.backend {
         BackendConfig::Simulated(s) => {
@@ -142,8 +158,62 @@ pub async fn check(config: &Config) -> Report {
     }
     check_addresses(&config.nodes, &mut rows, &mut report.warnings).await;
     check_routes(config, &mut rows, &mut report.warnings).await;
+    if let Some(r) = &config.redfish {
+        report.redfish = check_redfish(r, &config.nodes, &mut rows);
+    }
     report.nodes = rows;
     report
+}
+
+/// The Redfish listeners and their certificates. A configured certificate
+/// and key are loaded (a pair rustls refuses is the node's problem); a
+/// self-signed one is read if it was generated already, never generated
+/// here (the daemon, as its own user, makes it at its first start).
+fn check_redfish(
+    r: &crate::config::RedfishConfig,
+    nodes: &[NodeConfig],
+    rows: &mut [NodeRow],
+) -> Vec<RedfishListener> {
+    use crate::config::redfish::Tls;
+    use crate::redfish::{Scope, door, tls};
+    let mut out = Vec::new();
+    for (address, scope) in door::wanted(r, nodes) {
+        let serves = match &scope {
+            Scope::Node(n) => n.clone(),
+            Scope::All => "all".into(),
+        };
+        let (scheme, fingerprint, certificate) = match &r.tls {
+            Tls::Off => ("http", None, "none (plain HTTP, tls = false)".to_string()),
+            Tls::SelfSigned(dir) if !tls::self_signed_paths(dir, address.ip()).0.exists() => (
+                "https",
+                None,
+                format!(
+                    "self-signed, generated at the first start in {}",
+                    dir.display()
+                ),
+            ),
+            tls_config => match tls::identity(tls_config, address.ip()) {
+                Ok(Some(id)) => ("https", Some(id.fingerprint), id.path.display().to_string()),
+                Ok(None) => ("https", None, String::new()),
+                Err(e) => {
+                    for row in rows
+                        .iter_mut()
+                        .filter(|row| row.name == serves || serves == "all")
+                    {
+                        row.problems.push(format!("Redfish certificate: {e}"));
+                    }
+                    ("https", None, e.to_string())
+                }
+            },
+        };
+        out.push(RedfishListener {
+            url: format!("{scheme}://{address}"),
+            serves,
+            fingerprint,
+            certificate,
+        });
+    }
+    out
 }
 
 fn row(n: &NodeConfig) -> NodeRow {

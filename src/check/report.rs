@@ -67,6 +67,19 @@ pub fn table(report: &Report) -> String {
         }
         let _ = writeln!(out, "servers listed: {}", cloud.servers_listed);
     }
+    for l in &report.redfish {
+        let _ = writeln!(
+            out,
+            "redfish {} ({}): certificate {}{}",
+            l.url,
+            l.serves,
+            l.certificate,
+            l.fingerprint
+                .as_ref()
+                .map(|f| format!(", SHA-256 {f}"))
+                .unwrap_or_default()
+        );
+    }
     let _ = writeln!(out);
     let cells: Vec<Vec<String>> = report
         .nodes

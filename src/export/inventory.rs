@@ -30,7 +30,7 @@ use super::{ExportError, NodeFailure};
 use crate::backend::nova::NovaSettings;
 use crate::backend::nova::ServerIndex;
 use crate::backend::nova::client::{NovaClient, NovaError, NovaErrorKind, ServerDetail};
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, RedfishConfig};
 
 /// Nova's assumption for an image that names no architecture.
 const DEFAULT_ARCH: &str = "x86_64";
@@ -83,6 +83,12 @@ pub struct Entry {
     pub name: String,
     /// Its BMC's address and port.
     pub listen: SocketAddr,
+    /// Its Redfish service's URL (`https://ADDRESS:PORT`), when Redfish
+    /// is served.
+    pub redfish: Option<String>,
+    /// Whether that service's certificate is the self-signed one novabmc
+    /// generates (a client cannot verify it against a CA).
+    pub redfish_self_signed: bool,
     /// The machine behind it.
     pub machine: Machine,
 }
@@ -99,10 +105,28 @@ struct ServerFacts {
 /// no longer exists.
 type Properties = Option<HashMap<String, Value>>;
 
+/// Where a node's system is served: its own listener, or the aggregate
+/// one when nodes have none.
+fn redfish_url(r: &RedfishConfig, node: &NodeConfig) -> String {
+    let address = if r.per_node {
+        SocketAddr::new(node.listen.ip(), node.redfish_port.unwrap_or(r.port))
+    } else {
+        r.aggregate
+            .unwrap_or_else(|| SocketAddr::new(node.listen.ip(), r.port))
+    };
+    let scheme = if matches!(r.tls, crate::config::redfish::Tls::Off) {
+        "http"
+    } else {
+        "https"
+    };
+    format!("{scheme}://{address}")
+}
+
 /// Reads every node's machine; all or nothing, naming every failing node.
 pub async fn gather(
     settings: &NovaSettings,
     nodes: &[NodeConfig],
+    redfish: Option<&RedfishConfig>,
 ) -> Result<Vec<Entry>, ExportError> {
     let cloud = crate::backend::nova::cloud::load(&settings.cloud).map_err(ExportError::Cloud)?;
     let client = NovaClient::new(cloud, settings.request_timeout);
@@ -166,6 +190,9 @@ pub async fn gather(
             Ok(machine) => entries.push(Entry {
                 name: node.name.clone(),
                 listen: node.listen,
+                redfish: redfish.map(|r| redfish_url(r, node)),
+                redfish_self_signed: redfish
+                    .is_some_and(|r| matches!(r.tls, crate::config::redfish::Tls::SelfSigned(_))),
                 machine,
             }),
             Err(message) => failures.push(NodeFailure {

@@ -18,6 +18,13 @@
 //!   mode the conductor last saw) and the client refuses it at creation;
 //!   the capability is how the deploy is told the firmware;
 //! - `ports`: one `{"address": MAC}` per port of the server.
+//!
+//! The `ironic-redfish` format is the same with driver `redfish` and the
+//! `driver_info` of Ironic's redfish hardware type: `redfish_address` (the
+//! node's Redfish service), `redfish_system_id` (the system's URI, whose Id
+//! is the Nova server's UUID), `redfish_username`, `redfish_password` and
+//! `redfish_verify_ca` (false for the self-signed certificate novabmc
+//! makes itself, whose fingerprint `novabmc check` prints).
 
 use serde_json::{Value, json};
 
@@ -46,6 +53,34 @@ fn driver_info(e: &Entry, access: &Access) -> Value {
         info["ipmi_hex_kg_key"] = json!(kg.json_text());
     }
     info
+}
+
+/// Renders the file for the `redfish` hardware type.
+pub fn render_redfish(entries: &[Entry], access: &Access) -> Result<String, ExportError> {
+    check_all(entries, |e| check_ironic_name(&e.name))?;
+    check_all(entries, |e| {
+        e.redfish
+            .as_ref()
+            .map(|_| ())
+            .ok_or_else(|| "Redfish is not served for it".to_string())
+    })?;
+    let nodes: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let mut n = node(e, access);
+            n["driver"] = json!("redfish");
+            n["driver_info"] = json!({
+                "redfish_address": e.redfish.clone().unwrap_or_default(),
+                "redfish_system_id": format!("/redfish/v1/Systems/{}", e.machine.server_id),
+                "redfish_username": access.user,
+                "redfish_password": access.password.json_text(),
+                "redfish_verify_ca": !e.redfish_self_signed,
+            });
+            n
+        })
+        .collect();
+    let doc = json!({ "nodes": nodes });
+    Ok(format!("{doc:#}\n"))
 }
 
 fn node(e: &Entry, access: &Access) -> Value {

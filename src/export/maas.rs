@@ -138,6 +138,96 @@ fn command(
     ))
 }
 
+/// Renders the script of `redfish` power types: `power_address` is the
+/// node's Redfish service (`ADDRESS:PORT`, MAAS adds `https://`), `node_id`
+/// its system's Id (the Nova server's UUID).
+pub fn render_redfish(
+    entries: &[Entry],
+    access: &Access,
+    profile: Option<&str>,
+) -> Result<String, ExportError> {
+    let mut failures = Vec::new();
+    let mut taken: HashMap<String, String> = HashMap::new();
+    let mut out = String::from("#!/bin/sh\n");
+    out.push_str(&format!(
+        "# novabmc export --format maas-redfish: {} machine(s); Redfish user {}.\n",
+        entries.len(),
+        comment_safe(&access.user)
+    ));
+    out.push_str("set -e\n");
+    if profile.is_none() {
+        out.push_str(
+            ": \"${PROFILE:?set PROFILE to your MAAS CLI profile (the name given to maas login)}\"\n",
+        );
+    }
+    for e in entries {
+        let line = redfish_command(e, access, profile, &mut taken);
+        match line {
+            Ok(l) => out.push_str(&l),
+            Err(message) => failures.push(NodeFailure {
+                node: e.name.clone(),
+                message,
+            }),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(ExportError::Nodes {
+            failures,
+            total: entries.len(),
+        });
+    }
+    Ok(out)
+}
+
+fn redfish_command(
+    e: &Entry,
+    access: &Access,
+    profile: Option<&str>,
+    taken: &mut HashMap<String, String>,
+) -> Result<String, String> {
+    let m = &e.machine;
+    let host = hostname(&e.name)?;
+    if let Some(other) = taken.insert(host.clone(), e.name.clone()) {
+        return Err(format!(
+            "its MAAS hostname {host} is also node {other}'s; rename one of them"
+        ));
+    }
+    let arch = architecture(&m.arch)?;
+    let Some(url) = &e.redfish else {
+        return Err("Redfish is not served for it".into());
+    };
+    let address = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .unwrap_or(url);
+    let mut words = vec![
+        "maas".to_string(),
+        profile.map_or_else(|| "\"$PROFILE\"".to_string(), quote),
+        "machines".into(),
+        "create".into(),
+        param("hostname", &host),
+        param("architecture", &format!("{arch}/generic")),
+    ];
+    words.extend(m.macs.iter().map(|mac| param("mac_addresses", mac)));
+    words.extend([
+        param("power_type", "redfish"),
+        param("power_parameters_power_address", address),
+        param("power_parameters_power_user", &access.user),
+        format!(
+            "power_parameters_power_pass={}",
+            shell_secret(&access.password)
+        ),
+        param("power_parameters_node_id", &m.server_id),
+    ]);
+    Ok(format!(
+        "# {}: server {} ({}), Redfish at {url}\n{}\n",
+        comment_safe(&e.name),
+        comment_safe(&m.server_name),
+        m.server_id,
+        words.join(" ")
+    ))
+}
+
 /// `key=value` with the value quoted.
 fn param(key: &str, value: &str) -> String {
     format!("{key}={}", quote(value))

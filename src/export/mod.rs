@@ -55,6 +55,10 @@ pub enum Format {
     Instackenv,
     /// `maas PROFILE machines create` commands (power type `ipmi`).
     Maas,
+    /// A JSON file for `openstack baremetal create` with driver `redfish`.
+    IronicRedfish,
+    /// `maas PROFILE machines create` commands with power type `redfish`.
+    MaasRedfish,
 }
 
 impl Format {
@@ -63,8 +67,14 @@ impl Format {
         match self {
             Format::Ironic => "Ironic",
             Format::Instackenv => "TripleO (Ironic)",
-            Format::Maas => "MAAS",
+            Format::Maas | Format::MaasRedfish => "MAAS",
+            Format::IronicRedfish => "Ironic",
         }
+    }
+
+    /// Whether the nodes are enrolled with their Redfish service.
+    pub fn is_redfish(self) -> bool {
+        matches!(self, Format::IronicRedfish | Format::MaasRedfish)
     }
 
     /// The privilege the consumer asks for when it opens a session: the
@@ -73,7 +83,8 @@ impl Format {
     pub fn session_privilege(self) -> Privilege {
         match self {
             Format::Ironic | Format::Instackenv => Privilege::Administrator,
-            Format::Maas => Privilege::Operator,
+            // Redfish's Operator role resets and sets boot overrides.
+            Format::Maas | Format::IronicRedfish | Format::MaasRedfish => Privilege::Operator,
         }
     }
 }
@@ -115,6 +126,9 @@ pub enum ExportError {
          configure [backend] type = \"nova\""
     )]
     NotNova,
+    /// A Redfish format without a Redfish service.
+    #[error("the Redfish formats need the Redfish service: add a [redfish] section")]
+    NoRedfish,
     /// `--user` names nobody.
     #[error("no user {name:?} in the configuration (users: {known})")]
     NoSuchUser {
@@ -373,7 +387,10 @@ pub async fn export(config: &Config, options: &Options) -> Result<String, Export
         return Err(ExportError::NotNova);
     };
     let access = Access::from_config(config, options)?;
-    let entries = inventory::gather(&nova.settings, &config.nodes).await?;
+    if options.format.is_redfish() && config.redfish.is_none() {
+        return Err(ExportError::NoRedfish);
+    }
+    let entries = inventory::gather(&nova.settings, &config.nodes, config.redfish.as_ref()).await?;
     render(&entries, &access, options)
 }
 
@@ -387,6 +404,10 @@ pub fn render(
         Format::Ironic => ironic::render(entries, access),
         Format::Instackenv => instackenv::render(entries, access),
         Format::Maas => maas::render(entries, access, options.maas_profile.as_deref()),
+        Format::IronicRedfish => ironic::render_redfish(entries, access),
+        Format::MaasRedfish => {
+            maas::render_redfish(entries, access, options.maas_profile.as_deref())
+        }
     }
 }
 

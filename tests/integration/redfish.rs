@@ -654,3 +654,77 @@ fn a_reload_ends_the_sessions_of_removed_accounts() {
     });
     assert_eq!(status(&admin), 200, "the others' go on");
 }
+
+/// `novabmc export` enrolls the nodes with their Redfish service: Ironic's
+/// redfish driver_info and MAAS's redfish power type, the system Id being
+/// the Nova server's UUID.
+#[test]
+fn export_writes_redfish_enrollments() {
+    let rig = Rig::new(1, "");
+    let run = |format: &str| {
+        Out::collect(
+            Command::new(env!("CARGO_BIN_EXE_novabmc"))
+                .args(["--log", "warn", "export", "--config"])
+                .arg(rig.daemon.dir().join("novabmc.toml"))
+                .args(["--format", format, "--user", OPERATOR.0]),
+            "novabmc export",
+        )
+    };
+    let ironic: Value = serde_json::from_str(run("ironic-redfish").ok()).expect("json");
+    let node = &ironic["nodes"][0];
+    assert_eq!(node["driver"], "redfish");
+    let info = &node["driver_info"];
+    assert_eq!(info["redfish_address"], json!(rig.url(0)));
+    assert_eq!(
+        info["redfish_system_id"],
+        json!(format!("/redfish/v1/Systems/{}", rig.servers[0]))
+    );
+    assert_eq!(info["redfish_username"], OPERATOR.0);
+    assert_eq!(info["redfish_password"], OPERATOR.1);
+    assert_eq!(info["redfish_verify_ca"], false, "self-signed");
+    // What Ironic would then call works with those very values.
+    let (s, v) = get(
+        info["redfish_address"].as_str().expect("address"),
+        info["redfish_system_id"].as_str().expect("id"),
+        OPERATOR,
+    )
+    .expect("system");
+    assert_eq!(s, 200);
+    assert_eq!(v["UUID"], json!(rig.servers[0]));
+    let maas = run("maas-redfish");
+    let text = maas.ok();
+    assert!(
+        text.contains("power_type='redfish'") || text.contains("power_type=redfish"),
+        "{text}"
+    );
+    assert!(text.contains(&rig.servers[0]), "{text}");
+}
+
+/// `novabmc check` prints each listener's certificate fingerprint, as
+/// `openssl x509 -fingerprint -sha256` shows it for the generated file.
+#[test]
+fn check_prints_the_certificate_fingerprint() {
+    let rig = Rig::new(1, "");
+    let out = Out::collect(
+        Command::new(env!("CARGO_BIN_EXE_novabmc"))
+            .args(["--log", "warn", "check", "--config"])
+            .arg(rig.daemon.dir().join("novabmc.toml")),
+        "novabmc check",
+    );
+    let text = out.all();
+    let cert = rig
+        .sim
+        .state_dir()
+        .join("redfish")
+        .join(format!("{}.crt", rig.ip()));
+    require_tool("openssl");
+    let openssl = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    let printed = String::from_utf8_lossy(&openssl.stdout);
+    let fingerprint = printed.trim().rsplit('=').next().expect("fingerprint");
+    assert!(text.contains(fingerprint), "{fingerprint} in:\n{text}");
+    assert!(text.contains(&rig.url(0)), "{text}");
+}
