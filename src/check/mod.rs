@@ -355,6 +355,7 @@ async fn check_node(
                 let fw = client
                     .image_firmware(image)
                     .await
+                    .map(|f| f.firmware_type)
                     .map_err(|e| e.to_string());
                 images.firmware.insert(image.to_string(), fw);
             }
@@ -394,6 +395,7 @@ async fn check_node(
             Ok(i) => client
                 .image_firmware(&i.id)
                 .await
+                .map(|f| f.firmware_type)
                 .map(|fw| (i.id, fw))
                 .map_err(|e| format!("iPXE image {image_ref}: {e}")),
             Err(e) => Err(format!("iPXE image {image_ref}: {e}")),

@@ -77,10 +77,14 @@ struct Rig {
 
 impl Rig {
     fn new(n: usize, redfish: &str) -> Rig {
+        Rig::with_servers(n, redfish, |sim, i| {
+            sim.add_server(&format!("rf-{i}"), false)
+        })
+    }
+
+    fn with_servers(n: usize, redfish: &str, add: impl Fn(&Sim, usize) -> String) -> Rig {
         let sim = Sim::start();
-        let servers: Vec<String> = (0..n)
-            .map(|i| sim.add_server(&format!("rf-{i}"), false))
-            .collect();
+        let servers: Vec<String> = (0..n).map(|i| add(&sim, i)).collect();
         let nodes: Vec<(String, String)> = servers
             .iter()
             .enumerate()
@@ -727,4 +731,35 @@ fn check_prints_the_certificate_fingerprint() {
     let fingerprint = printed.trim().rsplit('=').next().expect("fingerprint");
     assert!(text.contains(fingerprint), "{fingerprint} in:\n{text}");
     assert!(text.contains(&rig.url(0)), "{text}");
+}
+
+/// SecureBoot shows what the server's image asks Nova for
+/// (`os_secure_boot`), and a server whose image does not ask has none.
+#[test]
+fn secure_boot_follows_the_image() {
+    let rig = Rig::with_servers(2, "", |sim, i| {
+        let secure = i == 0;
+        let image = sim.add_image(
+            &format!("image-{i}"),
+            Some("uefi"),
+            if secure {
+                json!({"os_secure_boot": "required"})
+            } else {
+                json!({})
+            },
+        );
+        sim.add_server_spec(json!({"name": format!("rf-{i}"), "image": image}))
+    });
+    for (i, expected) in [(0, true), (1, false)] {
+        let (s, v) = get(
+            &rig.url(i),
+            &format!("{}/SecureBoot", rig.system_path(i)),
+            ADMIN,
+        )
+        .expect("secure boot");
+        assert_eq!(s, 200);
+        assert_eq!(v["SecureBootEnable"], json!(expected), "server {i}: {v}");
+        let (_, system) = get(&rig.url(i), &rig.system_path(i), ADMIN).expect("system");
+        assert_eq!(system["Boot"]["BootSourceOverrideMode"], "UEFI");
+    }
 }

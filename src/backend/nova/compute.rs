@@ -10,7 +10,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::client::{ImageInfo, Listing, NovaClient, NovaError, ServerAction, ServerInfo};
+use super::client::{
+    ImageFirmware, ImageInfo, Listing, NovaClient, NovaError, ServerAction, ServerInfo,
+};
 
 /// The calls the resolver, the poller and the workers make.
 pub trait Compute: Send + Sync + 'static {
@@ -53,7 +55,7 @@ pub trait Compute: Send + Sync + 'static {
     fn image_firmware(
         &self,
         id: &str,
-    ) -> impl Future<Output = Result<Option<String>, NovaError>> + Send;
+    ) -> impl Future<Output = Result<ImageFirmware, NovaError>> + Send;
 
     /// A flavor's name by ID; `None` from a cloud that cannot say (the
     /// in-process one), so the FRU shows no flavor.
@@ -137,7 +139,7 @@ impl Compute for NovaClient {
         Box::pin(NovaClient::find_image(self, reference)).await
     }
 
-    async fn image_firmware(&self, id: &str) -> Result<Option<String>, NovaError> {
+    async fn image_firmware(&self, id: &str) -> Result<ImageFirmware, NovaError> {
         Box::pin(NovaClient::image_firmware(self, id)).await
     }
 

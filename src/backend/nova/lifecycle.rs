@@ -102,6 +102,7 @@ pub(super) fn new_cell(n: &NovaNode) -> Arc<NodeCell> {
         wake: Notify::new(),
         mode: n.network_boot,
         ipxe_image: Mutex::new(None),
+        secure_boot: Mutex::new(None),
         inventory: tokio::sync::watch::Sender::new(None),
     })
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 
-use super::client::{self, NovaError, ServerInfo};
+use super::client::{self, ImageFirmware, NovaError, ServerInfo};
 use super::compute::Compute;
 use super::server_index::ServerIndex;
 use tokio::time::Instant;
@@ -39,7 +39,7 @@ impl<C: Compute> Nova<C> {
     /// a slow Glance).
     pub(super) async fn resolve_all(&self, servers: &[ServerInfo]) {
         let mut images: HashMap<String, Result<String, String>> = HashMap::new();
-        let mut firmware: HashMap<String, Option<bool>> = HashMap::new();
+        let mut firmware: HashMap<String, Option<ImageFirmware>> = HashMap::new();
         let mut flavors: HashMap<String, String> = HashMap::new();
         let index = ServerIndex::new(servers);
         let mut progress = Instant::now() + PROGRESS_EVERY;
@@ -70,7 +70,7 @@ impl<C: Compute> Nova<C> {
         spec: &NovaNode,
         index: &ServerIndex<'_>,
         images: &mut HashMap<String, Result<String, String>>,
-        firmware: &mut HashMap<String, Option<bool>>,
+        firmware: &mut HashMap<String, Option<ImageFirmware>>,
     ) {
         let server = match index.find(&spec.server) {
             Ok(s) => s,
@@ -117,15 +117,23 @@ impl<C: Compute> Nova<C> {
                             let _permit = self.ctx.limit.acquire().await;
                             self.ctx.client.image_firmware(image).await
                         }
-                        .ok()
-                        .map(|f| f.is_some_and(|f| f.eq_ignore_ascii_case("uefi")));
+                        .ok();
                         firmware.insert(image.to_string(), fw);
                     }
-                    firmware.get(image).copied().flatten().unwrap_or(false)
+                    firmware
+                        .get(image)
+                        .and_then(Option::as_ref)
+                        .is_some_and(ImageFirmware::uefi)
                 }
                 None => false,
             },
         };
+        let secure_boot = server
+            .image_id()
+            .and_then(|image| firmware.get(image))
+            .and_then(Option::as_ref)
+            .map(ImageFirmware::secure_boot);
+        *cell.secure_boot.lock().unwrap_or_else(|e| e.into_inner()) = secure_boot;
         let saved = server.metadata.get(BOOT_KEY);
         let from_metadata = match saved.map(|v| decode_boot(v)) {
             Some(Some(b)) => b,
@@ -225,7 +233,7 @@ impl<C: Compute> Nova<C> {
             name: server.name.clone(),
             flavor,
             macs: server.macs(),
-            secure_boot: None,
+            secure_boot: *cell.secure_boot.lock().unwrap_or_else(|e| e.into_inner()),
         }));
     }
 }

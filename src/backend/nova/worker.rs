@@ -58,6 +58,8 @@ pub struct NodeCell {
     pub mode: NetworkBoot,
     /// The iPXE image ID, resolved at start, for rebuild and rescue.
     pub ipxe_image: Mutex<Option<String>>,
+    /// Whether the server's image asks for secure boot, once read.
+    pub secure_boot: Mutex<Option<bool>>,
     /// The server's inventory for the node's FRU, once resolved.
     pub inventory: tokio::sync::watch::Sender<Option<super::super::ServerInventory>>,
 }
@@ -787,6 +789,7 @@ mod size {
             wake: Notify::new(),
             mode: NetworkBoot::Rebuild,
             ipxe_image: Mutex::new(None),
+            secure_boot: Mutex::new(None),
             inventory: tokio::sync::watch::Sender::new(None),
         });
         let f = run(cell, ctx, CancellationToken::new());

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use novabmc::backend::nova::client::{
-    ImageInfo, Listing, NovaError, NovaErrorKind, ServerAction, ServerInfo,
+    ImageFirmware, ImageInfo, Listing, NovaError, NovaErrorKind, ServerAction, ServerInfo,
 };
 use novabmc::backend::nova::compute::Compute;
 use novabmc_novasim::Sim;
@@ -171,9 +171,9 @@ impl Compute for LocalCloud {
         })
     }
 
-    async fn image_firmware(&self, id: &str) -> Result<Option<String>, NovaError> {
+    async fn image_firmware(&self, id: &str) -> Result<ImageFirmware, NovaError> {
         let image = self.call(Request::ShowImage { id: id.into() }).await?;
-        Ok(image["hw_firmware_type"].as_str().map(str::to_string))
+        Ok(ImageFirmware::of(&image))
     }
 
     fn timeout(&self) -> Duration {

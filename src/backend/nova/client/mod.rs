@@ -44,7 +44,9 @@ pub use error::{NovaError, NovaErrorKind};
 pub use inventory_reads::{
     AttachedVolume, CatalogEntry, FlavorInfo, ServerDetail, VolumeAttachment, VolumeInfo,
 };
-pub use responses::{AddressInfo, ImageInfo, Listing, ServerAction, ServerInfo, macs_of};
+pub use responses::{
+    AddressInfo, ImageFirmware, ImageInfo, Listing, ServerAction, ServerInfo, macs_of,
+};
 
 #[derive(Deserialize)]
 struct ServersPage {
@@ -464,11 +466,9 @@ impl NovaClient {
 
     /// An image's `hw_firmware_type` property (read raw: the `openstack`
     /// crate does not expose image properties).
-    pub async fn image_firmware(&self, image_id: &str) -> Result<Option<String>, NovaError> {
+    pub async fn image_firmware(&self, image_id: &str) -> Result<ImageFirmware, NovaError> {
         let v = self.image(image_id).await?;
-        Ok(v.get("hw_firmware_type")
-            .and_then(Value::as_str)
-            .map(str::to_string))
+        Ok(ImageFirmware::of(&v))
     }
 }
 

@@ -231,6 +231,42 @@ pub fn macs_of(addresses: &HashMap<String, Vec<AddressInfo>>) -> Vec<String> {
     macs
 }
 
+/// The firmware an image asks Nova for: `hw_firmware_type` (`uefi` or
+/// `bios`) and `os_secure_boot` (`required`, `optional`, `disabled`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageFirmware {
+    /// `hw_firmware_type`, if set.
+    pub firmware_type: Option<String>,
+    /// `os_secure_boot`, if set.
+    pub secure_boot: Option<String>,
+}
+
+impl ImageFirmware {
+    /// From a Glance image body.
+    pub fn of(image: &Value) -> ImageFirmware {
+        let text = |k: &str| image.get(k).and_then(Value::as_str).map(str::to_string);
+        ImageFirmware {
+            firmware_type: text("hw_firmware_type"),
+            secure_boot: text("os_secure_boot"),
+        }
+    }
+
+    /// Whether servers of this image boot UEFI.
+    pub fn uefi(&self) -> bool {
+        self.firmware_type
+            .as_deref()
+            .is_some_and(|f| f.eq_ignore_ascii_case("uefi"))
+    }
+
+    /// Whether Nova boots them with secure boot (libvirt does for
+    /// `required`; `optional` leaves it to the flavor, which defaults off).
+    pub fn secure_boot(&self) -> bool {
+        self.secure_boot
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("required"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
