@@ -52,6 +52,7 @@ pub struct Recorder {
     controls: Family<Labels, Counter>,
     redfish_requests: Family<Labels, Counter>,
     redfish_latency: Family<Labels, Histogram, fn() -> Histogram>,
+    redfish_sessions: prometheus_client::metrics::gauge::Gauge,
 }
 
 /// Latency buckets of cloud calls, in seconds: from a quick local Nova to
@@ -82,6 +83,7 @@ impl Default for Recorder {
             controls: Family::default(),
             redfish_requests: Family::default(),
             redfish_latency: Family::new_with_constructor(redfish_histogram as fn() -> Histogram),
+            redfish_sessions: Default::default(),
         }
     }
 }
@@ -116,6 +118,14 @@ impl Recorder {
         self.redfish_latency
             .get_or_create(&base)
             .observe(took.as_secs_f64());
+    }
+}
+
+impl Recorder {
+    /// The number of Redfish sessions open.
+    pub fn redfish_sessions(&self, open: usize) {
+        self.redfish_sessions
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 }
 
@@ -258,6 +268,11 @@ pub fn registry(sources: Arc<Sources>) -> Registry {
         "novabmc_redfish_request_duration_seconds",
         "How long Redfish requests took to answer, by resource and method",
         sources.recorder.redfish_latency.clone(),
+    );
+    r.register(
+        "novabmc_redfish_sessions",
+        "Redfish sessions open, as of the last request",
+        sources.recorder.redfish_sessions.clone(),
     );
     r.register_collector(Box::new(Collected(sources)));
     r

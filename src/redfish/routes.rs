@@ -163,6 +163,13 @@ async fn protocol(State(ctx): State<Ctx>, req: Request, next: Next) -> Response 
     h.insert("odata-version", HeaderValue::from_static("4.0"));
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-cache"));
+    let open = ctx
+        .service
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .len();
+    ctx.service.recorder.redfish_sessions(open);
     ctx.service.recorder.redfish_request(
         resource,
         method.as_str(),

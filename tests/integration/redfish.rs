@@ -763,3 +763,38 @@ fn secure_boot_follows_the_image() {
         assert_eq!(system["Boot"]["BootSourceOverrideMode"], "UEFI");
     }
 }
+
+/// Redfish requests are counted by route, method and status with their
+/// latency, open sessions are a gauge, and a reset counts as the chassis
+/// control it became.
+#[test]
+fn metrics_count_redfish_requests() {
+    let metrics = SocketAddr::new(unique_loopback().into(), 9464);
+    let rig = Rig::new(1, &format!("[metrics]\nlisten = \"{metrics}\"\n"));
+    let url = rig.url(0);
+    let path = rig.system_path(0);
+    assert_eq!(get(&url, &path, ADMIN).map(|r| r.0), Some(200));
+    assert_eq!(reset(&url, &path, "On"), 204);
+    let r = http(None)
+        .post(format!("{url}/redfish/v1/SessionService/Sessions"))
+        .json(&json!({"UserName": ADMIN.0, "Password": ADMIN.1}))
+        .send()
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 201);
+    let _ = get(&url, "/redfish/v1/", ADMIN);
+    let text = http(None)
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .expect("scrape")
+        .text()
+        .expect("text");
+    for needle in [
+        "novabmc_redfish_requests_total{resource=\"/redfish/v1/Systems/{id}\",method=\"GET\",status=\"200\"}",
+        "novabmc_redfish_requests_total{resource=\"/redfish/v1/Systems/{id}/Actions/ComputerSystem.Reset\",method=\"POST\",status=\"204\"}",
+        "novabmc_redfish_request_duration_seconds_bucket",
+        "novabmc_redfish_sessions 1",
+        "novabmc_chassis_controls_total{control=\"on\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} in:\n{text}");
+    }
+}
