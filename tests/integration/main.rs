@@ -35,4 +35,5 @@ mod reload;
 mod routing;
 mod sessions;
 mod sol;
+mod structure;
 mod wire;
