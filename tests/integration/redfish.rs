@@ -798,3 +798,75 @@ fn metrics_count_redfish_requests() {
         assert!(text.contains(needle), "{needle} in:\n{text}");
     }
 }
+
+/// Both protocols on one node at once: IPMI chassis controls and Redfish
+/// resets interleaved are all acknowledged, and both read the state of the
+/// command given after them. A reload that adds a node meanwhile keeps the
+/// Redfish session and the node's listener.
+#[test]
+fn both_protocols_at_once_and_a_reload_between() {
+    let rig = Rig::new(1, "");
+    let url = rig.url(0);
+    let path = rig.system_path(0);
+    let node = rig.daemon.nodes[0];
+    let c = http(None);
+    let r = c
+        .post(format!("{url}/redfish/v1/SessionService/Sessions"))
+        .json(&json!({"UserName": ADMIN.0, "Password": ADMIN.1}))
+        .send()
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 201);
+    let token = r.headers()["x-auth-token"]
+        .to_str()
+        .expect("token")
+        .to_string();
+    let ipmi = std::thread::spawn(move || {
+        (0..6)
+            .map(|i| {
+                let cmd = if i % 2 == 0 { "on" } else { "off" };
+                ipmitool(node, ADMIN, &["power", cmd]).code
+            })
+            .collect::<Vec<_>>()
+    });
+    let redfish: Vec<u16> = (0..6)
+        .map(|i| reset(&url, &path, if i % 2 == 0 { "ForceOff" } else { "On" }))
+        .collect();
+    assert!(redfish.iter().all(|s| *s == 204), "{redfish:?}");
+    assert!(ipmi.join().expect("ipmi").iter().all(|c| *c == Some(0)));
+
+    // A reload that adds a node.
+    let config = rig.daemon.dir().join("novabmc.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    let extra = rig.sim.add_server("rf-extra", false);
+    text.push_str(&format!(
+        "[nodes.extra]\naddress = \"{}\"\nport = {}\nserver = \"{extra}\"\nredfish_port = {}\n",
+        node.ip(),
+        node.port() + 50,
+        PORT + 50
+    ));
+    std::fs::write(&config, text).expect("write");
+    let hup = Command::new("kill")
+        .args(["-HUP", &rig.daemon.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(hup.success());
+    let extra_url = format!("https://{}:{}", node.ip(), PORT + 50);
+    eventually("the added node serves Redfish", || {
+        get(&extra_url, "/redfish/v1/Systems", ADMIN).is_some_and(|(s, _)| s == 200)
+    });
+    let with_token = c
+        .get(format!("{url}{path}"))
+        .header("X-Auth-Token", &token)
+        .send()
+        .expect("after reload");
+    assert_eq!(with_token.status().as_u16(), 200, "the session survived");
+
+    assert_eq!(reset(&url, &path, "ForceOff"), 204);
+    eventually_within("off through both doors", Duration::from_secs(60), || {
+        rig.sim.status("rf-0") == "SHUTOFF"
+            && get(&url, &path, ADMIN).is_some_and(|(_, v)| v["PowerState"] == "Off")
+            && ipmitool(node, ADMIN, &["power", "status"])
+                .ok()
+                .contains("off")
+    });
+}
