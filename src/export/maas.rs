@@ -31,11 +31,31 @@ pub fn render(
     access: &Access,
     profile: Option<&str>,
 ) -> Result<String, ExportError> {
+    let heading = format!(
+        "# novabmc export --format maas: {} machine(s); BMC user {}, cipher suite {}, {} sessions.\n",
+        entries.len(),
+        comment_safe(&access.user),
+        access.cipher_suite,
+        access.privilege.name()
+    );
+    script(entries, &heading, profile, |e, taken| {
+        command(e, access, profile, taken)
+    })
+}
+
+/// The script: a heading, the profile check, then one comment and command
+/// per node from `command`; all or nothing, naming every failing node.
+fn script(
+    entries: &[Entry],
+    heading: &str,
+    profile: Option<&str>,
+    mut command: impl FnMut(&Entry, &mut HashMap<String, String>) -> Result<String, String>,
+) -> Result<String, ExportError> {
     let mut failures = Vec::new();
     let mut taken: HashMap<String, String> = HashMap::new();
     let mut lines = Vec::new();
     for e in entries {
-        match command(e, access, profile, &mut taken) {
+        match command(e, &mut taken) {
             Ok(text) => lines.push(text),
             Err(message) => failures.push(NodeFailure {
                 node: e.name.clone(),
@@ -50,13 +70,7 @@ pub fn render(
         });
     }
     let mut out = String::from("#!/bin/sh\n");
-    out.push_str(&format!(
-        "# novabmc export --format maas: {} machine(s); BMC user {}, cipher suite {}, {} sessions.\n",
-        entries.len(),
-        comment_safe(&access.user),
-        access.cipher_suite,
-        access.privilege.name()
-    ));
+    out.push_str(heading);
     out.push_str("set -e\n");
     if profile.is_none() {
         out.push_str(
@@ -146,37 +160,14 @@ pub fn render_redfish(
     access: &Access,
     profile: Option<&str>,
 ) -> Result<String, ExportError> {
-    let mut failures = Vec::new();
-    let mut taken: HashMap<String, String> = HashMap::new();
-    let mut out = String::from("#!/bin/sh\n");
-    out.push_str(&format!(
+    let heading = format!(
         "# novabmc export --format maas-redfish: {} machine(s); Redfish user {}.\n",
         entries.len(),
         comment_safe(&access.user)
-    ));
-    out.push_str("set -e\n");
-    if profile.is_none() {
-        out.push_str(
-            ": \"${PROFILE:?set PROFILE to your MAAS CLI profile (the name given to maas login)}\"\n",
-        );
-    }
-    for e in entries {
-        let line = redfish_command(e, access, profile, &mut taken);
-        match line {
-            Ok(l) => out.push_str(&l),
-            Err(message) => failures.push(NodeFailure {
-                node: e.name.clone(),
-                message,
-            }),
-        }
-    }
-    if !failures.is_empty() {
-        return Err(ExportError::Nodes {
-            failures,
-            total: entries.len(),
-        });
-    }
-    Ok(out)
+    );
+    script(entries, &heading, profile, |e, taken| {
+        redfish_command(e, access, profile, taken)
+    })
 }
 
 fn redfish_command(
