@@ -8,7 +8,7 @@
 //! ([`ApiError`]), shared by the HTTP handlers and the in-process cloud
 //! ([`super::local`]), so both answer exactly alike.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use axum::body::Bytes;
@@ -20,7 +20,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::http::{ApiError, MAX_MINOR, St, json_or, microversion, with_version};
-use super::model::{Conflict, Server, iso8601};
+use super::model::{Conflict, Rescue, Server, iso8601};
 use super::states::{PowerState, Status, VmState};
 use super::{Model, Sim};
 
@@ -140,7 +140,7 @@ pub(super) fn server_json(sim: &Sim, m: &Model, s: &Server, minor: u32) -> Value
         "OS-EXT-STS:task_state": task,
         "OS-EXT-STS:vm_state": vm,
         "OS-EXT-STS:power_state": power,
-        "os-extended-volumes:volumes_attached": volumes_attached(s, minor),
+        "os-extended-volumes:volumes_attached": volumes_attached(m, s, minor),
         "security_groups": [{"name": "default"}],
     });
     if minor >= 3 {
@@ -164,12 +164,17 @@ pub(super) fn server_json(sim: &Sim, m: &Model, s: &Server, minor: u32) -> Value
 
 /// `os-extended-volumes:volumes_attached`: the IDs, and from 2.3 whether
 /// each goes with the server.
-fn volumes_attached(s: &Server, minor: u32) -> Value {
+fn volumes_attached(m: &Model, s: &Server, minor: u32) -> Value {
     s.volumes
         .iter()
         .map(|id| {
             if minor >= 3 {
-                json!({"id": id, "delete_on_termination": true})
+                let delete = m
+                    .volumes
+                    .iter()
+                    .find(|v| &v.id == id)
+                    .is_none_or(|v| v.delete_on_termination);
+                json!({"id": id, "delete_on_termination": delete})
             } else {
                 json!({"id": id})
             }
@@ -419,6 +424,8 @@ pub(super) fn act(
             "Instance {id} could not be found."
         )));
     };
+    let rescue_plan =
+        (name == "rescue").then(|| rescue_plan(&m, &m.servers[i], image_arg.clone(), minor));
     let server = &mut m.servers[i];
     let power_before = server.settle(now).power_state;
     let result = match name.as_str() {
@@ -435,8 +442,14 @@ pub(super) fn act(
         },
         "rebuild" => server.rebuild(now, &timings, &image_arg.clone().unwrap_or_default()),
         "rescue" => {
-            let image = image_arg.clone().unwrap_or_else(|| server.image.clone());
-            server.rescue(now, &timings, &image)
+            // Nova checks the state (409) before the image and the
+            // server's disks (400).
+            server.check_rescue().map_err(ApiError::conflict)?;
+            match rescue_plan {
+                Some(Ok(how)) => server.rescue_as(now, &timings, how),
+                Some(Err(e)) => return Err(e),
+                None => server.rescue(now, &timings, &server.image.clone()),
+            }
         }
         "unrescue" => server.unrescue(now, &timings),
         "trigger_crash_dump" if minor >= 17 => server.crash_dump(),
@@ -463,6 +476,90 @@ pub(super) fn act(
         }
         "rescue" => Ok((StatusCode::OK, Some(json!({"adminPass": "sim-admin-pass"})))),
         _ => Ok((StatusCode::ACCEPTED, None)),
+    }
+}
+
+/// How Nova would rescue `server` with `image` (the server's own image
+/// when none is given), or why it refuses.
+///
+/// The rescue image's `hw_rescue_device` or `hw_rescue_bus` property asks
+/// for a stable-device rescue, which the libvirt driver carries out at any
+/// microversion for a server booted from an image. Microversion 2.87 only
+/// adds the rescue of volume-backed servers, and only with an image that
+/// has both properties; any other rescue of a volume-backed server is
+/// Nova's 400.
+fn rescue_plan(
+    m: &Model,
+    server: &Server,
+    image: Option<String>,
+    minor: u32,
+) -> Result<Rescue, ApiError> {
+    let image = image.unwrap_or_else(|| server.image.clone());
+    let mut props: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(i) = m.images.iter().find(|i| i.id == image) {
+        props.extend(i.properties.clone());
+    } else if let Some(root) = server
+        .volumes
+        .first()
+        .and_then(|v| m.volumes.iter().find(|x| &x.id == v))
+    {
+        // A volume-backed server's own image is its root volume's.
+        props.extend(root.image_metadata.clone());
+    }
+    let device = props.get("hw_rescue_device");
+    let bus = props.get("hw_rescue_bus");
+    if server.volume_gb.is_some() && !(minor >= 87 && device.is_some() && bus.is_some()) {
+        return Err(ApiError::bad_request(&format!(
+            "Instance {} cannot be rescued: Cannot rescue a volume-backed instance",
+            server.id
+        )));
+    }
+    if device.is_none() && bus.is_none() {
+        return Ok(Rescue::legacy(&image));
+    }
+    let device = device.cloned().unwrap_or_else(|| "disk".into());
+    let bus = bus
+        .cloned()
+        .unwrap_or_else(|| default_bus(&device, &props).to_string());
+    Ok(Rescue {
+        image,
+        mode: "stable",
+        device: Some(device),
+        bus: Some(bus),
+    })
+}
+
+/// libvirt's bus for a device of `device` type on KVM, from the image's
+/// properties (Nova's `get_disk_bus_for_device_type`).
+fn default_bus<'a>(device: &str, props: &'a BTreeMap<String, String>) -> &'a str {
+    if let Some(b) = props.get(&format!("hw_{device}_bus")) {
+        return b;
+    }
+    let arch = props
+        .get("hw_architecture")
+        .or_else(|| props.get("architecture"))
+        .map(String::as_str)
+        .unwrap_or("x86_64");
+    match device {
+        "cdrom"
+            if [
+                "ppc", "ppc64", "ppcle", "ppc64le", "s390", "s390x", "aarch64",
+            ]
+            .contains(&arch) =>
+        {
+            "scsi"
+        }
+        "cdrom"
+            if props
+                .get("hw_machine_type")
+                .is_some_and(|t| t.contains("q35")) =>
+        {
+            "sata"
+        }
+        "cdrom" => "ide",
+        "floppy" => "fdc",
+        "lun" => "scsi",
+        _ => "virtio",
     }
 }
 

@@ -1,7 +1,11 @@
 //! The `/_sim/` control API that tests and the demo use: create and delete
 //! servers, images and flavors, make a guest halt or a server take a
-//! state, write a deployed image to a server's disk, inject faults, change transition timings, revoke tokens, and read
-//! the request log and every server's record (boots, NMIs, metadata).
+//! state, write a deployed image to a server's disk, inject faults, change
+//! transition timings, revoke tokens, configure Glance's image import
+//! (`/_sim/glance/import`: methods, URL filter, size and time bounds), and
+//! read the request log, every server's record (boots, NMIs, metadata, how
+//! it is rescued), every image (status, properties, last import) and
+//! every volume (status, attachment).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::http::St;
 use super::model::Phase;
-use super::{Faults, Flavor, NewImage, NewServer, Timings};
+use super::{Faults, Flavor, ImportSettings, NewImage, NewServer, Timings};
 
 pub(super) fn routes() -> Router<St> {
     Router::new()
@@ -22,6 +26,11 @@ pub(super) fn routes() -> Router<St> {
         .route("/_sim/servers/{id}/state", put(sim_set_state))
         .route("/_sim/servers/{id}/deploy", post(sim_deploy))
         .route("/_sim/images", get(sim_images).post(sim_add_image))
+        .route("/_sim/volumes", get(sim_volumes))
+        .route(
+            "/_sim/glance/import",
+            get(sim_get_import).put(sim_put_import),
+        )
         .route("/_sim/flavors", post(sim_add_flavor))
         .route("/_sim/faults", get(sim_get_faults).put(sim_put_faults))
         .route("/_sim/timings", put(sim_put_timings))
@@ -101,7 +110,31 @@ async fn sim_set_state(
 }
 
 async fn sim_images(State(sim): State<St>) -> Response {
-    Json(json!({"images": sim.lock().images.clone()})).into_response()
+    Json(json!({"images": sim.images()})).into_response()
+}
+
+/// Every volume, with the status Cinder shows now.
+async fn sim_volumes(State(sim): State<St>) -> Response {
+    let now = sim.now();
+    let volumes: Vec<Value> = sim
+        .volumes()
+        .iter()
+        .map(|v| {
+            let mut j = serde_json::to_value(v).unwrap_or(Value::Null);
+            j["status"] = json!(v.status(now));
+            j
+        })
+        .collect();
+    Json(json!({"volumes": volumes})).into_response()
+}
+
+async fn sim_get_import(State(sim): State<St>) -> Response {
+    Json(sim.import_settings()).into_response()
+}
+
+async fn sim_put_import(State(sim): State<St>, Json(s): Json<ImportSettings>) -> Response {
+    sim.set_import_settings(s);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn sim_add_image(State(sim): State<St>, Json(i): Json<NewImage>) -> Response {

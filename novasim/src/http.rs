@@ -1,9 +1,11 @@
 //! The simulator's HTTP surface, put together: each service's routes
-//! (Keystone in [`super::identity`], Nova in [`super::compute`], Glance in
-//! [`super::image`], Cinder in [`super::volume`], the `/_sim/` control API
-//! in [`super::control`]), and what cuts across them: the request log,
-//! injected faults, token checks, Nova's error envelopes and microversion
-//! negotiation.
+//! (Keystone in [`super::identity`], Nova in [`super::compute`] and
+//! [`super::attachments`], Glance in [`super::image`], Cinder in
+//! [`super::volume`], the `/_sim/` control API in [`super::control`]), and
+//! what cuts across them: the request log, injected faults, token checks,
+//! Nova's error envelopes and microversion negotiation. Request bodies are
+//! read whole for the log (POST, PUT and PATCH, up to 1 MiB), except image
+//! data (`PUT /image/v2/images/{id}/file`), which streams through unread.
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ pub(super) const MAX_MINOR: u32 = 96;
 /// control API, which tests use to look at what happened).
 pub(super) fn router(sim: St) -> Router {
     super::compute::routes()
+        .merge(super::attachments::routes())
         .merge(super::image::routes())
         .merge(super::volume::routes())
         .merge(super::identity::routes())
@@ -62,10 +65,17 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
-    let logged_body = logged_body(&method, &bytes);
+    // Image data goes through as a stream, never held nor logged.
+    let streamed = method == Method::PUT && path.starts_with("/image/") && path.ends_with("/file");
+    let (body, logged_body) = if streamed {
+        (body, None)
+    } else {
+        let bytes = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
+        let logged = logged_body(&method, &bytes);
+        (Body::from(bytes), logged)
+    };
     // Version documents are public, as in the real services.
     let public = ["/compute", "/compute/", "/volume", "/volume/"]
         .iter()
@@ -101,25 +111,18 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
             dropped_connection()
         }
         Injected::LoseAnswer => {
-            let _ = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
+            let _ = next.run(Request::from_parts(parts, body)).await;
             status_override = Some(0);
             dropped_connection()
         }
         Injected::StallBody => {
-            let r = next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await;
+            let r = next.run(Request::from_parts(parts, body)).await;
             status_override = Some(r.status().as_u16());
             stalled_body(r)
         }
         Injected::Fail(status) => fault_response(status),
         Injected::Unauthorized => unauthorized(),
-        Injected::None => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
+        Injected::None => next.run(Request::from_parts(parts, body)).await,
     };
     sim.log(LoggedRequest {
         at_ms,
@@ -135,9 +138,9 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
     response
 }
 
-/// The body of a POST or PUT for the log, with passwords left out.
+/// The body of a POST, PUT or PATCH for the log, with passwords left out.
 fn logged_body(method: &Method, bytes: &Bytes) -> Option<Value> {
-    let mut body = (method == Method::POST || method == Method::PUT)
+    let mut body = (method == Method::POST || method == Method::PUT || method == Method::PATCH)
         .then(|| serde_json::from_slice::<Value>(bytes).ok())
         .flatten();
     if let Some(pw) = body

@@ -1,16 +1,20 @@
 //! A Nova simulator: Keystone v3, Nova (compute API 2.1 to 2.96), Glance
-//! v2 and the little of Cinder v3 that describes a server's root volume,
-//! over real HTTP on loopback. It is the embedded cloud of `novabmc demo`
-//! and the cloud of novabmc's tests (`novabmc nova-simulator` runs it on
-//! its own).
+//! v2 and the part of Cinder v3 that virtual media needs, over real HTTP
+//! on loopback. It is the embedded cloud of `novabmc demo` and the cloud
+//! of novabmc's tests (`novabmc nova-simulator` runs it on its own).
 //!
 //! It answers the way a real Nova does (see [`model`] for the state
 //! machine): 202 with an empty body for power actions, a server body for
 //! rebuild, Nova's 404 and 409 bodies, `changes-since` including deleted
-//! servers, microversion headers, token expiry. Faults can be injected
+//! servers, microversion headers, token expiry; rescue is a stable-device
+//! rescue when the rescue image has `hw_rescue_device`/`hw_rescue_bus`
+//! (and a volume-backed server needs 2.87 for it), legacy otherwise.
+//! Glance creates, patches, uploads (streamed, never kept) and imports
+//! images (web-download fetches the URL itself); Cinder makes volumes from
+//! images, which Nova attaches and detaches. Faults can be injected
 //! (latency, 5xx, dropped connections, a storm of 409s, tokens revoked,
-//! Keystone down) and every request is recorded, through a small control
-//! API under `/_sim/` that tests drive over HTTP.
+//! Keystone down, imports refused) and every request is recorded, through
+//! a small control API under `/_sim/` that tests drive over HTTP.
 //!
 //! The same simulated cloud also runs in process, without HTTP
 //! ([`Sim::in_process`] and [`Sim::call`], in [`local`]), on tokio's
@@ -23,23 +27,30 @@
 //!
 //! # Layout
 //!
-//! - [`model`]: servers and the transitions Nova walks them through;
+//! - [`model`]: servers, the transitions Nova walks them through, and how
+//!   a server is rescued;
 //! - [`states`]: Nova's status, task_state, vm_state and power_state
 //!   values;
 //! - `http`: the router, request log, faults, tokens, error envelopes and
 //!   microversions; one module per service owns its routes: `identity`
-//!   (Keystone), `compute` (Nova), `image` (Glance), `volume` (Cinder),
-//!   `console` (serial console websockets and console logs) and `control`
-//!   (`/_sim/`);
+//!   (Keystone), `compute` (Nova's servers, actions with the rescue modes,
+//!   flavors), `attachments` (Nova's `os-volume_attachments`), `image`
+//!   (Glance: images, data upload, interoperable import), `volume`
+//!   (Cinder volumes), `console` (serial console websockets and console
+//!   logs) and `control` (`/_sim/`);
+//! - `import`: Glance's web-download, carried out in the background with
+//!   its URL filter;
 //! - [`local`]: the in-process cloud;
 //! - [`shell`]: the line-echo shell behind simulated serial consoles.
 
+mod attachments;
 mod compute;
 mod console;
 mod control;
 mod http;
 mod identity;
 mod image;
+mod import;
 pub mod local;
 pub mod model;
 pub mod shell;
@@ -123,6 +134,10 @@ pub struct Faults {
     /// `remote-consoles` is refused with this status (400 or 501, as on
     /// clouds without serial consoles); 0 serves consoles.
     pub console_refuse_status: u16,
+    /// `POST /v2/images/{id}/import` is refused with this status (403 as
+    /// a policy refusal, 409 as a conflicting import, 400...); 0 accepts
+    /// imports.
+    pub import_refuse_status: u16,
 }
 
 /// Which service a request is for, as far as faults are concerned.
@@ -203,17 +218,140 @@ pub struct Image {
     pub name: String,
     /// `hw_firmware_type` property, if set.
     pub hw_firmware_type: Option<String>,
-    /// Other properties (`architecture`, `hw_architecture`...), shown as
+    /// Other properties (`architecture`, `hw_architecture`,
+    /// `hw_rescue_device`, `os_glance_failed_import`...), shown as
     /// top-level keys of the image as Glance v2 does.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// Glance's status: `queued` (no data yet), `saving` (an upload under
+    /// way), `importing` (an import under way), `active`.
+    pub status: String,
+    /// `disk_format` (`raw`, `qcow2`, `iso`...), unset until given.
+    pub disk_format: Option<String>,
+    /// `container_format` (`bare`...), unset until given.
+    pub container_format: Option<String>,
+    /// Size of the data in bytes, once there is data.
+    pub size: Option<u64>,
+    /// MD5 of the data (Glance's legacy `checksum`).
+    pub checksum: Option<String>,
+    /// SHA-512 of the data (`os_hash_value`, `os_hash_algo` sha512).
+    pub os_hash_value: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// `public`, `private`, `shared` or `community`.
+    pub visibility: String,
+    /// Minimum disk (GiB) and RAM (MiB) to boot it.
+    pub min_disk: u64,
+    /// Minimum RAM in MiB.
+    pub min_ram: u64,
+    /// Refuses deletion while set.
+    pub protected: bool,
+    /// Creation time, Glance's format.
+    pub created_at: String,
+    /// Last change, Glance's format.
+    pub updated_at: String,
+    /// The last import asked for (simulator record, not shown by Glance).
+    pub import: Option<ImportRecord>,
 }
 
-/// A Cinder volume: only root volumes of servers booted from a volume.
+impl Image {
+    /// An active image with data, as the seeded and control-API images
+    /// are: 1 MiB of raw data in a bare container.
+    fn ready(
+        name: String,
+        hw_firmware_type: Option<String>,
+        properties: BTreeMap<String, String>,
+    ) -> Self {
+        Image {
+            id: new_uuid(),
+            name,
+            hw_firmware_type,
+            properties,
+            status: "active".into(),
+            disk_format: Some("raw".into()),
+            container_format: Some("bare".into()),
+            size: Some(1_048_576),
+            checksum: None,
+            os_hash_value: None,
+            tags: Vec::new(),
+            visibility: "public".into(),
+            min_disk: 0,
+            min_ram: 0,
+            protected: false,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+            import: None,
+        }
+    }
+
+    /// A property as Nova reads it from the image (`hw_firmware_type` or
+    /// any other).
+    pub fn property(&self, key: &str) -> Option<&str> {
+        if key == "hw_firmware_type" {
+            return self.hw_firmware_type.as_deref();
+        }
+        self.properties.get(key).map(String::as_str)
+    }
+}
+
+/// An image import as the simulator carried it out, for tests to look at
+/// through `GET /_sim/images` (Glance keeps this in its tasks).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportRecord {
+    /// Import method (`web-download`, `copy-image`).
+    pub method: String,
+    /// The URL downloaded (web-download).
+    pub uri: Option<String>,
+    /// `processing`, `success` or `failure`, as Glance's task status.
+    pub state: String,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Bytes received so far.
+    pub bytes: u64,
+}
+
+/// Glance's interoperable image import configuration, set through
+/// `PUT /_sim/glance/import`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportSettings {
+    /// `enabled_import_methods`, as `GET /v2/info/import` lists them.
+    pub methods: Vec<String>,
+    /// Filter web-download URLs as an operator hardening Glance does:
+    /// only http and https, only ports 80 and 443 (Glance's defaults), and
+    /// no loopback, private, link-local or unspecified address nor
+    /// `localhost`. Off by default so tests can serve files on loopback.
+    pub filter_uris: bool,
+    /// Largest image accepted, by upload or web-download, in bytes.
+    pub max_bytes: u64,
+    /// Time allowed for a web-download, connection to last byte, in ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        ImportSettings {
+            methods: vec![
+                "glance-direct".into(),
+                "web-download".into(),
+                "copy-image".into(),
+            ],
+            filter_uris: false,
+            max_bytes: 64 << 30,
+            timeout_ms: 600_000,
+        }
+    }
+}
+
+/// A Cinder volume: root volumes of servers booted from a volume, and
+/// volumes created through the Cinder API (empty or from an image).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Volume {
     /// ID.
     pub id: String,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
     /// Size in GiB.
     pub size: u32,
     /// Whether it holds a bootable image.
@@ -225,6 +363,25 @@ pub struct Volume {
     pub server: Option<String>,
     /// Where the server sees it.
     pub device: Option<String>,
+    /// Removed with the server (root volumes of boot-from-volume servers).
+    #[serde(default)]
+    pub delete_on_termination: bool,
+    /// Statuses still to show before the settled one (`creating`,
+    /// `downloading`, `attaching`, `detaching`), each with when it ends.
+    #[serde(skip)]
+    pub pending: Vec<(SystemTime, String)>,
+}
+
+impl Volume {
+    /// The status Cinder shows at `now`: a pending one, else `in-use` when
+    /// attached, else `available`.
+    pub fn status(&self, now: SystemTime) -> &str {
+        match self.pending.iter().find(|(end, _)| *end > now) {
+            Some((_, s)) => s,
+            None if self.server.is_some() => "in-use",
+            None => "available",
+        }
+    }
 }
 
 /// A Nova flavor.
@@ -308,6 +465,7 @@ pub(crate) struct Model {
     timings: Timings,
     log: Vec<LoggedRequest>,
     mac_counter: u32,
+    import: ImportSettings,
 }
 
 /// The simulator's shared state.
@@ -561,11 +719,14 @@ impl Sim {
             }
             let volume = Volume {
                 id: new_uuid(),
+                name: String::new(),
                 size,
                 bootable: source.is_some(),
                 image_metadata,
                 server: Some(id.clone()),
                 device: Some("/dev/vda".into()),
+                delete_on_termination: true,
+                pending: Vec::new(),
             };
             s.volumes.push(volume.id.clone());
             m.volumes.push(volume);
@@ -586,12 +747,24 @@ impl Sim {
     }
 
     /// Deletes a server (it stays visible to `changes-since` as DELETED).
+    /// Its volumes are detached, and those that go with it (the root
+    /// volume) deleted, as Nova does.
     pub fn delete_server(&self, id: &str) -> bool {
         let mut m = self.lock();
         match m.servers.iter_mut().find(|s| s.id == id && !s.deleted) {
             Some(s) => {
                 s.deleted = true;
                 s.updated = self.now();
+                m.volumes
+                    .retain(|v| !(v.server.as_deref() == Some(id) && v.delete_on_termination));
+                for v in m
+                    .volumes
+                    .iter_mut()
+                    .filter(|v| v.server.as_deref() == Some(id))
+                {
+                    v.server = None;
+                    v.device = None;
+                }
                 true
             }
             None => false,
@@ -609,13 +782,9 @@ impl Sim {
 
     /// Adds an image with properties.
     pub fn add_image_with(&self, spec: NewImage) -> String {
-        let id = new_uuid();
-        self.lock().images.push(Image {
-            id: id.clone(),
-            name: spec.name,
-            hw_firmware_type: spec.hw_firmware_type,
-            properties: spec.properties,
-        });
+        let image = Image::ready(spec.name, spec.hw_firmware_type, spec.properties);
+        let id = image.id.clone();
+        self.lock().images.push(image);
         id
     }
 
@@ -654,6 +823,26 @@ impl Sim {
     /// The request log.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.lock().log.clone()
+    }
+
+    /// Every image, as the control API shows it.
+    pub fn images(&self) -> Vec<Image> {
+        self.lock().images.clone()
+    }
+
+    /// Every volume, as the control API shows it.
+    pub fn volumes(&self) -> Vec<Volume> {
+        self.lock().volumes.clone()
+    }
+
+    /// Glance's import configuration.
+    pub fn import_settings(&self) -> ImportSettings {
+        self.lock().import.clone()
+    }
+
+    /// Replaces Glance's import configuration.
+    pub fn set_import_settings(&self, settings: ImportSettings) {
+        self.lock().import = settings;
     }
 
     /// Settled snapshot of every server, as the control API shows it.
@@ -699,12 +888,11 @@ fn seed(m: &mut Model) {
         ("ipxe-boot", Some("uefi")),
         ("ipxe-boot-bios", None),
     ] {
-        m.images.push(Image {
-            id: new_uuid(),
-            name: name.into(),
-            hw_firmware_type: fw.map(str::to_string),
-            properties: BTreeMap::new(),
-        });
+        m.images.push(Image::ready(
+            name.into(),
+            fw.map(str::to_string),
+            BTreeMap::new(),
+        ));
     }
 }
 
@@ -725,6 +913,7 @@ impl Sim {
             timings: Timings::default(),
             log: Vec::new(),
             mac_counter: 0,
+            import: ImportSettings::default(),
         };
         seed(&mut model);
         Sim {

@@ -91,6 +91,38 @@ pub struct Boot {
     pub at: String,
 }
 
+/// How a server is rescued, for tests to inspect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rescue {
+    /// The rescue image's ID.
+    pub image: String,
+    /// `stable` (the image has `hw_rescue_device` or `hw_rescue_bus`: the
+    /// rescue image is added as that device and every original disk and
+    /// volume stays attached where it was) or `legacy` (the rescue image
+    /// becomes the first disk, the original root disk the second, and
+    /// volumes are not attached).
+    pub mode: &'static str,
+    /// The device the rescue image is attached as: `cdrom`, `disk`,
+    /// `floppy` or `lun` (stable rescue; Nova's default is `disk`).
+    pub device: Option<String>,
+    /// Its bus (stable rescue): `hw_rescue_bus`, else libvirt's default
+    /// for the device (`virtio` disk, `ide` CD-ROM on x86 `pc`, `sata` on
+    /// `q35`, `scsi` on ARM, POWER and s390, `fdc` floppy).
+    pub bus: Option<String>,
+}
+
+impl Rescue {
+    /// Legacy rescue with `image`.
+    pub fn legacy(image: &str) -> Self {
+        Rescue {
+            image: image.to_string(),
+            mode: "legacy",
+            device: None,
+            bus: None,
+        }
+    }
+}
+
 /// A simulated server.
 #[derive(Clone, Debug, Serialize)]
 pub struct Server {
@@ -128,6 +160,8 @@ pub struct Server {
     pub nmis: u32,
     /// Rescue image while rescued.
     pub rescue_image: Option<String>,
+    /// How it is rescued, while rescued.
+    pub rescue: Option<Rescue>,
 }
 
 /// Nova's 409 for an action refused in the current state.
@@ -161,6 +195,7 @@ impl Server {
             boots: Vec::new(),
             nmis: 0,
             rescue_image: None,
+            rescue: None,
         }
     }
 
@@ -420,13 +455,32 @@ impl Server {
         Ok(())
     }
 
-    /// rescue with an image; the guest then runs the rescue image.
+    /// rescue with an image (legacy rescue); the guest then runs the
+    /// rescue image.
     pub fn rescue(&mut self, now: SystemTime, t: &Timings, image: &str) -> Result<(), Conflict> {
+        self.rescue_as(now, t, Rescue::legacy(image))
+    }
+
+    /// Nova's state check for rescue (vm_state active, stopped or error,
+    /// no task).
+    pub fn check_rescue(&self) -> Result<(), Conflict> {
         self.check(
             "rescue",
             &[VmState::Active, VmState::Stopped, VmState::Error],
             &[],
-        )?;
+        )
+    }
+
+    /// Nova's state check for attaching or detaching a volume (`action`
+    /// is `attach_volume` or `detach_volume`): vm_state active or stopped
+    /// (of those the simulator has), no task.
+    pub fn check_volume_change(&self, action: &str) -> Result<(), Conflict> {
+        self.check(action, &[VmState::Active, VmState::Stopped], &[])
+    }
+
+    /// rescue as `how` says; the guest then runs the rescue image.
+    pub fn rescue_as(&mut self, now: SystemTime, t: &Timings, how: Rescue) -> Result<(), Conflict> {
+        self.check_rescue()?;
         let step = Duration::from_millis(t.rescue_ms);
         let (status, vm, power) = if self.visible().vm_state == VmState::Stopped {
             (Status::Shutoff, VmState::Stopped, PowerState::Shutdown)
@@ -439,8 +493,9 @@ impl Server {
             step,
             RESCUED,
         );
-        self.rescue_image = Some(image.to_string());
-        self.boot(now, "rescue", image.to_string());
+        self.rescue_image = Some(how.image.clone());
+        self.boot(now, "rescue", how.image.clone());
+        self.rescue = Some(how);
         Ok(())
     }
 
@@ -460,6 +515,7 @@ impl Server {
             ACTIVE,
         );
         self.rescue_image = None;
+        self.rescue = None;
         self.disk_boot(now);
         Ok(())
     }
