@@ -1,15 +1,15 @@
 //! The command line: `novabmc serve --config FILE`, `novabmc check`,
 //! `novabmc demo`,
-//! `novabmc routes show|apply|flush --config FILE`, `novabmc export` and
-//! `novabmc nova-simulator`, the logging set-up, signal handling and the
-//! exit status.
+//! `novabmc routes show|apply|flush --config FILE`, `novabmc export`,
+//! `novabmc nova-simulator` and `novabmc completions SHELL`, the logging
+//! set-up, signal handling and the exit status.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -22,7 +22,7 @@ use crate::{check, daemon, demo, export, ipmi, novasim};
 #[command(name = "novabmc", version, about)]
 pub struct Cli {
     /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true, env = "NOVABMC_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG also works.
     #[arg(long, global = true, env = "NOVABMC_LOG", default_value = "info")]
@@ -124,6 +124,20 @@ pub enum Command {
         /// Write here (mode 0600) instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Print the completion script for a shell on standard output (the
+    /// Debian package installs the bash, zsh and fish ones).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages, novabmc(1) and one per subcommand, into a
+    /// directory (for packagers).
+    #[command(hide = true)]
+    Man {
+        /// The directory (created if missing).
+        dir: PathBuf,
     },
 }
 
@@ -276,6 +290,17 @@ async fn run(cli: Cli) -> Result<()> {
             write_export(&text, output.as_deref())?;
             info!(nodes = c.nodes.len(), ?format, "exported");
             Ok(())
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "novabmc", &mut script);
+            write_export(&String::from_utf8_lossy(&script), None)
+        }
+        Command::Man { dir } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("cannot write the manual pages to {}", dir.display()))
         }
     }
 }
