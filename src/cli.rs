@@ -171,6 +171,7 @@ pub fn main() -> ExitCode {
         eprintln!("novabmc: {e:#}");
         return ExitCode::from(2);
     }
+    raise_capabilities();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -204,6 +205,24 @@ fn init_logging(cli: &Cli) -> Result<()> {
         LogFormat::Json => builder.json().init(),
     }
     Ok(())
+}
+
+/// Makes the permitted capabilities effective. The container image gives
+/// the binary CAP_NET_BIND_SERVICE and CAP_NET_ADMIN as permitted file
+/// capabilities only (`setcap ...=p`): a non-root user then holds those of
+/// them the container is granted, and exec does not fail when it is
+/// granted fewer (as it would with `=ep`). Under systemd (ambient
+/// capabilities) or as root this changes nothing.
+fn raise_capabilities() {
+    use caps::CapSet;
+    match caps::read(None, CapSet::Permitted) {
+        Ok(permitted) => {
+            if let Err(e) = caps::set(None, CapSet::Effective, &permitted) {
+                tracing::warn!(error = %e, "cannot make the permitted capabilities effective");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the permitted capabilities"),
+    }
 }
 
 async fn run(cli: Cli) -> Result<()> {
