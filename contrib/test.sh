@@ -1,8 +1,9 @@
 #!/bin/sh
 # The test command: installs what the suite needs on a fresh Debian machine
-# (ipmitool, FreeIPMI, iproute2, promtool, adduser, socat and util-linux's
-# script for the SOL tests), then checks formatting and lints and runs
-# every test of the workspace. Run it from anywhere; as root it installs
+# (ipmitool, FreeIPMI, iproute2, promtool, adduser, socat, util-linux's
+# script for the SOL tests, debhelper, lintian and man-db for the package
+# and its manual pages), then checks formatting and lints and runs every
+# test of the workspace. Run it from anywhere; as root it installs
 # directly, otherwise through sudo.
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,6 +20,11 @@ want adduser adduser
 want socat socat
 # script(1) is in bsdutils up to Debian 12 and in bsdextrautils after.
 want script "bsdutils bsdextrautils"
+# The package is built with debhelper (which brings dpkg-dev) and checked
+# with lintian; man-db renders the manual pages.
+want dh debhelper
+want lintian lintian
+want man man-db
 
 if [ -n "$missing" ]; then
     echo "test.sh: installing$missing"
