@@ -1,8 +1,9 @@
 #!/bin/sh
 # The test command: installs what the suite needs on a fresh Debian machine
-# (ipmitool, FreeIPMI, iproute2, promtool, adduser, socat and util-linux's
-# script for the SOL tests, openssl; sushy and DMTF's Redfish validators in
-# a pinned virtual environment), then checks formatting and lints and runs
+# (ipmitool, FreeIPMI, iproute2, promtool, adduser, socat, util-linux's
+# script for the SOL tests, openssl, debhelper, lintian and man-db for the
+# package and its manual pages; sushy and DMTF's Redfish validators in a
+# pinned virtual environment), then checks formatting and lints and runs
 # every test of the workspace. Run it from anywhere; as root it installs
 # directly, otherwise through sudo.
 set -eu
@@ -22,6 +23,11 @@ want socat socat
 want script "bsdutils bsdextrautils"
 # The Redfish tests check which TLS versions the service refuses.
 want openssl openssl
+# The package is built with debhelper (which brings dpkg-dev) and checked
+# with lintian; man-db renders the manual pages.
+want dh debhelper
+want lintian lintian
+want man man-db
 
 if [ -n "$missing" ]; then
     echo "test.sh: installing$missing"

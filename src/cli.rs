@@ -1,15 +1,15 @@
 //! The command line: `novabmc serve --config FILE`, `novabmc check`,
 //! `novabmc demo`,
-//! `novabmc routes show|apply|flush --config FILE`, `novabmc export` and
-//! `novabmc nova-simulator`, the logging set-up, signal handling and the
-//! exit status.
+//! `novabmc routes show|apply|flush --config FILE`, `novabmc export`,
+//! `novabmc nova-simulator` and `novabmc completions SHELL`, the logging
+//! set-up, signal handling and the exit status.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use novabmc_novasim as novasim;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -23,7 +23,7 @@ use crate::{check, daemon, demo, export, ipmi};
 #[command(name = "novabmc", version, about)]
 pub struct Cli {
     /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true, env = "NOVABMC_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Log filter (tracing's EnvFilter syntax); RUST_LOG also works.
     #[arg(long, global = true, env = "NOVABMC_LOG", default_value = "info")]
@@ -126,6 +126,20 @@ pub enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Print the completion script for a shell on standard output (the
+    /// Debian package installs the bash, zsh and fish ones).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages, novabmc(1) and one per subcommand, into a
+    /// directory (for packagers).
+    #[command(hide = true)]
+    Man {
+        /// The directory (created if missing).
+        dir: PathBuf,
+    },
 }
 
 /// How `check` reports.
@@ -158,6 +172,7 @@ pub fn main() -> ExitCode {
         eprintln!("novabmc: {e:#}");
         return ExitCode::from(2);
     }
+    raise_capabilities();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -191,6 +206,24 @@ fn init_logging(cli: &Cli) -> Result<()> {
         LogFormat::Json => builder.json().init(),
     }
     Ok(())
+}
+
+/// Makes the permitted capabilities effective. The container image gives
+/// the binary CAP_NET_BIND_SERVICE and CAP_NET_ADMIN as permitted file
+/// capabilities only (`setcap ...=p`): a non-root user then holds those of
+/// them the container is granted, and exec does not fail when it is
+/// granted fewer (as it would with `=ep`). Under systemd (ambient
+/// capabilities) or as root this changes nothing.
+fn raise_capabilities() {
+    use caps::CapSet;
+    match caps::read(None, CapSet::Permitted) {
+        Ok(permitted) => {
+            if let Err(e) = caps::set(None, CapSet::Effective, &permitted) {
+                tracing::warn!(error = %e, "cannot make the permitted capabilities effective");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the permitted capabilities"),
+    }
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -277,6 +310,17 @@ async fn run(cli: Cli) -> Result<()> {
             write_export(&text, output.as_deref())?;
             info!(nodes = c.nodes.len(), ?format, "exported");
             Ok(())
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "novabmc", &mut script);
+            write_export(&String::from_utf8_lossy(&script), None)
+        }
+        Command::Man { dir } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), &dir)
+                .with_context(|| format!("cannot write the manual pages to {}", dir.display()))
         }
     }
 }

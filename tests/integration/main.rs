@@ -25,6 +25,7 @@ mod hostile;
 mod inventory_commands;
 mod ipmitool;
 mod ironic_maas;
+mod man_completions;
 mod metrics;
 mod nova_backend;
 mod nova_e2e;
