@@ -21,7 +21,7 @@ use common::*;
 use serde_json::{Value, json};
 
 /// A client running in a pseudo-terminal; stopped when dropped.
-struct Terminal {
+pub(crate) struct Terminal {
     child: Option<Child>,
     stdin: std::process::ChildStdin,
     output: Arc<Mutex<Vec<u8>>>,
@@ -30,7 +30,7 @@ struct Terminal {
 
 impl Terminal {
     /// Runs the shell command line `command` in a pseudo-terminal.
-    fn start(command: &str) -> Terminal {
+    pub(crate) fn start(command: &str) -> Terminal {
         require_tool("script");
         let mut child = Command::new("script")
             .args(["-q", "-f", "-e", "-c", command, "/dev/null"])
@@ -75,7 +75,7 @@ impl Terminal {
     }
 
     /// `ipmitool ... sol activate` on `node`.
-    fn sol(node: SocketAddr, user: (&str, &str)) -> Terminal {
+    pub(crate) fn sol(node: SocketAddr, user: (&str, &str)) -> Terminal {
         require_tool("ipmitool");
         Terminal::start(&format!(
             "ipmitool -I lanplus -H {} -p {} -U {} -P {} sol activate",
@@ -86,17 +86,17 @@ impl Terminal {
         ))
     }
 
-    fn type_text(&mut self, text: &str) {
+    pub(crate) fn type_text(&mut self, text: &str) {
         self.stdin.write_all(text.as_bytes()).expect("type");
         self.stdin.flush().expect("flush");
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         String::from_utf8_lossy(&self.output.lock().expect("output")).into_owned()
     }
 
     /// Waits until the output contains `text`.
-    fn wait_for(&self, text: &str) {
+    pub(crate) fn wait_for(&self, text: &str) {
         let mut seen = String::new();
         eventually_within(
             &format!("{:?} in the output of {}", text, self.what),
@@ -109,7 +109,7 @@ impl Terminal {
     }
 
     /// Waits for the client to exit; returns its exit code.
-    fn wait_exit(&mut self) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self) -> Option<i32> {
         let mut code = None;
         let child = self.child.as_mut().expect("running");
         eventually(&format!("{} to exit", self.what), || {

@@ -348,6 +348,10 @@ impl<C: Compute> Nova<C> {
             );
         }
         self.log_pending();
+        // Whatever still holds this backend (an open SOL console, a call
+        // in flight) no longer holds the state directory: the next backend
+        // of a reload opens it.
+        self.ctx.store.close();
     }
 
     /// One line per node with work pending, for the shutdown log.

@@ -66,6 +66,26 @@ pub enum StoreError {
         /// is printed once).
         error: std::io::Error,
     },
+    /// The store was closed (its backend stopped for a reload or the
+    /// shutdown): nothing more is written through it.
+    #[error("state directory {dir} is closed: its backend has stopped")]
+    Closed {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Pending work could not be carried to a new state directory.
+    #[error(
+        "cannot carry pending work from {from} to {to}: {why}; \
+         keeping the running configuration"
+    )]
+    CarryOver {
+        /// The directory in use.
+        from: PathBuf,
+        /// The new one.
+        to: PathBuf,
+        /// Why.
+        why: String,
+    },
 }
 
 /// A pending power operation as stored.
@@ -126,8 +146,9 @@ impl Entry {
 pub struct Store {
     dir: PathBuf,
     nodes: PathBuf,
-    /// Held for the life of the store: the lock is the open descriptor.
-    _lock: File,
+    /// Held until [`Store::close`] (or the store is dropped): the lock is
+    /// the open descriptor. `None` once closed.
+    lock: Mutex<Option<File>>,
     /// Files written and not yet flushed to disk.
     flush: Arc<Flush>,
 }
@@ -202,7 +223,7 @@ impl Store {
                 ..Flush::default()
             }),
             nodes,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -255,9 +276,29 @@ impl Store {
     /// against power loss follows: the file and the directory are flushed
     /// on the runtime's blocking pool (inline when there is no runtime).
     pub fn save(&self, entry: &Entry) -> Result<(), StoreError> {
+        if self.is_closed() {
+            return Err(StoreError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
         let result = self.write(entry);
         self.schedule_flush(self.path(&entry.node));
         result
+    }
+
+    /// Releases the directory's lock, so that the next backend of this
+    /// process (a reload) can open it whatever still holds this one (a
+    /// console opened through the old backend, a call in flight): from
+    /// here on [`Store::save`] refuses.
+    pub fn close(&self) {
+        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
     }
 
     /// Flushes completed since the store was opened.
@@ -358,6 +399,75 @@ impl Flush {
     }
 }
 
+/// Moves the pending work of the state directory `from` (not open by
+/// anyone: its backend has stopped) into `to`, for a reload that changes
+/// `backend.state_dir`: every `nodes/*.json` file is moved, none is
+/// dropped. Refused, with nothing moved, when `to` already holds a record
+/// for a node `from` has one for (which to keep is for an operator to
+/// say). Returns how many records were moved.
+pub fn carry_over(from: &Path, to: &Path) -> Result<usize, StoreError> {
+    let refuse = |why: String| StoreError::CarryOver {
+        from: from.to_path_buf(),
+        to: to.to_path_buf(),
+        why,
+    };
+    let (old_nodes, new_nodes) = (from.join("nodes"), to.join("nodes"));
+    let list = match std::fs::read_dir(&old_nodes) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(refuse(format!("cannot list {}: {e}", old_nodes.display()))),
+    };
+    let files: Vec<PathBuf> = list
+        .flatten()
+        .map(|i| i.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    if files.is_empty() {
+        return Ok(0);
+    }
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&new_nodes)
+            .map_err(|e| refuse(format!("cannot create {}: {e}", new_nodes.display())))?;
+    }
+    let targets: Vec<(PathBuf, PathBuf)> = files
+        .into_iter()
+        .filter_map(|f| {
+            let name = f.file_name()?.to_owned();
+            Some((f, new_nodes.join(name)))
+        })
+        .collect();
+    if let Some((_, clash)) = targets.iter().find(|(_, t)| t.exists()) {
+        return Err(refuse(format!(
+            "{} already holds pending work for the same node",
+            clash.display()
+        )));
+    }
+    for (i, (src, dst)) in targets.iter().enumerate() {
+        let moved = std::fs::rename(src, dst).or_else(|_| {
+            // Another file system: copy, flush, then remove the original.
+            std::fs::copy(src, dst)
+                .and_then(|_| File::open(dst).and_then(|f| f.sync_all()))
+                .and_then(|()| std::fs::remove_file(src))
+        });
+        if let Err(e) = moved {
+            return Err(refuse(format!(
+                "moving {} failed after {i} records were moved: {e}",
+                src.display()
+            )));
+        }
+    }
+    for dir in [&new_nodes, &old_nodes] {
+        if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
+            error!(dir = %dir.display(), error = %e, "cannot flush the state directory to disk");
+        }
+    }
+    Ok(targets.len())
+}
+
 /// A node name as a file name: letters, digits, `-`, `_` and `.` kept,
 /// everything else (and a leading dot) as `%XX`.
 fn file_name(node: &str) -> String {
@@ -446,6 +556,46 @@ mod tests {
         let (entries, problems) = store.load();
         assert!(entries.is_empty());
         assert!(problems[0].contains("x.json"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_closed_store_frees_the_lock_and_refuses_writes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let first = Store::open(dir.path()).expect("open");
+        first.close();
+        let second = Store::open(dir.path()).expect("reopened after close");
+        let e = first.save(&Entry::new("n", None)).expect_err("closed");
+        assert!(matches!(e, StoreError::Closed { .. }), "{e}");
+        second
+            .save(&Entry::new("n", None))
+            .expect("the new one writes");
+    }
+
+    #[test]
+    fn pending_work_is_carried_to_a_new_directory_or_refused() {
+        let (a, b) = (
+            tempfile::tempdir().expect("a"),
+            tempfile::tempdir().expect("b"),
+        );
+        let mut e = Entry::new("n1", None);
+        e.boot = Some("x".into());
+        {
+            let s = Store::open(a.path()).expect("open");
+            s.save(&e).expect("save");
+            s.close();
+        }
+        assert_eq!(carry_over(a.path(), b.path()).expect("carried"), 1);
+        let s = Store::open(b.path()).expect("open b");
+        assert_eq!(s.load().0.get("n1"), Some(&e));
+        s.close();
+        // Back again, with a clash in the way: refused, nothing moved.
+        {
+            let s = Store::open(a.path()).expect("open a");
+            s.save(&e).expect("save");
+        }
+        let err = carry_over(b.path(), a.path()).expect_err("clash");
+        assert!(err.to_string().contains("n1.json"), "{err}");
+        assert!(b.path().join("nodes/n1.json").exists());
     }
 
     #[test]

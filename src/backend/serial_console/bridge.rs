@@ -12,6 +12,10 @@
 //!   opened, the first time): the console log is polled every
 //!   [`LOG_POLL`] and only what is new is shown, read-only; this is said
 //!   once in the console and once in the log.
+//! - A reload that replaces the backend ([`Binding::move_consoles`]): the
+//!   console is closed and opened again through the new backend at once,
+//!   so nothing of the old backend (its cloud client, its state directory)
+//!   is kept alive by an open SOL session.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
@@ -50,6 +54,16 @@ enum Ended {
     Stopped,
     /// The console went away; try again.
     Dropped(String),
+    /// The node's backend was replaced: open again through the new one.
+    Moved,
+}
+
+/// Completes when the binding's backend is replaced (never, once the
+/// binding is gone).
+async fn moved(moves: &mut watch::Receiver<u64>) {
+    if moves.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// A bridge task's inputs and outputs.
@@ -75,10 +89,13 @@ impl Bridge {
         let mut connected = false;
         let mut failures: u32 = 0;
         let mut unsupported: u32 = 0;
+        let mut moves = self.binding.console_moves();
         loop {
             if self.stop.is_cancelled() {
                 return;
             }
+            // A move from here on is one this connection has not seen.
+            moves.mark_unchanged();
             let (backend, node) = self.binding.get();
             let source = match backend.console(node) {
                 Ok(s) => s,
@@ -93,25 +110,28 @@ impl Bridge {
                     warn!(node = %self.name, %why, "SOL activated, but the node has no console");
                     self.say(&format!("[novabmc: no console for this node: {why}]"))
                         .await;
-                    self.idle().await;
+                    if self.idle(&mut moves).await {
+                        continue;
+                    }
                     return;
                 }
             };
             let opened = tokio::select! {
                 () = self.stop.cancelled() => return,
+                () = moved(&mut moves) => continue,
                 o = source.open() => o,
             };
             let ended = match opened {
                 Ok(ConsoleAccess::WebSocket(url)) => match self.websocket(&url).await {
                     Ok(ws) => {
                         self.connected(&mut connected, &mut failures, &mut unsupported);
-                        self.pump_websocket(ws, &mut pending).await
+                        self.pump_websocket(ws, &mut pending, &mut moves).await
                     }
                     Err(why) => Ended::Dropped(why),
                 },
                 Ok(ConsoleAccess::Stream(io)) => {
                     self.connected(&mut connected, &mut failures, &mut unsupported);
-                    self.pump_stream(io, &mut pending).await
+                    self.pump_stream(io, &mut pending, &mut moves).await
                 }
                 Err(ConsoleError::Unsupported(why)) => {
                     unsupported += 1;
@@ -121,10 +141,18 @@ impl Bridge {
             };
             let why = match ended {
                 Ended::Stopped => return,
+                Ended::Moved => {
+                    info!(node = %self.name, "the node's backend was replaced; opening the console again through the new one");
+                    continue;
+                }
                 Ended::Dropped(why) => why,
             };
             if !connected || unsupported >= UNSUPPORTED_AFTER_CONNECTED {
-                self.read_only(source.as_ref(), &why).await;
+                if self.read_only(source.as_ref(), &why, &mut moves).await {
+                    connected = false;
+                    unsupported = 0;
+                    continue;
+                }
                 return;
             }
             failures += 1;
@@ -219,6 +247,7 @@ impl Bridge {
             tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
         >,
         pending: &mut VecDeque<u8>,
+        moves: &mut watch::Receiver<u64>,
     ) -> Ended {
         loop {
             if !pending.is_empty() {
@@ -233,6 +262,10 @@ impl Bridge {
                 () = self.stop.cancelled() => {
                     let _ = ws.close(None).await;
                     return Ended::Stopped;
+                }
+                () = moved(moves) => {
+                    let _ = ws.close(None).await;
+                    return Ended::Moved;
                 }
                 b = self.input.recv() => match b {
                     Some(b) => self.take_typed(b, pending),
@@ -262,7 +295,12 @@ impl Bridge {
         }
     }
 
-    async fn pump_stream(&mut self, mut io: DuplexStream, pending: &mut VecDeque<u8>) -> Ended {
+    async fn pump_stream(
+        &mut self,
+        mut io: DuplexStream,
+        pending: &mut VecDeque<u8>,
+        moves: &mut watch::Receiver<u64>,
+    ) -> Ended {
         let mut buf = vec![0u8; 4096];
         loop {
             if !pending.is_empty() {
@@ -274,6 +312,7 @@ impl Bridge {
             }
             tokio::select! {
                 () = self.stop.cancelled() => return Ended::Stopped,
+                () = moved(moves) => return Ended::Moved,
                 b = self.input.recv() => match b {
                     Some(b) => self.take_typed(b, pending),
                     None => return Ended::Stopped,
@@ -291,7 +330,13 @@ impl Bridge {
     }
 
     /// The read-only fallback: the console log, polled, new text only.
-    async fn read_only(&mut self, source: &dyn ConsoleSource, why: &str) {
+    /// True when it ended because the node's backend was replaced.
+    async fn read_only(
+        &mut self,
+        source: &dyn ConsoleSource,
+        why: &str,
+        moves: &mut watch::Receiver<u64>,
+    ) -> bool {
         warn!(node = %self.name, reason = %why, "no serial console; SOL shows the console log, read-only");
         self.say(
             "[novabmc: this server has no serial console here; showing its console log, read-only]",
@@ -303,11 +348,12 @@ impl Bridge {
         let mut failing = false;
         loop {
             tokio::select! {
-                () = self.stop.cancelled() => return,
-                b = self.input.recv() => if b.is_none() { return },
+                () = self.stop.cancelled() => return false,
+                () = moved(moves) => return true,
+                b = self.input.recv() => if b.is_none() { return false },
                 _ = tick.tick() => {
                     let read = tokio::select! {
-                        () = self.stop.cancelled() => return,
+                        () = self.stop.cancelled() => return false,
                         r = source.log(LOG_LINES) => r,
                     };
                     match read {
@@ -315,7 +361,7 @@ impl Bridge {
                             failing = false;
                             let text = follower.new_text(&tail);
                             if !text.is_empty() && !self.emit(text.into_bytes()).await {
-                                return;
+                                return false;
                             }
                         }
                         Err(e) => {
@@ -331,11 +377,13 @@ impl Bridge {
     }
 
     /// Nothing to show: waits for deactivation, discarding what is typed.
-    async fn idle(&mut self) {
+    /// True when it ended because the node's backend was replaced.
+    async fn idle(&mut self, moves: &mut watch::Receiver<u64>) -> bool {
         loop {
             tokio::select! {
-                () = self.stop.cancelled() => return,
-                b = self.input.recv() => if b.is_none() { return },
+                () = self.stop.cancelled() => return false,
+                () = moved(moves) => return true,
+                b = self.input.recv() => if b.is_none() { return false },
             }
         }
     }
