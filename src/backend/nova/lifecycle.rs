@@ -325,6 +325,18 @@ impl<C: Compute> Nova<C> {
                     }
                 }
             }
+            if let Some(text) = &e.early_boot {
+                match super::node::EarlyBoot::decode(text) {
+                    Some(early) => {
+                        info!(node = %s.name, "restored boot-parameter writes made before the server was known");
+                        s.boot_early = Some(early);
+                        s.lay_early_boot();
+                    }
+                    None => {
+                        warn!(node = %s.name, "unreadable early boot-parameter writes in the state directory; ignored")
+                    }
+                }
+            }
             self.ctx.persist(&s);
         }
         for (node, e) in entries {

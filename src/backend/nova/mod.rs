@@ -203,11 +203,17 @@ impl<C: Compute> Backend for Nova<C> {
                     }
                     after
                 }
-                _ => {
-                    return Err(BackendError::NotReady(format!(
-                        "boot options of server {} not restored yet",
-                        s.server_ref
-                    )));
+                // Not restored yet (the server is not resolved): kept, in
+                // the state directory too, and laid over the options once
+                // they are known, as a power command is carried out then.
+                (_, None) => {
+                    let early = s.boot_early.get_or_insert_with(Default::default);
+                    let w = change(&early.options);
+                    early.apply(w, mark_invalid);
+                    let seen = early.options;
+                    self.ctx.persist(s);
+                    info!(node = %s.name, parameter = w.parameter(), "boot parameter kept until the server is resolved");
+                    seen
                 }
             }
         };

@@ -121,6 +121,10 @@ pub struct Entry {
     /// encoding).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<String>,
+    /// Boot-parameter writes accepted before the server was resolved, to
+    /// be laid over its boot options once they are known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_boot: Option<String>,
 }
 
 impl Entry {
@@ -132,12 +136,13 @@ impl Entry {
             server,
             power: None,
             boot: None,
+            early_boot: None,
         }
     }
 
     /// Whether nothing is pending (the file can go).
     pub fn is_empty(&self) -> bool {
-        self.power.is_none() && self.boot.is_none()
+        self.power.is_none() && self.boot.is_none() && self.early_boot.is_none()
     }
 }
 

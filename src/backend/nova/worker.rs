@@ -112,6 +112,7 @@ pub fn entry_of(s: &NodeState) -> Entry {
     if s.boot_dirty {
         e.boot = s.boot.as_ref().map(encode_boot);
     }
+    e.early_boot = s.boot_early.as_ref().map(super::node::EarlyBoot::encode);
     e
 }
 
