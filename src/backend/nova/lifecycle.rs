@@ -109,7 +109,7 @@ pub(super) fn new_cell(n: &NovaNode) -> Arc<NodeCell> {
 /// This instance's name in the servers' metadata: the host and the state
 /// directory, which together name one novabmc process (the directory is
 /// locked).
-fn instance_name(state_dir: &std::path::Path) -> String {
+pub fn instance_name(state_dir: &std::path::Path) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()

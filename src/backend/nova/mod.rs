@@ -65,6 +65,7 @@ use lifecycle::TaskStop;
 use node::{NodeState, Resolution};
 use worker::{NodeCell, WorkerContext};
 
+pub use lifecycle::instance_name;
 pub use server_index::{FindError, ServerIndex, find_server};
 pub use settings::{NetworkBoot, NovaNode, NovaSettings, StartError};
 
