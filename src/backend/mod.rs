@@ -41,6 +41,12 @@ pub enum BackendError {
     /// (IPMI: D5, "not supported in present state").
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The command was not accepted because it could not be recorded
+    /// where a restart would find it (the state directory cannot be
+    /// written): refused rather than acknowledged and lost (IPMI: FF,
+    /// "unspecified error").
+    #[error("not recorded: {0}")]
+    NotRecorded(String),
 }
 
 /// The machines behind the BMCs.

@@ -23,6 +23,14 @@
 //! A lock file (`lock`, held with `flock` for the process's life) keeps a
 //! second novabmc process out of the same directory: two daemons sharing
 //! one would each resume the other's work.
+//!
+//! What is in the directory is trusted no further than need be: the
+//! directory must belong to the user novabmc runs as and not be writable
+//! by others (records hold no secret, so reading is not refused); no
+//! symbolic link is followed (the lock, a record or a temporary file); a
+//! record is applied only to the node its file is named after; and a file
+//! that cannot be used is moved aside (`<name>.corrupt-<unix time>`) for
+//! an operator to look at, where no later save can overwrite it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
@@ -65,6 +73,18 @@ pub enum StoreError {
         /// Why it failed (in the message, not a separate cause, so it
         /// is printed once).
         error: std::io::Error,
+    },
+    /// The directory's owner or mode would let another user change what
+    /// this process resumes.
+    #[error(
+        "state directory {dir}: {why}; it must belong to the user novabmc runs as and \
+         not be writable by other users (chown it, chmod 0700)"
+    )]
+    Unsafe {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong.
+        why: String,
     },
     /// The store was closed (its backend stopped for a reload or the
     /// shutdown): nothing more is written through it.
@@ -194,14 +214,21 @@ impl Store {
                 .create(&nodes)
                 .map_err(io("cannot create it"))?;
         }
+        check_safe(dir, &nodes)?;
         let lock_path = dir.join("lock");
-        let mut lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(io("cannot open its lock file"))?;
+        let mut lock = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&lock_path)
+                .map_err(|e| no_follow(e, &lock_path))
+                .map_err(io("cannot open its lock file"))?
+        };
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -258,20 +285,28 @@ impl Store {
             if path.extension().is_none_or(|x| x != "json") {
                 continue;
             }
-            let parsed = std::fs::read(&path)
-                .map_err(|e| e.to_string())
+            let parsed = read_no_follow(&path)
+                .map_err(|e| no_follow(e, &path).to_string())
                 .and_then(|b| serde_json::from_slice::<Entry>(&b).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(e) if e.version == VERSION => {
-                    entries.insert(e.node.clone(), e);
+            let problem = match parsed {
+                Ok(e) if e.version != VERSION => {
+                    format!("format version {} is not {VERSION}", e.version)
                 }
-                Ok(e) => problems.push(format!(
-                    "{}: format version {} is not {VERSION}; ignored",
-                    path.display(),
-                    e.version
-                )),
-                Err(e) => problems.push(format!("{}: unreadable, ignored: {e}", path.display())),
-            }
+                Ok(e) if self.path(&e.node) != path => format!(
+                    "it is a record of node {:?}, not of the node its name says",
+                    e.node
+                ),
+                Ok(e) => {
+                    entries.insert(e.node.clone(), e);
+                    continue;
+                }
+                Err(e) => format!("unreadable: {e}"),
+            };
+            problems.push(format!(
+                "{}: {problem}; ignored, {}",
+                path.display(),
+                move_aside(&path)
+            ));
         }
         (entries, problems)
     }
@@ -363,7 +398,26 @@ impl Store {
             error: std::io::Error::other(e),
         })?;
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, &text).map_err(io(format!("cannot write {}", tmp.display())))?;
+        // Created afresh (O_EXCL, which follows no link), so that nothing
+        // left at that name is written through; the rename then replaces
+        // the record itself, never what a link there points to.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(format!("cannot remove {}", tmp.display()))(e));
+            }
+            _ => {}
+        }
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)
+                .and_then(|mut f| f.write_all(&text))
+                .map_err(io(format!("cannot write {}", tmp.display())))?;
+        }
         std::fs::rename(&tmp, &path).map_err(io(format!("cannot rename {}", tmp.display())))
     }
 }
@@ -401,6 +455,91 @@ impl Flush {
                 return;
             }
         }
+    }
+}
+
+/// Refuses a directory (or its `nodes`) that another user owns or may
+/// write to, or a `nodes` that is a symbolic link.
+fn check_safe(dir: &Path, nodes: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let unsafe_ = |why: String| StoreError::Unsafe {
+        dir: dir.to_path_buf(),
+        why,
+    };
+    // The effective user: /proc/self belongs to it (no unsafe call
+    // needed). Without /proc, only the mode is checked.
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    for (path, follow) in [(dir, true), (nodes, false)] {
+        let meta = if follow {
+            std::fs::metadata(path)
+        } else {
+            std::fs::symlink_metadata(path)
+        }
+        .map_err(|e| unsafe_(format!("cannot read {}: {e}", path.display())))?;
+        if !meta.is_dir() {
+            return Err(unsafe_(format!(
+                "{} is not a directory (a symbolic link is not followed)",
+                path.display()
+            )));
+        }
+        if let Some(me) = me
+            && meta.uid() != me
+        {
+            return Err(unsafe_(format!(
+                "{} belongs to uid {}, not to uid {me} that novabmc runs as",
+                path.display(),
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(unsafe_(format!(
+                "{} (mode {:04o}) is writable by other users",
+                path.display(),
+                meta.mode() & 0o7777
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a file without following a symbolic link at its name.
+fn read_no_follow(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Says so when an open failed on a symbolic link (`O_NOFOLLOW`).
+fn no_follow(e: std::io::Error, path: &Path) -> std::io::Error {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        std::io::Error::other(format!(
+            "{} is a symbolic link; refusing to follow it",
+            path.display()
+        ))
+    } else {
+        e
+    }
+}
+
+/// Renames a record that cannot be used out of the way of later saves;
+/// says where it went (or why it stayed).
+fn move_aside(path: &Path) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{secs}"));
+    let aside = PathBuf::from(aside);
+    match std::fs::rename(path, &aside) {
+        Ok(()) => format!("moved aside to {}", aside.display()),
+        Err(e) => format!("left in place (cannot move it aside: {e})"),
     }
 }
 
@@ -601,6 +740,63 @@ mod tests {
         let err = carry_over(b.path(), a.path()).expect_err("clash");
         assert!(err.to_string().contains("n1.json"), "{err}");
         assert!(b.path().join("nodes/n1.json").exists());
+    }
+
+    #[test]
+    fn a_lock_symlink_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().expect("dir");
+        let victim = dir.path().join("precious");
+        std::fs::write(&victim, "keep me").expect("victim");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).expect("state");
+        std::os::unix::fs::symlink(&victim, state.join("lock")).expect("symlink");
+        let e = Store::open(&state).expect_err("a symlink is not followed");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep me");
+    }
+
+    #[test]
+    fn a_directory_others_can_write_is_refused_clearly() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let e = Store::open(dir.path())
+            .expect_err("world-writable")
+            .to_string();
+        assert!(
+            e.contains("writable by other users") && e.contains("chmod 0700"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_record_naming_another_node_and_a_corrupt_file_are_moved_aside() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut e = Entry::new("node-0", None);
+        e.boot = Some("x".into());
+        let text = serde_json::to_vec(&e).expect("json");
+        std::fs::write(dir.path().join("nodes/node-1.json"), &text).expect("write");
+        std::fs::write(dir.path().join("nodes/node-2.json"), "{not json").expect("write");
+        let (entries, problems) = store.load();
+        assert!(entries.is_empty(), "{entries:?}");
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("node-1.json") && p.contains("node-0")),
+            "{problems:?}"
+        );
+        // Moved aside, where the next save of those nodes does not reach.
+        store.save(&Entry::new("node-2", None)).expect("save");
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("nodes"))
+            .expect("list")
+            .flatten()
+            .map(|i| i.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.iter().all(|n| n.contains(".corrupt-")), "{names:?}");
     }
 
     #[test]

@@ -95,6 +95,15 @@ impl<C> WorkerContext<C> {
             error!(node = %s.name, error = %e, "cannot record pending work; it would not survive a restart");
         }
     }
+
+    /// Writes a node's entry for a command about to be acknowledged: a
+    /// failure is the command's refusal.
+    pub fn record(&self, s: &NodeState) -> Result<(), crate::backend::BackendError> {
+        self.store.save(&entry_of(s)).map_err(|e| {
+            error!(node = %s.name, error = %e, "cannot record a command; refusing it");
+            crate::backend::BackendError::NotRecorded(e.to_string())
+        })
+    }
 }
 
 /// The state-directory entry of a node.

@@ -106,7 +106,7 @@ impl Bridge {
                     }
                     continue;
                 }
-                Err(BackendError::Unavailable(why)) => {
+                Err(BackendError::Unavailable(why) | BackendError::NotRecorded(why)) => {
                     warn!(node = %self.name, %why, "SOL activated, but the node has no console");
                     self.say(&format!("[novabmc: no console for this node: {why}]"))
                         .await;
