@@ -118,6 +118,9 @@ pub enum CloseReason {
     Reset,
     /// No authenticated packet within the idle timeout.
     Expired,
+    /// A new configuration removed the session's user or changed its
+    /// password or privilege limit.
+    UserChanged,
 }
 
 /// A deferred request waiting for its action.
@@ -245,8 +248,35 @@ impl Bmc {
     /// so a daemon can reload users without cutting anyone off. The session
     /// table keeps its size and its share of the global budget, which were
     /// fixed when the engine was made.
+    ///
+    /// The sessions of a user the new configuration removed, or whose
+    /// password or privilege limit it changed, end here (user IDs are
+    /// expected to be kept across configurations: [`crate::Users::keeping_ids`]).
     pub fn set_config(&mut self, config: Arc<BmcConfig>) {
-        self.config = config;
+        let old = std::mem::replace(&mut self.config, config);
+        let ended: Vec<u32> = self
+            .sessions
+            .ids()
+            .filter(|&id| {
+                let Some(s) = self.sessions.get(id) else {
+                    return false;
+                };
+                let uid = s.established.user_id;
+                match (old.users.by_id(uid), self.config.users.by_id(uid)) {
+                    (Some(before), Some(now)) => !before.same_as(now),
+                    _ => true,
+                }
+            })
+            .collect();
+        for id in ended {
+            if self.sessions.remove(id).is_some() {
+                self.counters.session(SessionEvent::Closed);
+                self.push_event(Event::SessionClosed {
+                    id,
+                    reason: CloseReason::UserChanged,
+                });
+            }
+        }
     }
 
     /// Number of sessions, half-open ones included.

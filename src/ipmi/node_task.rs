@@ -86,9 +86,13 @@ impl SharedConfig {
     /// Replaces the configuration. The global session budget stays the
     /// one every running engine shares, so the cap keeps counting every
     /// session.
+    /// Users keep their IDs ([`novabmc_proto::Users::keeping_ids`]), so
+    /// that each engine can end exactly the sessions of users removed or
+    /// changed.
     pub fn replace(&self, mut config: BmcConfig) {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         config.budget = current.budget.clone();
+        config.users = std::mem::take(&mut config.users).keeping_ids(&current.users);
         *current = Arc::new(config);
         self.generation.fetch_add(1, Ordering::Release);
     }

@@ -293,3 +293,50 @@ fn a_backend_change_with_a_console_open_takes_effect_whole() {
     console.type_text("still here\r");
     console.wait_for("echo: still here");
 }
+
+/// The user ID `session info active` reports for `user` in a new session.
+fn user_id(node: SocketAddr, user: (&str, &str), level: &str) -> String {
+    let out = ipmitool(node, user, &["-L", level, "session", "info", "active"]);
+    out.ok()
+        .lines()
+        .find(|l| l.trim_start().starts_with("user id"))
+        .unwrap_or_else(|| panic!("no user id in {}", out.all()))
+        .to_string()
+}
+
+/// User IDs are stable across a reload (a user added that sorts first
+/// does not renumber the others), and the sessions of a user whose
+/// password changed end at the reload while the others run on.
+#[test]
+fn user_ids_stay_and_sessions_of_changed_users_end_at_reload() {
+    let ip = unique_loopback();
+    let node = SocketAddr::from((ip, 6230));
+    let daemon = Daemon::start_with(&toml(ip, OPERATOR.1, &[("a", 6230)]), vec![node]);
+    let admin_id = user_id(node, ADMIN, "ADMINISTRATOR");
+    let operator_id = user_id(node, OPERATOR, "OPERATOR");
+    let mut admin = Shell::start(node, ADMIN, &[]);
+    admin.run("power status", "Chassis Power is");
+    let mut operator = Shell::start(node, OPERATOR, &["-L", "OPERATOR"]);
+    operator.run("power status", "Chassis Power is");
+
+    // A user that sorts before everyone, and the operator's new password.
+    let text = toml(ip, "new-op-secret", &[("a", 6230)]).replacen(
+        "[users.",
+        "[users.aaa]\npassword = \"aaa-secret\"\n[users.",
+        1,
+    );
+    write_file(daemon.dir(), "novabmc.toml", &text);
+    hup(&daemon);
+    eventually("the reload to be logged", || {
+        !daemon.log_lines(&["configuration reloaded"]).is_empty()
+    });
+    assert_eq!(user_id(node, ADMIN, "ADMINISTRATOR"), admin_id);
+    assert_eq!(
+        user_id(node, (OPERATOR.0, "new-op-secret"), "OPERATOR"),
+        operator_id
+    );
+    // The admin's session runs on; the operator's ended with the password.
+    admin.run("power status", "Chassis Power is");
+    let after = operator.run("power status", "Unable to get Chassis Power Status");
+    assert!(!after.contains("Chassis Power is"), "{after}");
+}
