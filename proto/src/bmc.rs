@@ -162,7 +162,7 @@ impl Bmc {
     /// An engine with no sessions. `guid` is the GUID sent in RAKP2.
     pub fn new(config: Arc<BmcConfig>, guid: [u8; 16]) -> Self {
         let sessions = SessionTable::new(config.max_sessions, config.budget.clone());
-        Bmc {
+        let mut bmc = Bmc {
             config,
             guid,
             sessions,
@@ -178,7 +178,9 @@ impl Bmc {
             message: Vec::new(),
             sol: SolPayload::default(),
             sessionless: SessionlessBudget::default(),
-        }
+        };
+        bmc.sol.config.privilege = bmc.config.sol_privilege;
+        bmc
     }
 
     /// Sets the UDP port this BMC listens on, which SOL Configuration
@@ -186,6 +188,18 @@ impl Bmc {
     /// port other than the one it talks to). 623 until set.
     pub fn set_sol_port(&mut self, port: u16) {
         self.sol.config.port = port;
+    }
+
+    /// The SOL settings Set SOL Configuration Parameters can change, for
+    /// the daemon to keep ([`crate::sol::config::SolConfig::saved`]).
+    pub fn sol_settings(&self) -> [u8; 8] {
+        self.sol.config.saved()
+    }
+
+    /// Applies SOL settings kept from an earlier run; false (nothing
+    /// changed) if they do not pass the checks a Set would make.
+    pub fn restore_sol_settings(&mut self, saved: &[u8]) -> bool {
+        self.sol.config.restore(saved).is_ok()
     }
 
     /// The session that owns the active SOL instance, if any.
@@ -254,6 +268,11 @@ impl Bmc {
     /// expected to be kept across configurations: [`crate::Users::keeping_ids`]).
     pub fn set_config(&mut self, config: Arc<BmcConfig>) {
         let old = std::mem::replace(&mut self.config, config);
+        // A new SOL privilege in the file applies; an unchanged one leaves
+        // what a Set SOL Configuration Parameters chose.
+        if old.sol_privilege != self.config.sol_privilege {
+            self.sol.config.privilege = self.config.sol_privilege;
+        }
         let ended: Vec<u32> = self
             .sessions
             .ids()

@@ -112,6 +112,21 @@ pub trait Backend: Send + Sync + 'static {
             "this backend has no serial consoles".into(),
         ))
     }
+
+    /// The node's SOL settings as a front door last saved them
+    /// ([`Backend::save_sol_settings`]); `None` when none were (a backend
+    /// without a state directory keeps none).
+    fn sol_settings(&self, node: NodeId) -> Option<Vec<u8>> {
+        let _ = node;
+        None
+    }
+
+    /// Keeps the node's SOL settings (what `sol set` changed) where a
+    /// restart finds them.
+    fn save_sol_settings(&self, node: NodeId, settings: &[u8]) -> Result<(), BackendError> {
+        let _ = (node, settings);
+        Ok(())
+    }
 }
 
 /// The 16 bytes Get System GUID sends for a UUID, in the byte order IPMI

@@ -492,3 +492,53 @@ fn ipmiconsole_prompt_and_echo() {
     t.wait_exit();
     eventually("the websocket closed", || b.console().0 == 0);
 }
+
+/// SOL's privilege comes from the file (`bmc.sol_privilege`, operator by
+/// default), and what `sol set` writes is kept in the state directory, so
+/// a restart keeps it.
+#[test]
+fn sol_privilege_is_configured_and_sol_set_survives_a_restart() {
+    let b = Bench::start("sol-kept");
+    let n = b.node();
+    let info = ipmitool(n, ADMIN, &["sol", "info"]).ok().to_string();
+    assert!(
+        info.contains("Privilege Level                 : OPERATOR"),
+        "operator by default: {info}"
+    );
+    ipmitool(n, ADMIN, &["sol", "set", "privilege-level", "admin"]).ok();
+    ipmitool(n, ADMIN, &["sol", "set", "retry-count", "5"]).ok();
+    let Bench { sim, daemon, .. } = b;
+    let toml = std::fs::read_to_string(daemon.dir().join("novabmc.toml")).expect("config");
+    let nodes = daemon.nodes.clone();
+    let daemon = Daemon::start_in(daemon.into_dir(), &toml, nodes);
+    let info = ipmitool(daemon.nodes[0], ADMIN, &["sol", "info"])
+        .ok()
+        .to_string();
+    assert!(
+        info.contains("Privilege Level                 : ADMINISTRATOR")
+            && info.contains("Retry Count                     : 5"),
+        "kept across the restart: {info}"
+    );
+    drop(sim);
+
+    // The file's setting, for a fresh state directory.
+    let sim = Sim::start();
+    sim.add_server("sol-file", true);
+    let (toml, nodes) = cloud::config(
+        &format!(
+            "[bmc]\nsol_privilege = \"user\"\n{}",
+            sim.backend_toml("rebuild")
+        ),
+        unique_loopback(),
+        &[("node-0", "sol-file")],
+        "",
+    );
+    let daemon = Daemon::start_with(&toml, nodes);
+    let info = ipmitool(daemon.nodes[0], ADMIN, &["sol", "info"])
+        .ok()
+        .to_string();
+    assert!(
+        info.contains("Privilege Level                 : USER"),
+        "{info}"
+    );
+}

@@ -236,6 +236,20 @@ impl<C: Compute> Backend for Nova<C> {
         Ok(after)
     }
 
+    fn sol_settings(&self, node: NodeId) -> Option<Vec<u8>> {
+        self.ctx.store.sol_settings(&self.specs.get(node)?.name)
+    }
+
+    fn save_sol_settings(&self, node: NodeId, settings: &[u8]) -> Result<(), BackendError> {
+        let Some(spec) = self.specs.get(node) else {
+            return Err(BackendError::Unavailable(format!("no node {node}")));
+        };
+        self.ctx
+            .store
+            .save_sol_settings(&spec.name, settings)
+            .map_err(|e| BackendError::NotRecorded(e.to_string()))
+    }
+
     fn inventory(
         &self,
         node: NodeId,

@@ -341,6 +341,57 @@ impl Store {
             .is_none()
     }
 
+    /// A node's saved SOL settings (`sol/<node>`, hexadecimal), if any
+    /// and readable.
+    pub fn sol_settings(&self, node: &str) -> Option<Vec<u8>> {
+        let path = self.dir.join("sol").join(file_name(node));
+        let text = read_no_follow(&path).ok()?;
+        hex::decode(String::from_utf8_lossy(&text).trim()).ok()
+    }
+
+    /// Saves a node's SOL settings, atomically as the records are. Kept
+    /// apart from `nodes/` since they are settings, not pending work.
+    pub fn save_sol_settings(&self, node: &str, settings: &[u8]) -> Result<(), StoreError> {
+        if self.is_closed() {
+            return Err(StoreError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        let sol = self.dir.join("sol");
+        let io = |what: String| {
+            move |source| StoreError::Io {
+                dir: self.dir.clone(),
+                what,
+                error: source,
+            }
+        };
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&sol)
+                .map_err(io(format!("cannot create {}", sol.display())))?;
+        }
+        let path = sol.join(file_name(node));
+        let tmp = sol.join(format!("{}.tmp", file_name(node)));
+        let _ = std::fs::remove_file(&tmp);
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&tmp)
+                .and_then(|mut f| writeln!(f, "{}", hex::encode(settings)))
+                .map_err(io(format!("cannot write {}", tmp.display())))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io(format!("cannot rename {}", tmp.display())))?;
+        self.schedule_flush(path);
+        Ok(())
+    }
+
     /// Flushes completed since the store was opened.
     #[cfg(test)]
     fn flushes(&self) -> u64 {
