@@ -118,6 +118,9 @@ pub enum CloseReason {
     Reset,
     /// No authenticated packet within the idle timeout.
     Expired,
+    /// A new configuration removed the session's user or changed its
+    /// password or privilege limit.
+    UserChanged,
 }
 
 /// A deferred request waiting for its action.
@@ -159,7 +162,7 @@ impl Bmc {
     /// An engine with no sessions. `guid` is the GUID sent in RAKP2.
     pub fn new(config: Arc<BmcConfig>, guid: [u8; 16]) -> Self {
         let sessions = SessionTable::new(config.max_sessions, config.budget.clone());
-        Bmc {
+        let mut bmc = Bmc {
             config,
             guid,
             sessions,
@@ -175,7 +178,9 @@ impl Bmc {
             message: Vec::new(),
             sol: SolPayload::default(),
             sessionless: SessionlessBudget::default(),
-        }
+        };
+        bmc.sol.config.privilege = bmc.config.sol_privilege;
+        bmc
     }
 
     /// Sets the UDP port this BMC listens on, which SOL Configuration
@@ -183,6 +188,18 @@ impl Bmc {
     /// port other than the one it talks to). 623 until set.
     pub fn set_sol_port(&mut self, port: u16) {
         self.sol.config.port = port;
+    }
+
+    /// The SOL settings Set SOL Configuration Parameters can change, for
+    /// the daemon to keep ([`crate::sol::config::SolConfig::saved`]).
+    pub fn sol_settings(&self) -> [u8; 8] {
+        self.sol.config.saved()
+    }
+
+    /// Applies SOL settings kept from an earlier run; false (nothing
+    /// changed) if they do not pass the checks a Set would make.
+    pub fn restore_sol_settings(&mut self, saved: &[u8]) -> bool {
+        self.sol.config.restore(saved).is_ok()
     }
 
     /// The session that owns the active SOL instance, if any.
@@ -245,8 +262,40 @@ impl Bmc {
     /// so a daemon can reload users without cutting anyone off. The session
     /// table keeps its size and its share of the global budget, which were
     /// fixed when the engine was made.
+    ///
+    /// The sessions of a user the new configuration removed, or whose
+    /// password or privilege limit it changed, end here (user IDs are
+    /// expected to be kept across configurations: [`crate::Users::keeping_ids`]).
     pub fn set_config(&mut self, config: Arc<BmcConfig>) {
-        self.config = config;
+        let old = std::mem::replace(&mut self.config, config);
+        // A new SOL privilege in the file applies; an unchanged one leaves
+        // what a Set SOL Configuration Parameters chose.
+        if old.sol_privilege != self.config.sol_privilege {
+            self.sol.config.privilege = self.config.sol_privilege;
+        }
+        let ended: Vec<u32> = self
+            .sessions
+            .ids()
+            .filter(|&id| {
+                let Some(s) = self.sessions.get(id) else {
+                    return false;
+                };
+                let uid = s.established.user_id;
+                match (old.users.by_id(uid), self.config.users.by_id(uid)) {
+                    (Some(before), Some(now)) => !before.same_as(now),
+                    _ => true,
+                }
+            })
+            .collect();
+        for id in ended {
+            if self.sessions.remove(id).is_some() {
+                self.counters.session(SessionEvent::Closed);
+                self.push_event(Event::SessionClosed {
+                    id,
+                    reason: CloseReason::UserChanged,
+                });
+            }
+        }
     }
 
     /// Number of sessions, half-open ones included.

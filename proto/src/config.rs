@@ -4,6 +4,7 @@
 //! pointer, not a copy, and so every node draws on the same
 //! [`SessionBudget`].
 
+use crate::wire::ids::Privilege;
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
@@ -97,11 +98,15 @@ pub struct BmcConfig {
     pub timeouts: Timeouts,
     /// Get Device ID's answer.
     pub device: DeviceId,
+    /// The lowest privilege that may activate SOL, until a Set SOL
+    /// Configuration Parameters (or saved settings) says otherwise.
+    pub sol_privilege: Privilege,
 }
 
 impl BmcConfig {
     /// Defaults around a user table: suites 3 and 17, 255 sessions, no
     /// global cap, 5 s setup and 60 s idle timeouts, no Kg.
+    /// SOL may be activated from Operator up (it is a console).
     pub fn new(users: Users) -> Self {
         BmcConfig {
             users,
@@ -111,6 +116,7 @@ impl BmcConfig {
             budget: Arc::new(SessionBudget::unlimited()),
             timeouts: Timeouts::default(),
             device: DeviceId::default(),
+            sol_privilege: Privilege::Operator,
         }
     }
 }

@@ -88,9 +88,19 @@ impl User {
     }
 
     /// The user ID reported by Get Session Info and Get User Access: 2 for
-    /// the first configured user, as ID 1 is the spec's null user.
+    /// the first configured user, as ID 1 is the spec's null user. Kept by
+    /// [`Users::keeping_ids`] across a reload.
     pub fn id(&self) -> u8 {
         self.id
+    }
+
+    /// Whether `other` is the same user with the same rights: name,
+    /// password and privilege limit. A session of a user for whom this
+    /// fails after a reload must end.
+    pub fn same_as(&self, other: &User) -> bool {
+        self.name == other.name
+            && *self.password == *other.password
+            && self.privilege == other.privilege
     }
 }
 
@@ -163,10 +173,9 @@ impl Users {
         if self.find(name.as_bytes()).is_some() {
             return Err(UserError::Duplicate(shown));
         }
-        if self.list.len() >= 62 {
+        let Some(id) = (2..=63).find(|id| self.by_id(*id).is_none()) else {
             return Err(UserError::TooMany);
-        }
-        let id = self.list.len() as u8 + 2;
+        };
         self.list.push(User {
             name: name.as_bytes().to_vec(),
             password: Zeroizing::new(password.to_vec()),
@@ -183,7 +192,35 @@ impl Users {
 
     /// Looks a user up by ID (the null user, ID 1, is nobody).
     pub fn by_id(&self, id: u8) -> Option<&User> {
-        self.list.get(usize::from(id).checked_sub(2)?)
+        self.list.iter().find(|u| u.id == id)
+    }
+
+    /// This table numbered after `previous`: a user `previous` has (by
+    /// name) keeps its ID, the others take the lowest free ones, in this
+    /// table's order. So adding or removing a user never renumbers the
+    /// others, and a session's user ID names the same person after a
+    /// reload.
+    pub fn keeping_ids(self, previous: &Users) -> Users {
+        let mut kept: Vec<User> = Vec::with_capacity(self.list.len());
+        let mut fresh = Vec::new();
+        for mut u in self.list {
+            match previous.find(&u.name) {
+                Some(p) => {
+                    u.id = p.id;
+                    kept.push(u);
+                }
+                None => fresh.push(u),
+            }
+        }
+        let mut out = Users { list: kept };
+        for mut u in fresh {
+            // At most 62 users in either table, so an ID is free.
+            if let Some(id) = (2..=63).find(|id| out.by_id(*id).is_none()) {
+                u.id = id;
+                out.list.push(u);
+            }
+        }
+        out
     }
 
     /// Whether the table is empty.
@@ -224,6 +261,16 @@ mod tests {
             Err(UserError::Duplicate(_))
         ));
         assert_eq!(u.find(b"admin").map(User::id), Some(2));
+        // Renumbered after the previous table: admin keeps 2 although a
+        // user sorting before it came first.
+        let mut next = Users::new();
+        next.add("aaa", b"x", Privilege::User).expect("add");
+        next.add("admin", b"password", Privilege::Administrator)
+            .expect("add");
+        let next = next.keeping_ids(&u);
+        assert_eq!(next.find(b"admin").map(User::id), Some(2));
+        assert_eq!(next.find(b"aaa").map(User::id), Some(3));
+        assert_eq!(next.by_id(3).map(User::name), Some(&b"aaa"[..]));
         assert_eq!(
             u.by_id(2).map(User::privilege),
             Some(Privilege::Administrator)

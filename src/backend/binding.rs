@@ -17,6 +17,9 @@ pub struct Binding {
     /// Bumped by every [`Binding::set`], so the task knows to subscribe to
     /// the new backend's inventory.
     generation: AtomicU64,
+    /// Bumped by [`Binding::move_consoles`]: a console open on the node
+    /// reconnects through the backend now bound.
+    console_moves: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Binding {
@@ -33,6 +36,7 @@ impl Binding {
         Arc::new(Binding {
             slot: RwLock::new((backend, id)),
             generation: AtomicU64::new(0),
+            console_moves: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -45,6 +49,18 @@ impl Binding {
     pub fn set(&self, backend: Arc<dyn Backend>, id: NodeId) {
         *self.slot.write().unwrap_or_else(|e| e.into_inner()) = (backend, id);
         self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Tells a console open on the node to let go of the backend it was
+    /// opened through and open again through the one bound now (a reload
+    /// replaced the backend).
+    pub fn move_consoles(&self) {
+        self.console_moves.send_modify(|n| *n += 1);
+    }
+
+    /// What a console bridge watches for [`Binding::move_consoles`].
+    pub fn console_moves(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.console_moves.subscribe()
     }
 
     /// How many times the binding was pointed elsewhere; a reader that

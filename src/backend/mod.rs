@@ -41,6 +41,12 @@ pub enum BackendError {
     /// (IPMI: D5, "not supported in present state").
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The command was not accepted because it could not be recorded
+    /// where a restart would find it (the state directory cannot be
+    /// written): refused rather than acknowledged and lost (IPMI: FF,
+    /// "unspecified error").
+    #[error("not recorded: {0}")]
+    NotRecorded(String),
 }
 
 /// The machines behind the BMCs.
@@ -105,6 +111,21 @@ pub trait Backend: Send + Sync + 'static {
         Err(BackendError::Unavailable(
             "this backend has no serial consoles".into(),
         ))
+    }
+
+    /// The node's SOL settings as a front door last saved them
+    /// ([`Backend::save_sol_settings`]); `None` when none were (a backend
+    /// without a state directory keeps none).
+    fn sol_settings(&self, node: NodeId) -> Option<Vec<u8>> {
+        let _ = node;
+        None
+    }
+
+    /// Keeps the node's SOL settings (what `sol set` changed) where a
+    /// restart finds them.
+    fn save_sol_settings(&self, node: NodeId, settings: &[u8]) -> Result<(), BackendError> {
+        let _ = (node, settings);
+        Ok(())
     }
 }
 

@@ -272,9 +272,11 @@ async fn check_nova(
         ));
     }
     let index = ServerIndex::new(&listing);
+    // What a daemon with this configuration writes as the owner key.
+    let own = crate::backend::nova::instance_name(&settings.state_dir);
     let mut images = Images::default();
     for (spec, row) in nodes.iter().zip(rows.iter_mut()) {
-        check_node(&client, spec, &index, &mut images, row).await;
+        check_node(&client, spec, &index, &mut images, &own, row).await;
     }
     Some(CloudReport {
         catalog: catalog
@@ -326,6 +328,7 @@ async fn check_node(
     spec: &NovaNode,
     index: &ServerIndex<'_>,
     images: &mut Images,
+    own: &str,
     row: &mut NodeRow,
 ) {
     row.network_boot = Some(network_boot_name(spec.network_boot).into());
@@ -340,10 +343,14 @@ async fn check_node(
     row.server_id = Some(server.id.clone());
     row.status = Some(server.status.to_string());
     row.power = server.power_state.map(|p| p.to_string());
-    if let Some(owner) = server.metadata.get(OWNER_KEY) {
+    // The key naming this very instance (same host and state directory)
+    // is the normal case on a BMC instance already serving.
+    if let Some(owner) = server.metadata.get(OWNER_KEY)
+        && owner != own
+    {
         row.warnings.push(format!(
-            "the server's metadata names novabmc instance {owner}: serve each server \
-             from one instance"
+            "the server's metadata names another novabmc instance, {owner} (this one is \
+             {own}): serve each server from one instance"
         ));
     }
     // The node's boot mode: its own setting, else its server's image.

@@ -37,6 +37,7 @@ pub(super) struct RawBmc {
     idle_timeout_secs: Option<u64>,
     manufacturer_id: Option<u32>,
     product_id: Option<u16>,
+    sol_privilege: Option<String>,
 }
 
 /// Settings of the IPMI engine shared by all nodes.
@@ -58,6 +59,9 @@ pub struct BmcSettings {
     pub idle_timeout: Duration,
     /// Get Device ID's answer.
     pub device: DeviceId,
+    /// The lowest privilege that may activate SOL (`bmc.sol_privilege`),
+    /// until `sol set privilege-level` changes it for a node.
+    pub sol_privilege: novabmc_proto::Privilege,
 }
 
 impl Default for BmcSettings {
@@ -73,6 +77,7 @@ impl Default for BmcSettings {
             setup_timeout: engine.timeouts.setup,
             idle_timeout: engine.timeouts.idle,
             device: engine.device,
+            sol_privilege: engine.sol_privilege,
         }
     }
 }
@@ -126,6 +131,15 @@ pub(super) fn check(b: RawBmc, nodes: usize, c: &Checker<'_>) -> Result<BmcSetti
             ),
         ));
     }
+    let sol_privilege = match &b.sol_privilege {
+        None => d.sol_privilege,
+        Some(p) => super::users::parse_privilege(p).ok_or_else(|| {
+            c.error(
+                "bmc.sol_privilege",
+                "must be user, operator or administrator",
+            )
+        })?,
+    };
     let mut device = d.device;
     if let Some(m) = b.manufacturer_id {
         if m > 0x000f_ffff {
@@ -168,6 +182,7 @@ pub(super) fn check(b: RawBmc, nodes: usize, c: &Checker<'_>) -> Result<BmcSetti
         setup_timeout,
         idle_timeout,
         device,
+        sol_privilege,
     })
 }
 

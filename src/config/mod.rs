@@ -243,6 +243,7 @@ impl Config {
         c.timeouts.setup = self.bmc.setup_timeout;
         c.timeouts.idle = self.bmc.idle_timeout;
         c.device = self.bmc.device;
+        c.sol_privilege = self.bmc.sol_privilege;
         c
     }
 }

@@ -171,6 +171,10 @@ struct Served {
     stop: CancellationToken,
     task: JoinHandle<()>,
     binding: Arc<Binding>,
+    /// A duplicate of the node's socket, for a reload that restarts the
+    /// node on the same address: it takes the socket over rather than
+    /// binding again (which could fail).
+    spare: Option<socket2::Socket>,
 }
 
 /// Everything a running daemon holds, for reloads and the stop.
@@ -193,6 +197,7 @@ impl State {
         let id = self.backend.index_of(&self.config, &node.name);
         let binding = Binding::new(self.backend.handle(), id);
         let stop = CancellationToken::new();
+        let spare = socket2::SockRef::from(&socket).try_clone().ok();
         let (task, counters) = match ipmi::spawn_node(
             &node,
             socket,
@@ -216,15 +221,25 @@ impl State {
                 stop,
                 task,
                 binding,
+                spare,
             },
         );
     }
 
-    /// Stops one node's task and waits for it (its socket closes).
-    async fn stop_node(&mut self, name: &str) {
-        if let Some(s) = self.nodes.remove(name) {
-            s.stop.cancel();
-            let _ = s.task.await;
+    /// Stops one node's task and waits for it; its socket closes unless
+    /// the returned duplicate is kept.
+    async fn stop_node(&mut self, name: &str) -> Option<socket2::Socket> {
+        let s = self.nodes.remove(name)?;
+        s.stop.cancel();
+        let _ = s.task.await;
+        s.spare
+    }
+
+    /// Tells every node's open console to reopen through the backend now
+    /// bound.
+    fn move_consoles(&self) {
+        for s in self.nodes.values() {
+            s.binding.move_consoles();
         }
     }
 
@@ -369,7 +384,9 @@ impl Running {
     fn health(&self) -> Option<Arc<dyn CloudHealth>> {
         match self {
             Running::Nova { nova, .. } => Some(nova.clone()),
-            _ => None,
+            // No node can serve: /healthz says so.
+            Running::Switching => Some(Arc::new(Switching)),
+            Running::Simulated(_) => None,
         }
     }
 
@@ -408,6 +425,21 @@ impl Backend for Switching {
     }
     fn system_guid(&self, _: NodeId) -> Result<[u8; 16], BackendError> {
         Err(switching())
+    }
+    fn console(
+        &self,
+        _: NodeId,
+    ) -> Result<Arc<dyn crate::backend::serial_console::ConsoleSource>, BackendError> {
+        Err(switching())
+    }
+}
+
+impl CloudHealth for Switching {
+    fn last_refresh(&self) -> Option<std::time::Instant> {
+        None
+    }
+    fn refresh_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
     }
 }
 

@@ -3,6 +3,17 @@
 //! before anything running is touched (binding the new sockets, reading
 //! the new cloud configuration), and a refused reload leaves the running
 //! configuration as it was, with the reason logged at error level.
+//!
+//! A change of `[backend]` replaces the backend before anything else
+//! changes: the old one stops (its state directory closed, whatever still
+//! holds it, an open SOL console included), the pending work moves to the
+//! new `state_dir` if that changed, and the new one starts. If any of that
+//! fails the reload is refused: the pending work goes back, the running
+//! configuration's backend starts again and the file is not taken as
+//! current, so the next reload of it tries again. Open consoles then move
+//! to whichever backend serves ([`crate::backend::Binding::move_consoles`]).
+//! A changed node on the same address keeps its socket (a duplicate of
+//! it is held for this), so it never fails to listen again.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -10,7 +21,7 @@ use tokio::net::UdpSocket;
 use tracing::{error, info, warn};
 
 use super::{Running, State};
-use crate::backend::nova::cloud;
+use crate::backend::nova::{cloud, store};
 use crate::config::{BackendConfig, Config, NodeConfig};
 use crate::ipmi;
 use crate::routing::Installation;
@@ -70,6 +81,14 @@ pub(super) async fn apply(state: &mut State, new: Config) {
         error!(error = %e, "reload refused: the new cloud configuration cannot be read; keeping the running configuration");
         return;
     }
+    if let (BackendConfig::Nova(old), BackendConfig::Nova(n)) =
+        (&state.config.backend, &new.backend)
+        && old.settings.state_dir != n.settings.state_dir
+        && let Err(e) = store::Store::open(&n.settings.state_dir)
+    {
+        error!(error = %e, "reload refused: the new state directory cannot be used; keeping the running configuration");
+        return;
+    }
     let mut sockets: HashMap<String, UdpSocket> = HashMap::new();
     for n in &new.nodes {
         let moved = match state.nodes.get(&n.name) {
@@ -97,20 +116,28 @@ pub(super) async fn apply(state: &mut State, new: Config) {
         warn!("bmc.max_sessions_total changes at the next restart");
     }
 
+    if backend_changed && !switch_backend(state, &new).await {
+        return;
+    }
+
     // Stop what goes away or restarts.
-    for name in changes.removed.iter().chain(&changes.changed) {
+    for name in &changes.removed {
         state.stop_node(name).await;
     }
-    // Changed nodes on the same address bind again once their old socket
-    // is closed.
+    // Changed nodes on the same address take over their old socket.
     for name in &changes.changed {
+        let spare = state.stop_node(name).await;
         if sockets.contains_key(name) {
             continue;
         }
         let Some(n) = new.nodes.iter().find(|n| &n.name == name) else {
             continue;
         };
-        match ipmi::bind_udp(n.listen, true) {
+        let socket = match spare {
+            Some(s) => tokio::net::UdpSocket::from_std(s.into()),
+            None => ipmi::bind_udp(n.listen, true),
+        };
+        match socket {
             Ok(s) => {
                 sockets.insert(name.clone(), s);
             }
@@ -121,8 +148,8 @@ pub(super) async fn apply(state: &mut State, new: Config) {
     }
 
     state.shared.replace(new.engine_config());
-    if backend_changed || changes.nodes_differ() {
-        restart_backend(state, &new, backend_changed).await;
+    if !backend_changed && changes.nodes_differ() {
+        restart_backend(state, &new).await;
     }
     let old_specs = state.config.route_specs();
     state.config = new;
@@ -141,6 +168,9 @@ pub(super) async fn apply(state: &mut State, new: Config) {
         }
     }
     state.publish();
+    if backend_changed {
+        state.move_consoles();
+    }
     state.sync_redfish().await;
     update_routes(state, old_specs).await;
     info!(
@@ -182,35 +212,91 @@ fn describe(c: &Changes) -> String {
     }
 }
 
-/// Puts a backend for `new` under the running nodes. With the same cloud
-/// and settings, the Nova backend is reconfigured in place: the nodes that
-/// did not change keep answering from what it knows. Only a change of the
-/// backend section itself restarts it, and then every node answers "node
-/// busy" until the new one has listed the servers.
-async fn restart_backend(state: &mut State, new: &Config, backend_changed: bool) {
+/// Puts a backend for `new`'s node list under the running nodes, with the
+/// same backend settings: the simulated one keeps each machine's state,
+/// and the Nova backend is reconfigured in place, so the nodes that did
+/// not change keep answering from what it knows.
+async fn restart_backend(state: &mut State, new: &Config) {
     match (&mut state.backend, &new.backend) {
         (Running::Simulated(old), BackendConfig::Simulated(s)) => {
             let sim = old.reloaded(s.clone(), &new.simulated_nodes());
             state.backend = Running::Simulated(std::sync::Arc::new(sim));
         }
-        (Running::Nova { nova, tasks, stop }, BackendConfig::Nova(n)) if !backend_changed => {
+        (Running::Nova { nova, tasks, stop }, BackendConfig::Nova(n)) => {
             *nova = nova.reconfigure(new.nova_nodes(n), tasks, stop).await;
         }
+        // Only reached with the backend section unchanged, so the kinds
+        // match; should they not, a full switch is the safe answer.
         _ => {
-            // The nodes answer "node busy" while the old backend drains
-            // and the new one opens the state directory.
-            let mut old = std::mem::replace(&mut state.backend, Running::Switching);
-            state.publish();
-            old.stop().await;
-            drop(old);
-            match Running::start(new, state.sources.recorder()) {
-                Ok(b) => state.backend = b,
-                Err(e) => {
-                    error!(error = %e, "the new backend cannot start; the nodes answer 'node busy'")
-                }
+            if switch_backend(state, new).await {
+                state.move_consoles();
             }
         }
     }
+}
+
+/// Replaces the backend with one for `new.backend`: the nodes answer
+/// "node busy" (and `/healthz` 503) while the old one drains, its pending
+/// work moves to the new state directory if that changed, and the new one
+/// opens it. False, with the running configuration's backend started
+/// again and its work where it was, if the new one cannot start.
+async fn switch_backend(state: &mut State, new: &Config) -> bool {
+    let mut old = std::mem::replace(&mut state.backend, Running::Switching);
+    state.publish();
+    old.stop().await;
+    drop(old);
+    let dirs = match (&state.config.backend, &new.backend) {
+        (BackendConfig::Nova(o), BackendConfig::Nova(n))
+            if o.settings.state_dir != n.settings.state_dir =>
+        {
+            Some((o.settings.state_dir.clone(), n.settings.state_dir.clone()))
+        }
+        _ => None,
+    };
+    let mut carried = false;
+    if let Some((from, to)) = &dirs {
+        match store::carry_over(from, to) {
+            Ok(n) => {
+                carried = true;
+                if n > 0 {
+                    info!(records = n, from = %from.display(), to = %to.display(), "pending work moved to the new state directory");
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "reload refused");
+                restore_backend(state).await;
+                return false;
+            }
+        }
+    }
+    match Running::start(new, state.sources.recorder()) {
+        Ok(b) => {
+            state.backend = b;
+            true
+        }
+        Err(e) => {
+            error!(error = %e, "reload refused: the new backend cannot start; keeping the running configuration");
+            if let (true, Some((from, to))) = (carried, &dirs)
+                && let Err(e) = store::carry_over(to, from)
+            {
+                error!(error = %e, "the pending work stays in the new state directory");
+            }
+            restore_backend(state).await;
+            false
+        }
+    }
+}
+
+/// Starts the running configuration's backend again after a refused
+/// switch, and points the nodes and their consoles at it.
+async fn restore_backend(state: &mut State) {
+    match Running::start(&state.config, state.sources.recorder()) {
+        Ok(b) => state.backend = b,
+        Err(e) => error!(error = %e,
+            "the running configuration's backend cannot start again; the nodes answer 'node busy' and /healthz 503"),
+    }
+    state.publish();
+    state.move_consoles();
 }
 
 /// Flushes the routes of nodes gone or changed, installs the new ones.

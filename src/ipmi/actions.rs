@@ -48,5 +48,7 @@ pub fn completion_code(e: &BackendError) -> CompletionCode {
         BackendError::NotReady(_) => CompletionCode::NODE_BUSY,
         // The node cannot serve this at all (its server does not exist).
         BackendError::Unavailable(_) => CompletionCode::NOT_SUPPORTED_IN_PRESENT_STATE,
+        // It could not be recorded, so it was not accepted.
+        BackendError::NotRecorded(_) => CompletionCode::UNSPECIFIED,
     }
 }

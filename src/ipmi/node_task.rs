@@ -38,7 +38,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::actions;
 use super::datagrams::{self, Batch, NodeSocket};
@@ -86,9 +86,13 @@ impl SharedConfig {
     /// Replaces the configuration. The global session budget stays the
     /// one every running engine shares, so the cap keeps counting every
     /// session.
+    /// Users keep their IDs ([`novabmc_proto::Users::keeping_ids`]), so
+    /// that each engine can end exactly the sessions of users removed or
+    /// changed.
     pub fn replace(&self, mut config: BmcConfig) {
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         config.budget = current.budget.clone();
+        config.users = std::mem::take(&mut config.users).keeping_ids(&current.users);
         *current = Arc::new(config);
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -127,6 +131,11 @@ pub fn spawn_node(
     let mut engine = Bmc::new(config.current(), guid);
     engine.set_lan(lan);
     engine.set_sol_port(node.listen.port());
+    if let Some(saved) = backend.sol_settings(id)
+        && !engine.restore_sol_settings(&saved)
+    {
+        warn!(node = %node.name, "the saved SOL settings are not valid; using the defaults");
+    }
     let counters = engine.counters().clone();
     let task = NodeTask {
         name: node.name.clone(),
@@ -170,6 +179,19 @@ struct NodeTask {
 }
 
 impl NodeTask {
+    /// Saves the SOL settings through the backend when the datagrams just
+    /// handled changed them (a `sol set`), so that a restart keeps them.
+    fn keep_sol_settings(&self, before: [u8; 8]) {
+        let now = self.engine.sol_settings();
+        if now == before {
+            return;
+        }
+        let (backend, id) = self.binding.get();
+        if let Err(e) = backend.save_sol_settings(id, &now) {
+            warn!(node = %self.name, error = %e, "cannot keep the SOL settings; a restart resets them");
+        }
+    }
+
     async fn run(mut self, shutdown: CancellationToken) {
         // Grows to the size of a reply on first use; an idle node holds no
         // buffer at all (datagrams are read into a stack buffer).
@@ -216,12 +238,14 @@ impl NodeTask {
                 r = self.socket.readable() => match r {
                     Ok(mut ready) => {
                         reconfigure(&self.config, &mut self.generation, &mut self.engine);
+                        let sol_before = self.engine.sol_settings();
                         let drained = receive(
                             self.socket.get_ref(),
                             &mut self.engine,
                             &mut self.summary,
                             &self.name,
                         );
+                        self.keep_sol_settings(sol_before);
                         if drained {
                             ready.clear_ready();
                         } else {

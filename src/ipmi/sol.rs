@@ -13,7 +13,10 @@
 //! requests to the task, and the task's output to the engine, keeping back
 //! what the engine cannot take yet (the SOL console has not acknowledged
 //! enough), so a slow console slows the websocket rather than losing
-//! characters.
+//! characters. The other way is bounded too: typed input goes to the
+//! bridge on a channel of [`bridge::INPUT_CHUNKS`] chunks; when it is full
+//! the rest is left in the engine, whose buffer is bounded and whose SOL
+//! ACKs then accept only what fits (the SOL console sends the rest again).
 
 use std::sync::Arc;
 
@@ -33,7 +36,10 @@ const OUTPUT_CHUNKS: usize = 16;
 /// A running bridge task.
 #[derive(Debug)]
 struct Active {
-    input: mpsc::UnboundedSender<Vec<u8>>,
+    input: mpsc::Sender<Vec<u8>>,
+    /// The SOL owner when the bridge opened: while it still owns SOL,
+    /// input the bridge cannot take yet waits.
+    owner: Option<u32>,
     output: mpsc::Receiver<Vec<u8>>,
     stop: CancellationToken,
 }
@@ -52,6 +58,8 @@ pub struct NodeSol {
     active: Option<Active>,
     /// Machine output the engine could not take yet.
     held: Vec<u8>,
+    /// One chunk of typed input the bridge could not take yet.
+    typed: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for NodeSol {
@@ -72,6 +80,7 @@ impl NodeSol {
             binding,
             active: None,
             held: Vec::new(),
+            typed: None,
         }
     }
 
@@ -80,18 +89,40 @@ impl NodeSol {
     /// changed the engine. (The engine's SOL timers run with its other
     /// timers, in [`Bmc::handle_timeout`].)
     pub fn drive(&mut self, engine: &mut Bmc, rng: &mut dyn Entropy) {
-        while let Some(request) = engine.poll_console() {
+        loop {
+            if let Some(bytes) = self.typed.take() {
+                let Some(a) = &self.active else {
+                    continue;
+                };
+                match a.input.try_send(bytes) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(bytes)) => {
+                        // Still the same activation: wait, leaving the
+                        // rest in the engine. Otherwise a Close is
+                        // queued: drop it and go on to that.
+                        if a.owner.is_some() && engine.sol_owner() == a.owner {
+                            self.typed = Some(bytes);
+                            break;
+                        }
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+            let Some(request) = engine.poll_console() else {
+                break;
+            };
             match request {
-                ConsoleRequest::Open => self.open(),
+                ConsoleRequest::Open => self.open(engine.sol_owner()),
                 ConsoleRequest::Input(bytes) => {
-                    if let Some(a) = &self.active {
-                        let _ = a.input.send(bytes);
+                    if self.active.is_some() {
+                        self.typed = Some(bytes);
                     }
                 }
                 ConsoleRequest::Close => {
                     debug!(node = %self.name, "SOL deactivated; closing the console");
                     self.active = None;
                     self.held.clear();
+                    self.typed = None;
                 }
             }
         }
@@ -101,8 +132,8 @@ impl NodeSol {
         }
     }
 
-    fn open(&mut self) {
-        let (input, input_rx) = mpsc::unbounded_channel();
+    fn open(&mut self, owner: Option<u32>) {
+        let (input, input_rx) = mpsc::channel(bridge::INPUT_CHUNKS);
         let (output_tx, output) = mpsc::channel(OUTPUT_CHUNKS);
         let stop = CancellationToken::new();
         let task = bridge::Bridge {
@@ -114,10 +145,12 @@ impl NodeSol {
         };
         tokio::spawn(task.run());
         self.held.clear();
+        self.typed = None;
         // Replacing a running bridge (a new activation right after a
         // deactivation) stops the old one.
         self.active = Some(Active {
             input,
+            owner,
             output,
             stop,
         });

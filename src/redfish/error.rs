@@ -184,6 +184,22 @@ impl Error {
         .header(header::RETRY_AFTER, "2")
     }
 
+    /// 500: the service could not keep what it would acknowledge (the
+    /// state directory refused the record), so it does not acknowledge it.
+    pub fn internal(why: &str) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Message {
+                key: "GeneralError",
+                text: format!("The request was not carried out: {why}."),
+                args: vec![],
+                related: vec![],
+                severity: "Critical",
+                resolution: "See the BMC's log; resubmit the request once the condition is corrected.",
+            },
+        )
+    }
+
     /// 409: the node's machine cannot do this at all.
     pub fn not_possible(why: &str) -> Self {
         Self::new(

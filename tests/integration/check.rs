@@ -222,3 +222,54 @@ fn the_simulated_backend_is_checked_too() {
         .expect("warning");
     assert!(far.contains("no interface holds 192.0.2.77"), "{far}");
 }
+
+/// The owner key a serving daemon wrote names this very instance (same
+/// host, same state directory): `check` with that configuration does not
+/// warn; with another state directory it warns, naming the other
+/// instance.
+#[test]
+fn the_owner_key_is_a_warning_only_when_it_names_another_instance() {
+    let sim = Sim::start();
+    let id = sim.add_server("owned", true);
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("state-a");
+    let (toml, nodes) = cloud::config(
+        &sim.backend_toml_in("rebuild", &state),
+        unique_loopback(),
+        &[("n", "owned")],
+        "",
+    );
+    let mut daemon = common::Daemon::start_with(&toml, nodes);
+    let cloud = cloud::TestCloud::Sim(sim);
+    common::eventually("the owner key written", || {
+        cloud.metadata(&id).contains_key("novabmc_owner")
+    });
+    let owner = cloud.metadata(&id)["novabmc_owner"].clone();
+    daemon.stop();
+
+    let same = write_file(dir.path(), "same.toml", &toml);
+    let out = check(&same, true);
+    let report: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(
+        row(&report, "n")["warnings"],
+        serde_json::json!([]),
+        "this instance's own key: {report}"
+    );
+
+    let other_state = dir.path().join("state-b");
+    let other = write_file(
+        dir.path(),
+        "other.toml",
+        &toml.replace(
+            &state.display().to_string(),
+            &other_state.display().to_string(),
+        ),
+    );
+    let out = check(&other, true);
+    let report: Value = serde_json::from_str(&out.stdout).expect("json");
+    let warnings = row(&report, "n")["warnings"].to_string();
+    assert!(
+        warnings.contains(&owner) && warnings.contains("another novabmc instance"),
+        "{warnings}"
+    );
+}

@@ -685,3 +685,33 @@ async fn shutdown_lets_a_call_finish_and_keeps_the_rest() {
     let entry = std::fs::read_to_string(w.state.path().join("state/nodes/s.json")).expect("kept");
     assert!(entry.contains("\"on\": true"), "{entry}");
 }
+
+/// A command that cannot be written to the state directory is refused
+/// with an error (IPMI gets a completion code), not acknowledged and then
+/// lost at the next restart; nothing of it is carried out.
+#[tokio::test(start_paused = true)]
+async fn a_command_that_cannot_be_recorded_is_refused() {
+    let w = world();
+    w.server("r", false);
+    let (nova, _tasks) = w.start(vec![node("r", NetworkBoot::Rebuild)]);
+    resolved(&nova, 0).await;
+    // The records' directory is replaced by a file: every write fails,
+    // for root too.
+    let nodes = w.state.path().join("state/nodes");
+    std::fs::remove_dir_all(&nodes).expect("rm");
+    std::fs::write(&nodes, "").expect("file in the way");
+    let e = nova
+        .chassis_control(0, On)
+        .expect_err("refused when it cannot be recorded");
+    assert_eq!(
+        novabmc::ipmi::actions::completion_code(&e),
+        novabmc_proto::CompletionCode::UNSPECIFIED,
+        "{e}"
+    );
+    assert!(!on(&nova), "nothing pending in memory either");
+    let (write, inv) = BootParameterWrite::parse(&[5, 0x80, 0x04, 0, 0, 0]).expect("param");
+    nova.set_boot_parameter(0, write, inv)
+        .expect_err("a boot write too");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(w.actions().is_empty(), "{:?}", w.actions());
+}

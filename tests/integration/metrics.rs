@@ -221,3 +221,57 @@ fn a_public_listen_address_is_refused_unless_allowed() {
         "{out:#?}"
     );
 }
+
+/// Whether the server closed `s` (end of stream or a reset), without
+/// waiting.
+fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let _ = s.set_nonblocking(true);
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
+/// 300 clients that send half a request and stop: those over the
+/// connection cap are closed at once, the rest when the header-read time
+/// runs out, and a genuine scrape is served afterwards.
+#[test]
+fn half_sent_requests_are_capped_and_timed_out() {
+    let ip = unique_loopback();
+    let listen = SocketAddr::from((ip, 9623));
+    let node = SocketAddr::from((ip, 6230));
+    let setup = Setup {
+        address: ip,
+        ..Setup::default()
+    };
+    let text = format!("{}[metrics]\nlisten = \"{listen}\"\n", setup.toml());
+    let _daemon = Daemon::start_with(&text, vec![node]);
+    eventually("/healthz to answer", || {
+        std::net::TcpStream::connect(listen).is_ok()
+    });
+    assert_eq!(get(listen, "/healthz").0, 200);
+    let mut slow: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(listen).expect("connect");
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .expect("half a request");
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let early = slow.iter_mut().map(closed_by_server).filter(|c| *c).count();
+    assert!(
+        early >= 300 - novabmc::metrics::http::MAX_CONNECTIONS,
+        "only {early} of 300 half-sent requests closed beyond the cap"
+    );
+    eventually_within(
+        "every half-sent request to be closed",
+        novabmc::metrics::http::HEADER_READ_TIMEOUT + Duration::from_secs(5),
+        || slow.iter_mut().all(closed_by_server),
+    );
+    drop(slow);
+    assert_eq!(get(listen, "/healthz").0, 200);
+}

@@ -329,3 +329,46 @@ fn a_second_process_on_the_same_state_directory_is_refused() {
         out.stderr
     );
 }
+
+/// A boot device set before the node's server is resolved (Nova down from
+/// the start) is accepted like a power command, kept in the state
+/// directory across a kill, and applied once the server is known: Get
+/// System Boot Options shows it and it is saved in the server's metadata.
+#[test]
+fn a_boot_device_set_before_the_server_is_resolved_is_kept_and_applied() {
+    let sim = Sim::start();
+    let id = sim.add_server("early-boot", false);
+    sim.faults(json!({"nova_down": true}));
+    let (toml, nodes) = cloud::config(
+        &sim.backend_toml("rescue"),
+        unique_loopback(),
+        &[("node-0", "early-boot")],
+        "",
+    );
+    let d = Daemon::start_with(&toml, nodes);
+    let n = d.nodes[0];
+    let set = ipmitool(n, ADMIN, &["chassis", "bootdev", "pxe"]);
+    assert!(
+        set.stdout.contains("Set Boot Device to pxe"),
+        "accepted before the server is known: {}",
+        set.all()
+    );
+    let record = std::fs::read_to_string(sim.state_dir().join("nodes/node-0.json"))
+        .expect("the write is in the state directory");
+    assert!(record.contains("early_boot"), "{record}");
+    let d = restart(d, &toml, true);
+    let n = d.nodes[0];
+    sim.faults(json!({}));
+    resolved(n);
+    let param = ipmitool(n, ADMIN, &["chassis", "bootparam", "get", "5"])
+        .ok()
+        .to_string();
+    assert!(
+        param.contains("Force PXE") && param.contains("only next boot"),
+        "applied once the server is known: {param}"
+    );
+    let cloud = TestCloud::Sim(sim);
+    eventually("saved in Nova", || {
+        cloud.metadata(&id).contains_key("novabmc_boot")
+    });
+}

@@ -203,3 +203,140 @@ fn a_nova_reload_keeps_unchanged_nodes_answering_and_their_work_going() {
         daemon.log()
     );
 }
+
+/// `GET /healthz` on `listen`: its status, or 0 when it cannot be asked.
+fn healthz(listen: SocketAddr) -> u16 {
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .ok()
+        .and_then(|c| c.get(format!("http://{listen}/healthz")).send().ok())
+        .map_or(0, |r| r.status().as_u16())
+}
+
+/// Ironic keeps SOL open all the time. A reload that changes `[backend]`
+/// while `ipmitool sol activate` is open takes effect whole: the nodes
+/// answer again (the console no longer holds the old backend's state
+/// directory), the console moves to the new backend and carries typing,
+/// and `/healthz` is 200 again. A reload whose new backend cannot start
+/// (its state directory cannot be created) is refused and the running
+/// configuration keeps serving, and the same file loaded again is
+/// retried rather than taken as current.
+#[test]
+fn a_backend_change_with_a_console_open_takes_effect_whole() {
+    let sim = cloud::Sim::start();
+    sim.add_server("vm-sol", true);
+    let ip = unique_loopback();
+    let node = SocketAddr::from((ip, 6230));
+    let listen = SocketAddr::from((ip, 9623));
+    let config = |backend: &str| {
+        format!(
+            "[users.admin]\npassword = \"password\"\n{backend}\
+             [nodes.n]\naddress = \"{ip}\"\nport = 6230\nserver = \"vm-sol\"\n\
+             [metrics]\nlisten = \"{listen}\"\n"
+        )
+    };
+    let backend = sim.backend_toml("rebuild");
+    let daemon = Daemon::start_with(&config(&backend), vec![node]);
+    eventually("the server resolved", || {
+        ipmitool(node, ADMIN, &["-R", "1", "-N", "1", "power", "status"]).code == Some(0)
+    });
+    eventually("/healthz 200", || healthz(listen) == 200);
+    let mut console = crate::sol::Terminal::sol(node, ADMIN);
+    console.wait_for("vm-sol login: ");
+
+    // [backend] changes (the refresh interval) with the console open.
+    let changed = backend.replace("refresh_secs = 1\n", "refresh_secs = 2\n");
+    write_file(daemon.dir(), "novabmc.toml", &config(&changed));
+    hup(&daemon);
+    eventually("the reload to be logged", || {
+        !daemon
+            .log_lines(&["configuration reloaded", "backend_restarted=true"])
+            .is_empty()
+    });
+    eventually_within(
+        "the node to answer on the new backend",
+        std::time::Duration::from_secs(20),
+        || ipmitool(node, ADMIN, &["-R", "1", "-N", "1", "power", "status"]).code == Some(0),
+    );
+    eventually("/healthz 200 again", || healthz(listen) == 200);
+    assert!(
+        daemon
+            .log_lines(&["is in use by another novabmc"])
+            .is_empty(),
+        "{}",
+        daemon.log()
+    );
+    // The console moved to the new backend: typing reaches the server.
+    console.type_text("root\r");
+    console.wait_for("vm-sol:~$ ");
+
+    // A backend that cannot start: the reload is refused, the node keeps
+    // answering, and loading the same file again tries again.
+    let blocker = write_file(daemon.dir(), "not-a-directory", "");
+    let broken = backend.replace(
+        &format!("state_dir = \"{}\"", sim.state_dir().display()),
+        &format!("state_dir = \"{}\"", blocker.join("state").display()),
+    );
+    assert_ne!(broken, backend);
+    write_file(daemon.dir(), "novabmc.toml", &config(&broken));
+    hup(&daemon);
+    eventually("the refusal to be logged", || {
+        !daemon.log_lines(&["ERROR", "reload refused"]).is_empty()
+    });
+    ipmitool(node, ADMIN, &["-R", "1", "-N", "1", "power", "status"]).ok();
+    hup(&daemon);
+    eventually("the same file to be refused again", || {
+        daemon.log_lines(&["ERROR", "reload refused"]).len() >= 2
+    });
+    ipmitool(node, ADMIN, &["power", "status"]).ok();
+    console.type_text("still here\r");
+    console.wait_for("echo: still here");
+}
+
+/// The user ID `session info active` reports for `user` in a new session.
+fn user_id(node: SocketAddr, user: (&str, &str), level: &str) -> String {
+    let out = ipmitool(node, user, &["-L", level, "session", "info", "active"]);
+    out.ok()
+        .lines()
+        .find(|l| l.trim_start().starts_with("user id"))
+        .unwrap_or_else(|| panic!("no user id in {}", out.all()))
+        .to_string()
+}
+
+/// User IDs are stable across a reload (a user added that sorts first
+/// does not renumber the others), and the sessions of a user whose
+/// password changed end at the reload while the others run on.
+#[test]
+fn user_ids_stay_and_sessions_of_changed_users_end_at_reload() {
+    let ip = unique_loopback();
+    let node = SocketAddr::from((ip, 6230));
+    let daemon = Daemon::start_with(&toml(ip, OPERATOR.1, &[("a", 6230)]), vec![node]);
+    let admin_id = user_id(node, ADMIN, "ADMINISTRATOR");
+    let operator_id = user_id(node, OPERATOR, "OPERATOR");
+    let mut admin = Shell::start(node, ADMIN, &[]);
+    admin.run("power status", "Chassis Power is");
+    let mut operator = Shell::start(node, OPERATOR, &["-L", "OPERATOR"]);
+    operator.run("power status", "Chassis Power is");
+
+    // A user that sorts before everyone, and the operator's new password.
+    let text = toml(ip, "new-op-secret", &[("a", 6230)]).replacen(
+        "[users.",
+        "[users.aaa]\npassword = \"aaa-secret\"\n[users.",
+        1,
+    );
+    write_file(daemon.dir(), "novabmc.toml", &text);
+    hup(&daemon);
+    eventually("the reload to be logged", || {
+        !daemon.log_lines(&["configuration reloaded"]).is_empty()
+    });
+    assert_eq!(user_id(node, ADMIN, "ADMINISTRATOR"), admin_id);
+    assert_eq!(
+        user_id(node, (OPERATOR.0, "new-op-secret"), "OPERATOR"),
+        operator_id
+    );
+    // The admin's session runs on; the operator's ended with the password.
+    admin.run("power status", "Chassis Power is");
+    let after = operator.run("power status", "Unable to get Chassis Power Status");
+    assert!(!after.contains("Chassis Power is"), "{after}");
+}

@@ -21,7 +21,7 @@ use common::*;
 use serde_json::{Value, json};
 
 /// A client running in a pseudo-terminal; stopped when dropped.
-struct Terminal {
+pub(crate) struct Terminal {
     child: Option<Child>,
     stdin: std::process::ChildStdin,
     output: Arc<Mutex<Vec<u8>>>,
@@ -30,7 +30,7 @@ struct Terminal {
 
 impl Terminal {
     /// Runs the shell command line `command` in a pseudo-terminal.
-    fn start(command: &str) -> Terminal {
+    pub(crate) fn start(command: &str) -> Terminal {
         require_tool("script");
         let mut child = Command::new("script")
             .args(["-q", "-f", "-e", "-c", command, "/dev/null"])
@@ -75,7 +75,7 @@ impl Terminal {
     }
 
     /// `ipmitool ... sol activate` on `node`.
-    fn sol(node: SocketAddr, user: (&str, &str)) -> Terminal {
+    pub(crate) fn sol(node: SocketAddr, user: (&str, &str)) -> Terminal {
         require_tool("ipmitool");
         Terminal::start(&format!(
             "ipmitool -I lanplus -H {} -p {} -U {} -P {} sol activate",
@@ -86,17 +86,17 @@ impl Terminal {
         ))
     }
 
-    fn type_text(&mut self, text: &str) {
+    pub(crate) fn type_text(&mut self, text: &str) {
         self.stdin.write_all(text.as_bytes()).expect("type");
         self.stdin.flush().expect("flush");
     }
 
-    fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         String::from_utf8_lossy(&self.output.lock().expect("output")).into_owned()
     }
 
     /// Waits until the output contains `text`.
-    fn wait_for(&self, text: &str) {
+    pub(crate) fn wait_for(&self, text: &str) {
         let mut seen = String::new();
         eventually_within(
             &format!("{:?} in the output of {}", text, self.what),
@@ -109,7 +109,7 @@ impl Terminal {
     }
 
     /// Waits for the client to exit; returns its exit code.
-    fn wait_exit(&mut self) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self) -> Option<i32> {
         let mut code = None;
         let child = self.child.as_mut().expect("running");
         eventually(&format!("{} to exit", self.what), || {
@@ -491,4 +491,54 @@ fn ipmiconsole_prompt_and_echo() {
     t.type_text("&.");
     t.wait_exit();
     eventually("the websocket closed", || b.console().0 == 0);
+}
+
+/// SOL's privilege comes from the file (`bmc.sol_privilege`, operator by
+/// default), and what `sol set` writes is kept in the state directory, so
+/// a restart keeps it.
+#[test]
+fn sol_privilege_is_configured_and_sol_set_survives_a_restart() {
+    let b = Bench::start("sol-kept");
+    let n = b.node();
+    let info = ipmitool(n, ADMIN, &["sol", "info"]).ok().to_string();
+    assert!(
+        info.contains("Privilege Level                 : OPERATOR"),
+        "operator by default: {info}"
+    );
+    ipmitool(n, ADMIN, &["sol", "set", "privilege-level", "admin"]).ok();
+    ipmitool(n, ADMIN, &["sol", "set", "retry-count", "5"]).ok();
+    let Bench { sim, daemon, .. } = b;
+    let toml = std::fs::read_to_string(daemon.dir().join("novabmc.toml")).expect("config");
+    let nodes = daemon.nodes.clone();
+    let daemon = Daemon::start_in(daemon.into_dir(), &toml, nodes);
+    let info = ipmitool(daemon.nodes[0], ADMIN, &["sol", "info"])
+        .ok()
+        .to_string();
+    assert!(
+        info.contains("Privilege Level                 : ADMINISTRATOR")
+            && info.contains("Retry Count                     : 5"),
+        "kept across the restart: {info}"
+    );
+    drop(sim);
+
+    // The file's setting, for a fresh state directory.
+    let sim = Sim::start();
+    sim.add_server("sol-file", true);
+    let (toml, nodes) = cloud::config(
+        &format!(
+            "[bmc]\nsol_privilege = \"user\"\n{}",
+            sim.backend_toml("rebuild")
+        ),
+        unique_loopback(),
+        &[("node-0", "sol-file")],
+        "",
+    );
+    let daemon = Daemon::start_with(&toml, nodes);
+    let info = ipmitool(daemon.nodes[0], ADMIN, &["sol", "info"])
+        .ok()
+        .to_string();
+    assert!(
+        info.contains("Privilege Level                 : USER"),
+        "{info}"
+    );
 }

@@ -128,6 +128,37 @@ impl SolConfig {
         Ok(data.len())
     }
 
+    /// Parameters 1 to 6 as written (their data bytes in order), for a
+    /// daemon to keep across restarts; [`SolConfig::restore`] reads it.
+    pub fn saved(&self) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        let mut at = 0;
+        for selector in 1..=6 {
+            let mut data = [0u8; 4];
+            // Parameters 1..=6 always have data.
+            let n = self.get(selector, &mut data).unwrap_or(0);
+            out[at..at + n].copy_from_slice(&data[..n]);
+            at += n;
+        }
+        out
+    }
+
+    /// Applies what [`SolConfig::saved`] wrote, through the same checks
+    /// as Set SOL Configuration Parameters; all or nothing.
+    pub fn restore(&mut self, saved: &[u8]) -> Result<(), CompletionCode> {
+        if saved.len() != 8 {
+            return Err(CompletionCode::REQUEST_LENGTH_INVALID);
+        }
+        let mut c = *self;
+        let mut at = 0;
+        for (selector, n) in [(1u8, 1usize), (2, 1), (3, 2), (4, 2), (5, 1), (6, 1)] {
+            c.set(selector, &saved[at..at + n])?;
+            at += n;
+        }
+        *self = c;
+        Ok(())
+    }
+
     /// Applies a write of parameter `selector` with `data`. A write leaves
     /// the configuration unchanged unless every byte is valid.
     pub fn set(&mut self, selector: u8, data: &[u8]) -> Result<(), CompletionCode> {

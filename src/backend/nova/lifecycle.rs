@@ -110,7 +110,7 @@ pub(super) fn new_cell(n: &NovaNode) -> Arc<NodeCell> {
 /// This instance's name in the servers' metadata: the host and the state
 /// directory, which together name one novabmc process (the directory is
 /// locked).
-fn instance_name(state_dir: &std::path::Path) -> String {
+pub fn instance_name(state_dir: &std::path::Path) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()
@@ -326,6 +326,18 @@ impl<C: Compute> Nova<C> {
                     }
                 }
             }
+            if let Some(text) = &e.early_boot {
+                match super::node::EarlyBoot::decode(text) {
+                    Some(early) => {
+                        info!(node = %s.name, "restored boot-parameter writes made before the server was known");
+                        s.boot_early = Some(early);
+                        s.lay_early_boot();
+                    }
+                    None => {
+                        warn!(node = %s.name, "unreadable early boot-parameter writes in the state directory; ignored")
+                    }
+                }
+            }
             self.ctx.persist(&s);
         }
         for (node, e) in entries {
@@ -349,6 +361,10 @@ impl<C: Compute> Nova<C> {
             );
         }
         self.log_pending();
+        // Whatever still holds this backend (an open SOL console, a call
+        // in flight) no longer holds the state directory: the next backend
+        // of a reload opens it.
+        self.ctx.store.close();
     }
 
     /// One line per node with work pending, for the shutdown log.

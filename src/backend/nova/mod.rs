@@ -65,6 +65,7 @@ use lifecycle::TaskStop;
 use node::{NodeState, Resolution};
 use worker::{NodeCell, WorkerContext};
 
+pub use lifecycle::instance_name;
 pub use server_index::{FindError, ServerIndex, find_server};
 pub use settings::{NetworkBoot, NovaNode, NovaSettings, StartError};
 
@@ -150,10 +151,15 @@ impl<C: Compute> Backend for Nova<C> {
         let cell = self.cell(node)?;
         let changed = {
             let mut s = cell.lock();
+            let before = s.clone();
             let changed = s.accept(control, Instant::now(), worker::unix_ms())?;
             if changed {
-                // Written before the console gets its answer.
-                self.ctx.persist(&s);
+                // Written before the console gets its answer; what cannot
+                // be written is refused, and undone.
+                if let Err(e) = self.ctx.record(&s) {
+                    *s = before;
+                    return Err(e);
+                }
             }
             info!(node = %s.name, control = control.name(), changed, "chassis control");
             changed
@@ -197,22 +203,51 @@ impl<C: Compute> Backend for Nova<C> {
                     b.apply(change(b), mark_invalid);
                     let after = *b;
                     if after != before {
+                        let (dirty, generation) = (s.boot_dirty, s.boot_generation);
                         s.boot_dirty = true;
                         s.boot_generation += 1;
-                        self.ctx.persist(s);
+                        if let Err(e) = self.ctx.record(s) {
+                            (s.boot, s.boot_dirty, s.boot_generation) =
+                                (Some(before), dirty, generation);
+                            return Err(e);
+                        }
                     }
                     after
                 }
-                _ => {
-                    return Err(BackendError::NotReady(format!(
-                        "boot options of server {} not restored yet",
-                        s.server_ref
-                    )));
+                // Not restored yet (the server is not resolved): kept, in
+                // the state directory too, and laid over the options once
+                // they are known, as a power command is carried out then.
+                (_, None) => {
+                    let kept = s.boot_early;
+                    let early = s.boot_early.get_or_insert_with(Default::default);
+                    let w = change(&early.options);
+                    early.apply(w, mark_invalid);
+                    let seen = early.options;
+                    if let Err(e) = self.ctx.record(s) {
+                        s.boot_early = kept;
+                        return Err(e);
+                    }
+                    info!(node = %s.name, parameter = w.parameter(), "boot parameter kept until the server is resolved");
+                    seen
                 }
             }
         };
         cell.wake.notify_one();
         Ok(after)
+    }
+
+    fn sol_settings(&self, node: NodeId) -> Option<Vec<u8>> {
+        self.ctx.store.sol_settings(&self.specs.get(node)?.name)
+    }
+
+    fn save_sol_settings(&self, node: NodeId, settings: &[u8]) -> Result<(), BackendError> {
+        let Some(spec) = self.specs.get(node) else {
+            return Err(BackendError::Unavailable(format!("no node {node}")));
+        };
+        self.ctx
+            .store
+            .save_sol_settings(&spec.name, settings)
+            .map_err(|e| BackendError::NotRecorded(e.to_string()))
     }
 
     fn inventory(

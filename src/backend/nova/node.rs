@@ -35,7 +35,7 @@
 //! Nova's power_state. When the worker gives an operation up, the record
 //! goes and the report falls back to what Nova says.
 
-use novabmc_proto::{BootOptions, ChassisControl, ChassisState};
+use novabmc_proto::{BootOptions, BootParameterWrite, ChassisControl, ChassisState};
 use tokio::time::Instant;
 
 use super::client::ServerInfo;
@@ -204,6 +204,10 @@ pub struct NodeState {
     pub boot: Option<BootOptions>,
     /// The boot options changed and are not yet saved in Nova.
     pub boot_dirty: bool,
+    /// Boot-parameter writes accepted before the boot options were
+    /// restored (the server not resolved yet): laid over them once they
+    /// are.
+    pub boot_early: Option<EarlyBoot>,
     /// Bumped whenever the boot options change (set by a console, or a
     /// one-time flag used up).
     pub boot_generation: u64,
@@ -222,7 +226,105 @@ pub struct NodeState {
     pub owner_warned: Option<String>,
 }
 
+/// Boot-parameter writes accepted before the node's boot options are
+/// known: the parameters written, with their values, to be laid over the
+/// options restored from the server's metadata (what was written wins, as
+/// if it had come after).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EarlyBoot {
+    /// The written values (the rest is defaults and unused).
+    pub options: BootOptions,
+    /// Bit n set: parameter n was written.
+    pub params: u8,
+    /// Parameter 4's bits written.
+    pub ack_mask: u8,
+}
+
+impl Default for EarlyBoot {
+    fn default() -> Self {
+        EarlyBoot {
+            options: BootOptions::new(false),
+            params: 0,
+            ack_mask: 0,
+        }
+    }
+}
+
+impl EarlyBoot {
+    /// Records one write.
+    pub fn apply(&mut self, write: BootParameterWrite, mark_invalid: bool) {
+        if let BootParameterWrite::BootInfoAck { mask, .. } = write {
+            self.ack_mask |= mask;
+        }
+        self.params |= 1 << write.parameter();
+        self.options.apply(write, mark_invalid);
+    }
+
+    /// `restored` with the recorded writes laid over it.
+    pub fn over(&self, restored: BootOptions) -> BootOptions {
+        let mut b = restored;
+        let (o, written) = (&self.options, |p: u8| self.params & (1 << p) != 0);
+        if written(0) {
+            b.set_in_progress = o.set_in_progress;
+        }
+        if written(3) {
+            b.valid_bit_clearing = o.valid_bit_clearing;
+        }
+        if written(4) {
+            b.boot_info_ack =
+                (b.boot_info_ack & !self.ack_mask) | (o.boot_info_ack & self.ack_mask);
+        }
+        if written(5) {
+            b.flags = o.flags;
+        }
+        b.invalid = (b.invalid & !self.params) | (o.invalid & self.params);
+        b
+    }
+
+    /// The state directory's text: `v1:<options>:<params>:<ack mask>`.
+    pub fn encode(&self) -> String {
+        format!(
+            "{}:{:02x}:{:02x}",
+            super::metadata::encode_boot(&self.options),
+            self.params,
+            self.ack_mask
+        )
+    }
+
+    /// Reads what [`EarlyBoot::encode`] wrote.
+    pub fn decode(text: &str) -> Option<EarlyBoot> {
+        let mut parts = text.rsplitn(3, ':');
+        let ack_mask = u8::from_str_radix(parts.next()?, 16).ok()?;
+        let params = u8::from_str_radix(parts.next()?, 16).ok()?;
+        let options = super::metadata::decode_boot(parts.next()?)?;
+        Some(EarlyBoot {
+            options,
+            params,
+            ack_mask,
+        })
+    }
+}
+
 impl NodeState {
+    /// Lays the writes accepted before the boot options were known over
+    /// them, once they are; true if there were any (the options are then
+    /// to be saved in Nova, and the record rewritten).
+    pub fn lay_early_boot(&mut self) -> bool {
+        let Some(b) = self.boot else {
+            return false;
+        };
+        let Some(early) = self.boot_early.take() else {
+            return false;
+        };
+        let after = early.over(b);
+        if after != b {
+            self.boot = Some(after);
+            self.boot_generation += 1;
+        }
+        self.boot_dirty = true;
+        true
+    }
+
     /// A node whose server is not resolved yet.
     pub fn new(name: String, server_ref: String) -> Self {
         NodeState {
@@ -234,6 +336,7 @@ impl NodeState {
             desired: None,
             boot: None,
             boot_dirty: false,
+            boot_early: None,
             boot_generation: 0,
             boot_in_flight: None,
             uuid: None,
@@ -437,6 +540,31 @@ mod tests {
     use std::time::Duration;
 
     const OWNER: &str = "novabmc_owner";
+
+    #[test]
+    fn early_boot_writes_lay_over_the_restored_options_and_round_trip() {
+        let mut early = EarlyBoot::default();
+        let mut pxe = BootOptions::new(false).flags;
+        pxe.0[0] = 0x80;
+        pxe.0[1] = 0x04;
+        early.apply(BootParameterWrite::BootFlags(pxe), false);
+        early.apply(
+            BootParameterWrite::BootInfoAck {
+                mask: 0x01,
+                data: 0x01,
+            },
+            false,
+        );
+        let text = early.encode();
+        assert_eq!(EarlyBoot::decode(&text), Some(early), "{text}");
+        let mut restored = BootOptions::new(true);
+        restored.valid_bit_clearing = 0x1f;
+        restored.boot_info_ack = 0x02;
+        let after = early.over(restored);
+        assert_eq!(after.flags, pxe);
+        assert_eq!(after.valid_bit_clearing, 0x1f, "not written: kept");
+        assert_eq!(after.boot_info_ack, 0x03, "only the written bit changes");
+    }
 
     fn server(
         status: Status,

@@ -161,6 +161,11 @@ impl<C: Compute> Nova<C> {
             if s.boot.is_none() {
                 s.boot = Some(from_metadata);
             }
+            if s.lay_early_boot() {
+                info!(node = %spec.name, "boot-parameter writes made before the server was known applied");
+                self.ctx.persist(&s);
+                cell.wake.notify_one();
+            }
             s.resolution = Resolution::Found {
                 id: server.id.clone(),
             };

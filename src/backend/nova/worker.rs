@@ -97,6 +97,15 @@ impl<C> WorkerContext<C> {
             error!(node = %s.name, error = %e, "cannot record pending work; it would not survive a restart");
         }
     }
+
+    /// Writes a node's entry for a command about to be acknowledged: a
+    /// failure is the command's refusal.
+    pub fn record(&self, s: &NodeState) -> Result<(), crate::backend::BackendError> {
+        self.store.save(&entry_of(s)).map_err(|e| {
+            error!(node = %s.name, error = %e, "cannot record a command; refusing it");
+            crate::backend::BackendError::NotRecorded(e.to_string())
+        })
+    }
 }
 
 /// The state-directory entry of a node.
@@ -114,6 +123,7 @@ pub fn entry_of(s: &NodeState) -> Entry {
     if s.boot_dirty {
         e.boot = s.boot.as_ref().map(encode_boot);
     }
+    e.early_boot = s.boot_early.as_ref().map(super::node::EarlyBoot::encode);
     e
 }
 

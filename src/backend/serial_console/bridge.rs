@@ -12,6 +12,17 @@
 //!   opened, the first time): the console log is polled every
 //!   [`LOG_POLL`] and only what is new is shown, read-only; this is said
 //!   once in the console and once in the log.
+//! - Bounded both ways: typed input arrives on a channel of
+//!   [`INPUT_CHUNKS`] chunks and is taken only while fewer than
+//!   [`MAX_PENDING`] bytes wait for the console, so a console that stops
+//!   reading pushes back to the SOL engine, whose ACKs then accept only
+//!   what fits; a write to the console gives up after [`SEND_TIMEOUT`]
+//!   (the console is then opened again), and deactivation ends the bridge
+//!   even in the middle of a write.
+//! - A reload that replaces the backend ([`Binding::move_consoles`]): the
+//!   console is closed and opened again through the new backend at once,
+//!   so nothing of the old backend (its cloud client, its state directory)
+//!   is kept alive by an open SOL session.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -19,7 +30,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
@@ -30,8 +41,13 @@ use crate::backend::BackendError;
 use crate::backend::Binding;
 use crate::backend::serial_console::{ConsoleAccess, ConsoleError, ConsoleSource};
 
-/// Bytes typed while the console is away, at most.
+/// Bytes typed while the console is away (or not reading), at most.
 pub const MAX_PENDING: usize = 64 * 1024;
+/// Chunks of typed input in flight from a node's task to its bridge.
+pub const INPUT_CHUNKS: usize = 16;
+/// How long one write to the console may take before the bridge gives
+/// up on that connection.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest pause between reconnection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the console log is read in the read-only fallback.
@@ -50,6 +66,16 @@ enum Ended {
     Stopped,
     /// The console went away; try again.
     Dropped(String),
+    /// The node's backend was replaced: open again through the new one.
+    Moved,
+}
+
+/// Completes when the binding's backend is replaced (never, once the
+/// binding is gone).
+async fn moved(moves: &mut watch::Receiver<u64>) {
+    if moves.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// A bridge task's inputs and outputs.
@@ -60,8 +86,8 @@ pub struct Bridge {
     /// Asked again at every (re)connection, so a reload that restarts the
     /// backend is followed.
     pub binding: Arc<Binding>,
-    /// Typed on the SOL console.
-    pub input: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// Typed on the SOL console ([`INPUT_CHUNKS`] chunks at most).
+    pub input: mpsc::Receiver<Vec<u8>>,
     /// Printed by the machine.
     pub output: mpsc::Sender<Vec<u8>>,
     /// Ends the task (SOL deactivated, or the node stopped).
@@ -75,10 +101,13 @@ impl Bridge {
         let mut connected = false;
         let mut failures: u32 = 0;
         let mut unsupported: u32 = 0;
+        let mut moves = self.binding.console_moves();
         loop {
             if self.stop.is_cancelled() {
                 return;
             }
+            // A move from here on is one this connection has not seen.
+            moves.mark_unchanged();
             let (backend, node) = self.binding.get();
             let source = match backend.console(node) {
                 Ok(s) => s,
@@ -89,29 +118,32 @@ impl Bridge {
                     }
                     continue;
                 }
-                Err(BackendError::Unavailable(why)) => {
+                Err(BackendError::Unavailable(why) | BackendError::NotRecorded(why)) => {
                     warn!(node = %self.name, %why, "SOL activated, but the node has no console");
                     self.say(&format!("[novabmc: no console for this node: {why}]"))
                         .await;
-                    self.idle().await;
+                    if self.idle(&mut moves).await {
+                        continue;
+                    }
                     return;
                 }
             };
             let opened = tokio::select! {
                 () = self.stop.cancelled() => return,
+                () = moved(&mut moves) => continue,
                 o = source.open() => o,
             };
             let ended = match opened {
                 Ok(ConsoleAccess::WebSocket(url)) => match self.websocket(&url).await {
                     Ok(ws) => {
                         self.connected(&mut connected, &mut failures, &mut unsupported);
-                        self.pump_websocket(ws, &mut pending).await
+                        self.pump_websocket(ws, &mut pending, &mut moves).await
                     }
                     Err(why) => Ended::Dropped(why),
                 },
                 Ok(ConsoleAccess::Stream(io)) => {
                     self.connected(&mut connected, &mut failures, &mut unsupported);
-                    self.pump_stream(io, &mut pending).await
+                    self.pump_stream(io, &mut pending, &mut moves).await
                 }
                 Err(ConsoleError::Unsupported(why)) => {
                     unsupported += 1;
@@ -121,10 +153,18 @@ impl Bridge {
             };
             let why = match ended {
                 Ended::Stopped => return,
+                Ended::Moved => {
+                    info!(node = %self.name, "the node's backend was replaced; opening the console again through the new one");
+                    continue;
+                }
                 Ended::Dropped(why) => why,
             };
             if !connected || unsupported >= UNSUPPORTED_AFTER_CONNECTED {
-                self.read_only(source.as_ref(), &why).await;
+                if self.read_only(source.as_ref(), &why, &mut moves).await {
+                    connected = false;
+                    unsupported = 0;
+                    continue;
+                }
                 return;
             }
             failures += 1;
@@ -185,15 +225,17 @@ impl Bridge {
         pending.extend(bytes.into_iter().take(room));
     }
 
-    /// Waits `d`, keeping what is typed; true if stopped.
+    /// Waits `d`, keeping what is typed (up to the bound); true if
+    /// stopped.
     async fn pause(&mut self, d: Duration, pending: &mut VecDeque<u8>) -> bool {
         let sleep = tokio::time::sleep(d);
         tokio::pin!(sleep);
         loop {
+            let room = pending.len() < MAX_PENDING;
             tokio::select! {
                 () = self.stop.cancelled() => return true,
                 () = &mut sleep => return false,
-                b = self.input.recv() => match b {
+                b = self.input.recv(), if room => match b {
                     Some(b) => self.take_typed(b, pending),
                     None => return true,
                 },
@@ -219,22 +261,37 @@ impl Bridge {
             tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
         >,
         pending: &mut VecDeque<u8>,
+        moves: &mut watch::Receiver<u64>,
     ) -> Ended {
         loop {
             if !pending.is_empty() {
                 let chunk: Vec<u8> = pending.iter().copied().collect();
-                if let Err(e) = ws.send(Message::Binary(chunk.into())).await {
+                let sent = tokio::select! {
+                    () = self.stop.cancelled() => return Ended::Stopped,
+                    () = moved(moves) => return Ended::Moved,
+                    r = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::Binary(chunk.into()))) => r,
+                };
+                match sent {
+                    Ok(Ok(())) => pending.clear(),
                     // Kept: it goes again on the next websocket.
-                    return Ended::Dropped(format!("console websocket: {e}"));
+                    Ok(Err(e)) => return Ended::Dropped(format!("console websocket: {e}")),
+                    Err(_) => {
+                        return Ended::Dropped(format!(
+                            "the console took no input for {SEND_TIMEOUT:?}"
+                        ));
+                    }
                 }
-                pending.clear();
             }
             tokio::select! {
                 () = self.stop.cancelled() => {
                     let _ = ws.close(None).await;
                     return Ended::Stopped;
                 }
-                b = self.input.recv() => match b {
+                () = moved(moves) => {
+                    let _ = ws.close(None).await;
+                    return Ended::Moved;
+                }
+                b = self.input.recv(), if pending.len() < MAX_PENDING => match b {
                     Some(b) => self.take_typed(b, pending),
                     None => {
                         let _ = ws.close(None).await;
@@ -262,19 +319,35 @@ impl Bridge {
         }
     }
 
-    async fn pump_stream(&mut self, mut io: DuplexStream, pending: &mut VecDeque<u8>) -> Ended {
+    async fn pump_stream(
+        &mut self,
+        mut io: DuplexStream,
+        pending: &mut VecDeque<u8>,
+        moves: &mut watch::Receiver<u64>,
+    ) -> Ended {
         let mut buf = vec![0u8; 4096];
         loop {
             if !pending.is_empty() {
                 let chunk: Vec<u8> = pending.iter().copied().collect();
-                if io.write_all(&chunk).await.is_err() {
-                    return Ended::Dropped("the console stream closed".into());
+                let sent = tokio::select! {
+                    () = self.stop.cancelled() => return Ended::Stopped,
+                    () = moved(moves) => return Ended::Moved,
+                    r = tokio::time::timeout(SEND_TIMEOUT, io.write_all(&chunk)) => r,
+                };
+                match sent {
+                    Ok(Ok(())) => pending.clear(),
+                    Ok(Err(_)) => return Ended::Dropped("the console stream closed".into()),
+                    Err(_) => {
+                        return Ended::Dropped(format!(
+                            "the console took no input for {SEND_TIMEOUT:?}"
+                        ));
+                    }
                 }
-                pending.clear();
             }
             tokio::select! {
                 () = self.stop.cancelled() => return Ended::Stopped,
-                b = self.input.recv() => match b {
+                () = moved(moves) => return Ended::Moved,
+                b = self.input.recv(), if pending.len() < MAX_PENDING => match b {
                     Some(b) => self.take_typed(b, pending),
                     None => return Ended::Stopped,
                 },
@@ -291,7 +364,13 @@ impl Bridge {
     }
 
     /// The read-only fallback: the console log, polled, new text only.
-    async fn read_only(&mut self, source: &dyn ConsoleSource, why: &str) {
+    /// True when it ended because the node's backend was replaced.
+    async fn read_only(
+        &mut self,
+        source: &dyn ConsoleSource,
+        why: &str,
+        moves: &mut watch::Receiver<u64>,
+    ) -> bool {
         warn!(node = %self.name, reason = %why, "no serial console; SOL shows the console log, read-only");
         self.say(
             "[novabmc: this server has no serial console here; showing its console log, read-only]",
@@ -303,11 +382,12 @@ impl Bridge {
         let mut failing = false;
         loop {
             tokio::select! {
-                () = self.stop.cancelled() => return,
-                b = self.input.recv() => if b.is_none() { return },
+                () = self.stop.cancelled() => return false,
+                () = moved(moves) => return true,
+                b = self.input.recv() => if b.is_none() { return false },
                 _ = tick.tick() => {
                     let read = tokio::select! {
-                        () = self.stop.cancelled() => return,
+                        () = self.stop.cancelled() => return false,
                         r = source.log(LOG_LINES) => r,
                     };
                     match read {
@@ -315,7 +395,7 @@ impl Bridge {
                             failing = false;
                             let text = follower.new_text(&tail);
                             if !text.is_empty() && !self.emit(text.into_bytes()).await {
-                                return;
+                                return false;
                             }
                         }
                         Err(e) => {
@@ -331,12 +411,111 @@ impl Bridge {
     }
 
     /// Nothing to show: waits for deactivation, discarding what is typed.
-    async fn idle(&mut self) {
+    /// True when it ended because the node's backend was replaced.
+    async fn idle(&mut self, moves: &mut watch::Receiver<u64>) -> bool {
         loop {
             tokio::select! {
-                () = self.stop.cancelled() => return,
-                b = self.input.recv() => if b.is_none() { return },
+                () = self.stop.cancelled() => return false,
+                () = moved(moves) => return true,
+                b = self.input.recv() => if b.is_none() { return false },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::serial_console::{ConsoleFuture, ConsoleSource};
+    use crate::backend::{Backend, NodeId};
+    use novabmc_proto::{BootOptions, BootParameterWrite, ChassisControl, ChassisState};
+    use std::sync::Mutex;
+
+    /// A console that takes a few bytes and then stops reading.
+    struct Stalled(Mutex<Option<DuplexStream>>);
+
+    impl ConsoleSource for Stalled {
+        fn open(&self) -> ConsoleFuture<'_, ConsoleAccess> {
+            let (ours, theirs) = tokio::io::duplex(64);
+            // Kept open, never read.
+            *self.0.lock().expect("lock") = Some(theirs);
+            Box::pin(async move { Ok(ConsoleAccess::Stream(ours)) })
+        }
+        fn log(&self, _: u32) -> ConsoleFuture<'_, String> {
+            Box::pin(async { Ok(String::new()) })
+        }
+    }
+
+    struct OneConsole(Arc<Stalled>);
+
+    impl Backend for OneConsole {
+        fn chassis_status(&self, _: NodeId) -> Result<ChassisState, BackendError> {
+            Err(BackendError::Unavailable("test".into()))
+        }
+        fn chassis_control(&self, _: NodeId, _: ChassisControl) -> Result<(), BackendError> {
+            Err(BackendError::Unavailable("test".into()))
+        }
+        fn boot_options(&self, _: NodeId) -> Result<BootOptions, BackendError> {
+            Err(BackendError::Unavailable("test".into()))
+        }
+        fn update_boot(
+            &self,
+            _: NodeId,
+            _: &dyn Fn(&BootOptions) -> BootParameterWrite,
+            _: bool,
+        ) -> Result<BootOptions, BackendError> {
+            Err(BackendError::Unavailable("test".into()))
+        }
+        fn system_guid(&self, _: NodeId) -> Result<[u8; 16], BackendError> {
+            Err(BackendError::Unavailable("test".into()))
+        }
+        fn console(&self, _: NodeId) -> Result<Arc<dyn ConsoleSource>, BackendError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    /// The console stops reading: the bridge takes no more than its bound
+    /// of what is typed (the rest waits in the channel, and so in the
+    /// engine, whose SOL ACKs accept only what fits), and a deactivation
+    /// ends it at once although a write is stuck.
+    #[tokio::test]
+    async fn a_console_that_stops_reading_bounds_input_and_deactivation_ends_the_bridge() {
+        let binding = crate::backend::Binding::new(
+            Arc::new(OneConsole(Arc::new(Stalled(Mutex::new(None))))),
+            0,
+        );
+        let (input, input_rx) = mpsc::channel(INPUT_CHUNKS);
+        let (output, _output_rx) = mpsc::channel(4);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(
+            Bridge {
+                name: "n".into(),
+                binding,
+                input: input_rx,
+                output,
+                stop: stop.clone(),
+            }
+            .run(),
+        );
+        // Far more than the bridge keeps: the channel fills and pushes
+        // back instead of growing.
+        let mut sent = 0usize;
+        let chunk = vec![b'x'; 1024];
+        while sent < 4 * MAX_PENDING {
+            match tokio::time::timeout(Duration::from_millis(200), input.send(chunk.clone())).await
+            {
+                Ok(Ok(())) => sent += chunk.len(),
+                _ => break,
+            }
+        }
+        assert!(
+            sent <= MAX_PENDING + (INPUT_CHUNKS + 2) * chunk.len(),
+            "{sent} bytes taken from a console that reads nothing"
+        );
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("the bridge ends at deactivation")
+            .expect("join");
     }
 }

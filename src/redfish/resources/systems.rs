@@ -79,6 +79,7 @@ pub fn backend_error(e: &BackendError) -> Error {
     match e {
         BackendError::NotReady(why) => Error::unavailable(why),
         BackendError::Unavailable(why) => Error::not_possible(why),
+        BackendError::NotRecorded(why) => Error::internal(why),
     }
 }
 
@@ -117,7 +118,9 @@ pub fn system_json(s: &System) -> Value {
         Ok(true) => ("Enabled", json!("On")),
         Ok(false) => ("Enabled", json!("Off")),
         Err(BackendError::NotReady(_)) => ("Starting", Value::Null),
-        Err(BackendError::Unavailable(_)) => ("UnavailableOffline", Value::Null),
+        Err(BackendError::Unavailable(_) | BackendError::NotRecorded(_)) => {
+            ("UnavailableOffline", Value::Null)
+        }
     };
     let inv = s.inventory.as_ref();
     let mut boot_json = json!({
