@@ -51,6 +51,10 @@ pub(super) fn routes() -> Router<St> {
         .route("/compute/v2.1/flavors", get(list_flavors))
         .route("/compute/v2.1/flavors/detail", get(list_flavors))
         .route("/compute/v2.1/flavors/{id}", get(get_flavor))
+        .route(
+            "/compute/v2.1/flavors/{id}/os-extra_specs",
+            get(get_flavor_extra_specs),
+        )
 }
 
 // ----- versions --------------------------------------------------------------
@@ -765,6 +769,17 @@ async fn get_flavor(State(sim): State<St>, Path(id): Path<String>) -> Response {
     match m.flavors.iter().find(|f| f.id == id) {
         Some(f) => Json(json!({"flavor": flavor_json(f)})).into_response(),
         None => ApiError::not_found(&format!("Flavor {id} could not be found.")).into_response(),
+    }
+}
+
+/// A flavor's extra specs (none here, as the servers' embedded flavors
+/// show), which openstacksdk's `find_flavor` reads after finding a flavor.
+async fn get_flavor_extra_specs(State(sim): State<St>, Path(id): Path<String>) -> Response {
+    let m = sim.lock();
+    if m.flavors.iter().any(|f| f.id == id) {
+        Json(json!({"extra_specs": {}})).into_response()
+    } else {
+        ApiError::not_found(&format!("Flavor {id} could not be found.")).into_response()
     }
 }
 
