@@ -113,6 +113,10 @@ impl Node {
 #[derive(Debug)]
 pub struct Service {
     nodes: RwLock<Arc<Vec<Node>>>,
+    /// Where each system Id was last found in `nodes`, so a GET costs one
+    /// look-up however many nodes there are; checked at each use and built
+    /// again when an Id moved (a server re-created, a reload).
+    ids: Mutex<std::collections::HashMap<String, usize>>,
     accounts: RwLock<Arc<Accounts>>,
     /// Open sessions.
     pub sessions: Mutex<Sessions>,
@@ -136,6 +140,7 @@ impl Service {
     ) -> Arc<Service> {
         Arc::new(Service {
             nodes: RwLock::new(Arc::new(nodes)),
+            ids: Mutex::new(std::collections::HashMap::new()),
             accounts: RwLock::new(Arc::new(Accounts::from_users(users))),
             sessions: Mutex::new(Sessions::new(config.session_timeout, config.max_sessions)),
             logins: Mutex::new(LoginLimit::default()),
@@ -147,6 +152,7 @@ impl Service {
     /// Replaces the nodes (a reload).
     pub fn set_nodes(&self, nodes: Vec<Node>) {
         *self.nodes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(nodes);
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Replaces the accounts and limits (a reload): sessions of removed
@@ -193,20 +199,35 @@ impl Service {
     /// The system `id` names (its Id, or its node's name) within `scope`.
     pub fn system(&self, scope: &Scope, id: &str) -> Option<System> {
         let nodes = self.nodes();
-        let candidates = nodes.iter().filter(|n| match scope {
+        let in_scope = |n: &Node| match scope {
             Scope::All => true,
             Scope::Node(name) => &n.name == name,
-        });
-        for n in candidates {
-            if n.name == id {
-                return Some(n.system());
-            }
+        };
+        let known = self
+            .ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied();
+        if let Some(n) = known.and_then(|i| nodes.get(i)) {
             let s = n.system();
-            if s.id == id {
+            if (s.id == id || n.name == id) && in_scope(n) {
                 return Some(s);
             }
         }
-        None
+        // Not known, or moved: index every node once and look again.
+        let mut ids = std::collections::HashMap::with_capacity(nodes.len() * 2);
+        let mut found = None;
+        for (i, n) in nodes.iter().enumerate() {
+            let s = n.system();
+            ids.insert(n.name.clone(), i);
+            ids.insert(s.id.clone(), i);
+            if found.is_none() && (s.id == id || n.name == id) && in_scope(n) {
+                found = Some(s);
+            }
+        }
+        *self.ids.lock().unwrap_or_else(|e| e.into_inner()) = ids;
+        found
     }
 }
 
