@@ -13,8 +13,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use super::auth::Ctx;
 use super::listener::{self, Limits};
-use super::routes::{self, Ctx};
+use super::routes;
 use super::{Node, Scope, Service, tls};
 use crate::config::{NodeConfig, RedfishConfig, UserConfig};
 use crate::metrics::Recorder;

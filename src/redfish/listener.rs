@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::debug;
 
-use super::routes::Peer;
+use super::auth::Peer;
 
 /// Largest header block taken (hyper's buffer for one request head).
 const MAX_HEADER_BYTES: usize = 16 * 1024;

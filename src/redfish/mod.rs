@@ -15,14 +15,16 @@
 //!   bodies and time, and a cap on connections;
 //! - [`tls`]: the configured certificate, or a self-signed one kept in the
 //!   state directory;
-//! - [`routes`]: the URI space, the protocol rules every request and
-//!   response follows, and authentication;
+//! - [`routes`]: the URI space and the protocol rules every request and
+//!   response follows;
+//! - [`auth`]: the request context, the caller, and authentication;
 //! - [`accounts`], [`sessions`], [`login_limit`]: who may do what, Redfish
 //!   sessions, and the per-source budget of failed logins;
 //! - [`resources`]: the resources themselves;
 //! - [`odata`], [`error`]: the shapes of answers and of errors.
 
 pub mod accounts;
+pub mod auth;
 pub mod door;
 pub mod error;
 pub mod listener;

@@ -8,9 +8,9 @@ use serde_json::json;
 
 use super::link;
 use crate::redfish::accounts::Role;
+use crate::redfish::auth::Ctx;
 use crate::redfish::error::Error;
 use crate::redfish::odata;
-use crate::redfish::routes::Ctx;
 
 /// The AccountService.
 pub async fn service() -> Response {

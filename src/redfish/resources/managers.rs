@@ -8,9 +8,9 @@ use serde_json::json;
 
 use super::link;
 use super::systems::system_uri;
+use crate::redfish::auth::Ctx;
 use crate::redfish::error::Error;
 use crate::redfish::odata;
-use crate::redfish::routes::Ctx;
 
 /// The Managers collection.
 pub async fn managers(State(ctx): State<Ctx>) -> Response {

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::link;
+use crate::redfish::auth::Ctx;
 use crate::redfish::odata;
-use crate::redfish::routes::Ctx;
 
 /// The schema versions this service's resources are, for `$metadata`.
 const SCHEMAS: [(&str, &str); 22] = [

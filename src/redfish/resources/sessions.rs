@@ -17,9 +17,9 @@ use tokio::time::Instant;
 
 use super::json_object;
 use crate::redfish::accounts::Role;
+use crate::redfish::auth::{Caller, Ctx, Peer, check_password};
 use crate::redfish::error::Error;
 use crate::redfish::odata;
-use crate::redfish::routes::{Caller, Ctx, Peer, check_password};
 use crate::redfish::sessions::Session;
 
 const SESSIONS: &str = "/redfish/v1/SessionService/Sessions";
@@ -171,7 +171,7 @@ fn authenticated(ctx: &Ctx, req: &Request) -> bool {
         .extensions()
         .get::<Peer>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |p| p.0.ip());
-    crate::redfish::routes::basic_credentials(h.get(header::AUTHORIZATION)).is_some_and(|(u, p)| {
+    crate::redfish::auth::basic_credentials(h.get(header::AUTHORIZATION)).is_some_and(|(u, p)| {
         check_password(&ctx.service, source, &u, p.as_bytes(), Instant::now()).is_ok()
     })
 }

@@ -13,8 +13,8 @@ use super::{json_object, link};
 use crate::backend::boot::{self, BootChange, BootMode, BootOverride, BootTarget, OverrideEnabled};
 use crate::backend::power::{self, PowerRequest};
 use crate::backend::{BackendError, inventory::MANUFACTURER};
+use crate::redfish::auth::{Caller, Ctx, require_configure};
 use crate::redfish::error::Error;
-use crate::redfish::routes::{Caller, Ctx, require_configure};
 use crate::redfish::{System, odata};
 
 /// The targets a client may set (what the Nova backend can boot).
