@@ -200,6 +200,29 @@ fn reset(url: &str, path: &str, kind: &str) -> u16 {
     .0
 }
 
+/// Sends SIGHUP: the daemon reloads its configuration file.
+fn hup(daemon: &Daemon) {
+    let ok = Command::new("kill")
+        .args(["-HUP", &daemon.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success(), "kill -HUP failed");
+}
+
+/// Opens a Redfish session; returns its token.
+fn login(url: &str, user: (&str, &str)) -> String {
+    let r = http(None)
+        .post(format!("{url}/redfish/v1/SessionService/Sessions"))
+        .json(&json!({"UserName": user.0, "Password": user.1}))
+        .send()
+        .expect("login");
+    assert_eq!(r.status().as_u16(), 201, "login as {}", user.0);
+    r.headers()["x-auth-token"]
+        .to_str()
+        .expect("token")
+        .to_string()
+}
+
 /// Ironic's path through sushy: every reset type, NMI, boot devices once
 /// and persistent, boot mode both ways, secure boot read.
 #[test]
@@ -616,20 +639,8 @@ fn a_reload_ends_the_sessions_of_removed_accounts() {
     let rig = Rig::new(1, "");
     let url = rig.url(0);
     let c = http(None);
-    let login = |user: (&str, &str)| {
-        let r = c
-            .post(format!("{url}/redfish/v1/SessionService/Sessions"))
-            .json(&json!({"UserName": user.0, "Password": user.1}))
-            .send()
-            .expect("login");
-        assert_eq!(r.status().as_u16(), 201);
-        r.headers()["x-auth-token"]
-            .to_str()
-            .expect("token")
-            .to_string()
-    };
-    let admin = login(ADMIN);
-    let viewer = login(USER);
+    let admin = login(&url, ADMIN);
+    let viewer = login(&url, USER);
     let config = rig.daemon.dir().join("novabmc.toml");
     let text = std::fs::read_to_string(&config).expect("config");
     let text = text.replace(
@@ -637,11 +648,7 @@ fn a_reload_ends_the_sessions_of_removed_accounts() {
         "",
     );
     std::fs::write(&config, text).expect("write");
-    let hup = Command::new("kill")
-        .args(["-HUP", &rig.daemon.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
+    hup(&rig.daemon);
     let status = |token: &str| {
         c.get(format!("{url}/redfish/v1/Systems"))
             .header("X-Auth-Token", token)
@@ -807,16 +814,7 @@ fn both_protocols_at_once_and_a_reload_between() {
     let path = rig.system_path(0);
     let node = rig.daemon.nodes[0];
     let c = http(None);
-    let r = c
-        .post(format!("{url}/redfish/v1/SessionService/Sessions"))
-        .json(&json!({"UserName": ADMIN.0, "Password": ADMIN.1}))
-        .send()
-        .expect("login");
-    assert_eq!(r.status().as_u16(), 201);
-    let token = r.headers()["x-auth-token"]
-        .to_str()
-        .expect("token")
-        .to_string();
+    let token = login(&url, ADMIN);
     let ipmi = std::thread::spawn(move || {
         (0..6)
             .map(|i| {
@@ -842,11 +840,7 @@ fn both_protocols_at_once_and_a_reload_between() {
         PORT + 50
     ));
     std::fs::write(&config, text).expect("write");
-    let hup = Command::new("kill")
-        .args(["-HUP", &rig.daemon.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hup.success());
+    hup(&rig.daemon);
     let extra_url = format!("https://{}:{}", node.ip(), PORT + 50);
     eventually("the added node serves Redfish", || {
         get(&extra_url, "/redfish/v1/Systems", ADMIN).is_some_and(|(s, _)| s == 200)
