@@ -83,13 +83,13 @@ fn script(
     Ok(out)
 }
 
-/// One node's comment and command.
-fn command(
+/// The start of a node's `machines create`: the profile, its hostname
+/// (unique in the script), architecture and MACs.
+fn create_words(
     e: &Entry,
-    access: &Access,
     profile: Option<&str>,
     taken: &mut HashMap<String, String>,
-) -> Result<String, String> {
+) -> Result<Vec<String>, String> {
     let m = &e.machine;
     let host = hostname(&e.name)?;
     if let Some(other) = taken.insert(host.clone(), e.name.clone()) {
@@ -98,6 +98,26 @@ fn command(
         ));
     }
     let arch = architecture(&m.arch)?;
+    let mut words = vec![
+        "maas".to_string(),
+        profile.map_or_else(|| "\"$PROFILE\"".to_string(), quote),
+        "machines".into(),
+        "create".into(),
+        param("hostname", &host),
+        param("architecture", &format!("{arch}/generic")),
+    ];
+    words.extend(m.macs.iter().map(|mac| param("mac_addresses", mac)));
+    Ok(words)
+}
+
+/// One node's comment and command.
+fn command(
+    e: &Entry,
+    access: &Access,
+    profile: Option<&str>,
+    taken: &mut HashMap<String, String>,
+) -> Result<String, String> {
+    let m = &e.machine;
     let address = match e.listen.ip() {
         IpAddr::V4(a) => format!("{a}:{}", e.listen.port()),
         IpAddr::V6(a) => format!("[{a}]:{}", e.listen.port()),
@@ -111,15 +131,7 @@ fn command(
         BootMode::Uefi => "UEFI",
         BootMode::Bios => "BIOS",
     });
-    let mut words = vec![
-        "maas".to_string(),
-        profile.map_or_else(|| "\"$PROFILE\"".to_string(), quote),
-        "machines".into(),
-        "create".into(),
-        param("hostname", &host),
-        param("architecture", &format!("{arch}/generic")),
-    ];
-    words.extend(m.macs.iter().map(|mac| param("mac_addresses", mac)));
+    let mut words = create_words(e, profile, taken)?;
     words.extend([
         param("power_type", "ipmi"),
         param("power_parameters_power_driver", "LAN_2_0"),
@@ -177,13 +189,6 @@ fn redfish_command(
     taken: &mut HashMap<String, String>,
 ) -> Result<String, String> {
     let m = &e.machine;
-    let host = hostname(&e.name)?;
-    if let Some(other) = taken.insert(host.clone(), e.name.clone()) {
-        return Err(format!(
-            "its MAAS hostname {host} is also node {other}'s; rename one of them"
-        ));
-    }
-    let arch = architecture(&m.arch)?;
     let Some(url) = &e.redfish else {
         return Err("Redfish is not served for it".into());
     };
@@ -191,15 +196,7 @@ fn redfish_command(
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .unwrap_or(url);
-    let mut words = vec![
-        "maas".to_string(),
-        profile.map_or_else(|| "\"$PROFILE\"".to_string(), quote),
-        "machines".into(),
-        "create".into(),
-        param("hostname", &host),
-        param("architecture", &format!("{arch}/generic")),
-    ];
-    words.extend(m.macs.iter().map(|mac| param("mac_addresses", mac)));
+    let mut words = create_words(e, profile, taken)?;
     words.extend([
         param("power_type", "redfish"),
         param("power_parameters_power_address", address),
