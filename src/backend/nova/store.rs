@@ -145,6 +145,12 @@ pub struct Entry {
     /// be laid over its boot options once they are known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_boot: Option<String>,
+    /// Inserted virtual media.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<super::media::record::Slot>,
+    /// Virtual media left to remove from the cloud.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media_cleanup: Vec<super::media::record::Cleanup>,
 }
 
 impl Entry {
@@ -157,12 +163,18 @@ impl Entry {
             power: None,
             boot: None,
             early_boot: None,
+            media: Vec::new(),
+            media_cleanup: Vec::new(),
         }
     }
 
     /// Whether nothing is pending (the file can go).
     pub fn is_empty(&self) -> bool {
-        self.power.is_none() && self.boot.is_none() && self.early_boot.is_none()
+        self.power.is_none()
+            && self.boot.is_none()
+            && self.early_boot.is_none()
+            && self.media.is_empty()
+            && self.media_cleanup.is_empty()
     }
 }
 
@@ -344,20 +356,33 @@ impl Store {
     /// A node's saved SOL settings (`sol/<node>`, hexadecimal), if any
     /// and readable.
     pub fn sol_settings(&self, node: &str) -> Option<Vec<u8>> {
-        let path = self.dir.join("sol").join(file_name(node));
-        let text = read_no_follow(&path).ok()?;
+        let text = self.read_side_file("sol", &file_name(node))?;
         hex::decode(String::from_utf8_lossy(&text).trim()).ok()
     }
 
     /// Saves a node's SOL settings, atomically as the records are. Kept
     /// apart from `nodes/` since they are settings, not pending work.
     pub fn save_sol_settings(&self, node: &str, settings: &[u8]) -> Result<(), StoreError> {
+        let text = format!("{}\n", hex::encode(settings));
+        self.save_side_file("sol", &file_name(node), text.as_bytes())
+    }
+
+    /// A file of a subdirectory other than `nodes/` (read without
+    /// following a symlink), if it exists and is readable.
+    pub fn read_side_file(&self, subdir: &str, name: &str) -> Option<Vec<u8>> {
+        read_no_follow(&self.dir.join(subdir).join(name)).ok()
+    }
+
+    /// Writes a file of a subdirectory other than `nodes/` (created mode
+    /// 0700): atomically, never through a symlink, flushed as the records
+    /// are.
+    pub fn save_side_file(&self, subdir: &str, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         if self.is_closed() {
             return Err(StoreError::Closed {
                 dir: self.dir.clone(),
             });
         }
-        let sol = self.dir.join("sol");
+        let sub = self.dir.join(subdir);
         let io = |what: String| {
             move |source| StoreError::Io {
                 dir: self.dir.clone(),
@@ -370,11 +395,11 @@ impl Store {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
-                .create(&sol)
-                .map_err(io(format!("cannot create {}", sol.display())))?;
+                .create(&sub)
+                .map_err(io(format!("cannot create {}", sub.display())))?;
         }
-        let path = sol.join(file_name(node));
-        let tmp = sol.join(format!("{}.tmp", file_name(node)));
+        let path = sub.join(name);
+        let tmp = sub.join(format!("{name}.tmp"));
         let _ = std::fs::remove_file(&tmp);
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -384,7 +409,7 @@ impl Store {
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(&tmp)
-                .and_then(|mut f| writeln!(f, "{}", hex::encode(settings)))
+                .and_then(|mut f| f.write_all(bytes))
                 .map_err(io(format!("cannot write {}", tmp.display())))?;
         }
         std::fs::rename(&tmp, &path).map_err(io(format!("cannot rename {}", tmp.display())))?;
