@@ -18,6 +18,7 @@ pub mod power;
 pub mod serial_console;
 pub mod simulated;
 pub mod telemetry;
+pub mod virtual_media;
 
 use std::sync::Arc;
 
@@ -119,6 +120,49 @@ pub trait Backend: Send + Sync + 'static {
     fn sol_settings(&self, node: NodeId) -> Option<Vec<u8>> {
         let _ = node;
         None
+    }
+
+    /// The node's virtual media devices and what is in them. A backend
+    /// without virtual media keeps this default, and the front doors show
+    /// no devices.
+    fn virtual_media(&self, node: NodeId) -> Result<Vec<virtual_media::MediaView>, BackendError> {
+        let _ = node;
+        Err(BackendError::Unavailable(
+            "this backend has no virtual media".into(),
+        ))
+    }
+
+    /// Inserts media: checks the URL (within a bounded time), records the
+    /// request where a restart finds it, and starts the fetch in the
+    /// background. Returns once the medium is inserted (not yet loaded).
+    fn insert_media(
+        &self,
+        node: NodeId,
+        device: virtual_media::MediaDevice,
+        request: virtual_media::MediaInsert,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), virtual_media::MediaError>> + Send + '_>,
+    > {
+        let _ = (node, device, request);
+        Box::pin(async {
+            Err(virtual_media::MediaError::Backend(
+                BackendError::Unavailable("this backend has no virtual media".into()),
+            ))
+        })
+    }
+
+    /// Ejects media (ejecting an empty device is not an error). What the
+    /// medium left in the cloud is removed in the background; the eject
+    /// itself is recorded before this returns.
+    fn eject_media(
+        &self,
+        node: NodeId,
+        device: virtual_media::MediaDevice,
+    ) -> Result<(), virtual_media::MediaError> {
+        let _ = (node, device);
+        Err(virtual_media::MediaError::Backend(
+            BackendError::Unavailable("this backend has no virtual media".into()),
+        ))
     }
 
     /// Keeps the node's SOL settings (what `sol set` changed) where a
