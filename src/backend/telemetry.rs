@@ -28,6 +28,12 @@ pub struct CloudCall<'a> {
 pub trait CallRecorder: Send + Sync + 'static {
     /// Records one call; must not block (it runs on the call's task).
     fn record(&self, call: CloudCall<'_>);
+
+    /// Records the end of a virtual media load (`ok` or `failed`) and how
+    /// long it took; must not block.
+    fn media_load(&self, outcome: &'static str, took: Duration) {
+        let _ = (outcome, took);
+    }
 }
 
 impl std::fmt::Debug for dyn CallRecorder {

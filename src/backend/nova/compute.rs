@@ -69,6 +69,13 @@ pub trait Compute: Send + Sync + 'static {
     /// How long one call may take.
     fn timeout(&self) -> Duration;
 
+    /// The HTTP client, for virtual media (Glance imports and uploads,
+    /// Cinder volumes): a cloud without one (the in-process cloud) has no
+    /// virtual media.
+    fn media_client(&self) -> Option<&NovaClient> {
+        None
+    }
+
     /// A serial console websocket URL for a server. Clouds without serial
     /// consoles (and the in-process cloud) refuse it.
     fn serial_console(&self, id: &str) -> impl Future<Output = Result<String, NovaError>> + Send {
@@ -149,5 +156,9 @@ impl Compute for NovaClient {
 
     fn timeout(&self) -> Duration {
         NovaClient::timeout(self)
+    }
+
+    fn media_client(&self) -> Option<&NovaClient> {
+        Some(self)
     }
 }

@@ -88,6 +88,14 @@ impl NovaError {
         }
     }
 
+    /// A failure that retrying will not cure.
+    pub fn permanent(message: String) -> Self {
+        NovaError {
+            kind: NovaErrorKind::Permanent,
+            message,
+        }
+    }
+
     /// Types a 409 from Nova's message: "Cannot 'stop' instance X while it
     /// is in task_state rebooting_hard" or "... in vm_state stopped".
     pub fn conflict(message: String) -> Self {

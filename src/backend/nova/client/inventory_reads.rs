@@ -150,7 +150,7 @@ struct VolumeRoot {
 /// unversioned document's link, which drops the project ID that most
 /// catalogs put in the URL and that Cinder before 3.67 requires.
 #[derive(Clone, Copy, Debug)]
-struct Volumes(&'static str);
+pub(super) struct Volumes(pub(super) &'static str);
 
 impl ServiceType for Volumes {
     fn catalog_type(&self) -> &'static str {
@@ -258,7 +258,7 @@ impl NovaClient {
     }
 
     /// The first Cinder catalog entry the session knows.
-    async fn volume_service(&self) -> Result<Volumes, NovaError> {
+    pub(super) async fn volume_service(&self) -> Result<Volumes, NovaError> {
         let session = self.session().await?;
         for name in VOLUME_SERVICES {
             match session.get_endpoint(Volumes(name), &[] as &[&str]).await {

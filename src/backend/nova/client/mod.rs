@@ -38,12 +38,14 @@ use crate::backend::telemetry::{CallRecorder, CloudCall, NoRecorder};
 
 mod error;
 mod inventory_reads;
+mod media_calls;
 mod responses;
 
 pub use error::{NovaError, NovaErrorKind};
 pub use inventory_reads::{
     AttachedVolume, CatalogEntry, FlavorInfo, ServerDetail, VolumeAttachment, VolumeInfo,
 };
+pub use media_calls::{ImageState, NewImage, VolumeState};
 pub use responses::{
     AddressInfo, ImageFirmware, ImageInfo, Listing, ServerAction, ServerInfo, macs_of,
 };
@@ -137,6 +139,11 @@ impl NovaClient {
     pub fn recording(mut self, recorder: Arc<dyn CallRecorder>) -> Self {
         self.recorder = recorder;
         self
+    }
+
+    /// Where calls are reported.
+    pub fn recorder(&self) -> &dyn CallRecorder {
+        self.recorder.as_ref()
     }
 
     /// The timeout of one call.

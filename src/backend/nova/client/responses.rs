@@ -129,6 +129,16 @@ pub enum ServerAction {
         /// Image ID.
         image: String,
     },
+    /// `rescue` with virtual media: an image whose `hw_rescue_device` and
+    /// `hw_rescue_bus` make it a stable-device rescue (the root disk kept
+    /// attached). `stable` asks for microversion 2.87, which a
+    /// volume-backed server needs.
+    RescueMedia {
+        /// Image ID.
+        image: String,
+        /// Ask for microversion 2.87.
+        stable: bool,
+    },
     /// `unrescue`.
     Unrescue,
     /// `trigger_crash_dump` (an NMI), microversion 2.17.
@@ -143,7 +153,7 @@ impl ServerAction {
             ServerAction::Stop => "os-stop",
             ServerAction::HardReboot => "reboot",
             ServerAction::Rebuild { .. } => "rebuild",
-            ServerAction::Rescue { .. } => "rescue",
+            ServerAction::Rescue { .. } | ServerAction::RescueMedia { .. } => "rescue",
             ServerAction::Unrescue => "unrescue",
             ServerAction::CrashDump => "trigger_crash_dump",
         }
@@ -154,7 +164,9 @@ impl ServerAction {
         match self {
             ServerAction::HardReboot => json!({"reboot": {"type": "HARD"}}),
             ServerAction::Rebuild { image } => json!({"rebuild": {"imageRef": image}}),
-            ServerAction::Rescue { image } => json!({"rescue": {"rescue_image_ref": image}}),
+            ServerAction::Rescue { image } | ServerAction::RescueMedia { image, .. } => {
+                json!({"rescue": {"rescue_image_ref": image}})
+            }
             other => json!({ other.name(): null }),
         }
     }
@@ -163,6 +175,7 @@ impl ServerAction {
     pub fn microversion(&self) -> Option<ApiVersion> {
         match self {
             ServerAction::CrashDump => Some(ApiVersion(2, 17)),
+            ServerAction::RescueMedia { stable: true, .. } => Some(ApiVersion(2, 87)),
             _ => None,
         }
     }
@@ -179,7 +192,7 @@ impl ServerAction {
             ServerAction::Rebuild { .. } => {
                 &[Rebuilding, RebuildBlockDeviceMapping, RebuildSpawning]
             }
-            ServerAction::Rescue { .. } => &[Rescuing],
+            ServerAction::Rescue { .. } | ServerAction::RescueMedia { .. } => &[Rescuing],
             ServerAction::Unrescue => &[Unrescuing],
             ServerAction::CrashDump => &[],
         }
