@@ -10,12 +10,15 @@ use serde::Deserialize;
 
 use super::error::{Checker, ConfigError};
 use crate::backend::nova::cloud::CloudSource;
+use crate::backend::nova::media::{MediaBoot, MediaSettings};
 use crate::backend::nova::{NetworkBoot, NovaSettings};
 pub use crate::backend::simulated::SimulatedConfig;
 
 /// `[backend]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+// Read once per load: the size of the rarely used variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum RawBackend {
     Simulated {
         power_on_ms: Option<u64>,
@@ -32,7 +35,74 @@ pub(super) enum RawBackend {
         give_up_after_secs: Option<u64>,
         max_concurrent_calls: Option<usize>,
         state_dir: Option<PathBuf>,
+        virtual_media: Option<RawMedia>,
     },
+}
+
+/// `[backend.virtual_media]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMedia {
+    max_size_mib: Option<u64>,
+    probe_timeout_secs: Option<u64>,
+    load_timeout_secs: Option<u64>,
+    keep_unused_images: Option<usize>,
+    boot: Option<String>,
+    web_download: Option<bool>,
+    rescue_bus: Option<String>,
+}
+
+/// Validates `[backend.virtual_media]`.
+fn media(raw: RawMedia, c: &Checker<'_>) -> Result<MediaSettings, ConfigError> {
+    let mut m = MediaSettings::default();
+    if let Some(v) = raw.max_size_mib {
+        if v == 0 {
+            return Err(c.error("backend.virtual_media.max_size_mib", "must be at least 1"));
+        }
+        m.max_size = v.saturating_mul(1 << 20);
+    }
+    if let Some(v) = raw.probe_timeout_secs {
+        if !(1..=300).contains(&v) {
+            return Err(c.error(
+                "backend.virtual_media.probe_timeout_secs",
+                "must be between 1 and 300",
+            ));
+        }
+        m.probe_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = raw.load_timeout_secs {
+        if v < 10 {
+            return Err(c.error(
+                "backend.virtual_media.load_timeout_secs",
+                "must be at least 10",
+            ));
+        }
+        m.load_timeout = Duration::from_secs(v);
+    }
+    if let Some(v) = raw.keep_unused_images {
+        m.keep_unused = v;
+    }
+    if let Some(b) = raw.boot {
+        m.boot = MediaBoot::parse(&b).ok_or_else(|| {
+            c.error(
+                "backend.virtual_media.boot",
+                format!("unknown way {b:?} (rescue, rebuild)"),
+            )
+        })?;
+    }
+    if let Some(w) = raw.web_download {
+        m.web_download = w;
+    }
+    if let Some(bus) = raw.rescue_bus {
+        if !matches!(bus.as_str(), "sata" | "scsi" | "ide" | "usb" | "virtio") {
+            return Err(c.error(
+                "backend.virtual_media.rescue_bus",
+                format!("unknown bus {bus:?} (sata, scsi, ide, usb, virtio)"),
+            ));
+        }
+        m.rescue_bus = bus;
+    }
+    Ok(m)
 }
 
 impl Default for RawBackend {
@@ -58,6 +128,9 @@ pub struct NovaConfig {
 
 /// Which cloud the nodes live in.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// One per configuration: boxing the larger variant would only add an
+// indirection to every reader.
+#[allow(clippy::large_enum_variant)]
 pub enum BackendConfig {
     /// The in-process simulated cloud.
     Simulated(SimulatedConfig),
@@ -104,6 +177,7 @@ pub(super) fn check(raw: RawBackend, c: &Checker<'_>) -> Result<BackendConfig, C
             give_up_after_secs,
             max_concurrent_calls,
             state_dir,
+            virtual_media,
         } => {
             let source = match (cloud, clouds_yaml) {
                 (Some(name), file) => {
@@ -158,6 +232,7 @@ pub(super) fn check(raw: RawBackend, c: &Checker<'_>) -> Result<BackendConfig, C
                 }
                 settings.state_dir = d;
             }
+            settings.media = media(virtual_media.unwrap_or_default(), c)?;
             let network_boot = match mode.as_deref() {
                 None => NetworkBoot::default(),
                 Some(m) => network_boot("backend.network_boot", m, c)?,

@@ -53,6 +53,8 @@ pub struct Recorder {
     redfish_requests: Family<Labels, Counter>,
     redfish_latency: Family<Labels, Histogram, fn() -> Histogram>,
     redfish_sessions: prometheus_client::metrics::gauge::Gauge,
+    media_loads: Family<Labels, Counter>,
+    media_load_seconds: Family<Labels, Counter<f64>>,
 }
 
 /// Latency buckets of cloud calls, in seconds: from a quick local Nova to
@@ -84,6 +86,8 @@ impl Default for Recorder {
             redfish_requests: Family::default(),
             redfish_latency: Family::new_with_constructor(redfish_histogram as fn() -> Histogram),
             redfish_sessions: Default::default(),
+            media_loads: Family::default(),
+            media_load_seconds: Family::default(),
         }
     }
 }
@@ -144,6 +148,14 @@ impl CallRecorder for Recorder {
         self.latency
             .get_or_create(&base)
             .observe(call.took.as_secs_f64());
+    }
+
+    fn media_load(&self, outcome: &'static str, took: std::time::Duration) {
+        let labels = vec![("outcome", outcome.to_string())];
+        self.media_loads.get_or_create(&labels).inc();
+        self.media_load_seconds
+            .get_or_create(&labels)
+            .inc_by(took.as_secs_f64());
     }
 }
 
@@ -268,6 +280,16 @@ pub fn registry(sources: Arc<Sources>) -> Registry {
         "novabmc_redfish_request_duration_seconds",
         "How long Redfish requests took to answer, by resource and method",
         sources.recorder.redfish_latency.clone(),
+    );
+    r.register(
+        "novabmc_media_loads",
+        "Virtual media loads into the cloud that ended, by outcome (ok, failed)",
+        sources.recorder.media_loads.clone(),
+    );
+    r.register(
+        "novabmc_media_load_seconds",
+        "Time spent loading virtual media into the cloud, by outcome",
+        sources.recorder.media_load_seconds.clone(),
     );
     r.register(
         "novabmc_redfish_sessions",

@@ -100,6 +100,7 @@ pub(super) fn new_cell(n: &NovaNode) -> Arc<NodeCell> {
     Arc::new(NodeCell {
         state: Mutex::new(NodeState::new(n.name.clone(), n.server.clone())),
         wake: Notify::new(),
+        media_wake: Notify::new(),
         mode: n.network_boot,
         ipxe_image: Mutex::new(None),
         secure_boot: Mutex::new(None),
@@ -134,6 +135,11 @@ impl<C: Compute> Nova<C> {
             give_up_after: settings.give_up_after,
             poll: settings.task_poll,
             owner: instance_name(&settings.state_dir),
+            media: super::media::MediaContext {
+                cache: super::media::cache::Cache::load(&store, settings.media.keep_unused),
+                settings: settings.media.clone(),
+                max_minor: Default::default(),
+            },
             store,
         });
         let cells: Vec<Arc<NodeCell>> = nodes.iter().map(new_cell).collect();
@@ -165,7 +171,10 @@ impl<C: Compute> Nova<C> {
             .filter(|(_, f)| **f)
         {
             let run = worker::run(cell.clone(), self.ctx.clone(), stop.stop.clone());
-            tasks.spawn(stop.wrap(run));
+            let media = super::media::run(cell.clone(), self.ctx.clone(), stop.stop.clone());
+            tasks.spawn(stop.wrap(async move {
+                tokio::join!(run, media);
+            }));
         }
         let n = self.clone();
         tasks.spawn(
@@ -337,6 +346,17 @@ impl<C: Compute> Nova<C> {
                         warn!(node = %s.name, "unreadable early boot-parameter writes in the state directory; ignored")
                     }
                 }
+            }
+            if !e.media.is_empty() || !e.media_cleanup.is_empty() {
+                s.media_generation = e.media.iter().map(|m| m.generation).max().unwrap_or(0);
+                for m in &e.media {
+                    if m.phase == super::media::record::Phase::Loading {
+                        info!(node = %s.name, device = %m.device, url = %m.url, "resuming a virtual media load interrupted by the restart");
+                    }
+                }
+                s.media = e.media.clone();
+                s.media_cleanup = e.media_cleanup.clone();
+                cell.media_wake.notify_one();
             }
             self.ctx.persist(&s);
         }

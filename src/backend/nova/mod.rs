@@ -36,6 +36,7 @@ pub mod cloud;
 pub mod compute;
 pub mod guid;
 mod lifecycle;
+pub mod media;
 pub mod metadata;
 pub mod node;
 pub mod plan;
@@ -58,6 +59,7 @@ use tokio::time::Instant;
 use tracing::info;
 
 use super::telemetry::CloudHealth;
+use super::virtual_media::{MediaDevice, MediaError, MediaInsert, MediaView};
 use super::{Backend, BackendError, NodeId, ServerInventory};
 use client::NovaClient;
 use compute::Compute;
@@ -234,6 +236,121 @@ impl<C: Compute> Backend for Nova<C> {
         };
         cell.wake.notify_one();
         Ok(after)
+    }
+
+    fn virtual_media(&self, node: NodeId) -> Result<Vec<MediaView>, BackendError> {
+        let s = self.cell(node)?.lock();
+        Ok(MediaDevice::ALL
+            .into_iter()
+            .map(|d| {
+                s.media
+                    .iter()
+                    .find(|m| m.device == d.id())
+                    .map_or_else(|| MediaView::empty(d), |m| m.view(d))
+            })
+            .collect())
+    }
+
+    fn insert_media(
+        &self,
+        node: NodeId,
+        device: MediaDevice,
+        request: MediaInsert,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), MediaError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            let cell = self.cell(node)?;
+            let occupied = |s: &NodeState| s.media.iter().any(|m| m.device == device.id());
+            {
+                let s = cell.lock();
+                if let Resolution::Failed(why) | Resolution::Missing(why) = &s.resolution {
+                    return Err(BackendError::Unavailable(why.clone()).into());
+                }
+                if occupied(&s) {
+                    return Err(MediaError::Occupied(format!(
+                        "{device} already holds media; eject it first"
+                    )));
+                }
+            }
+            if self.ctx.client.media_client().is_none() {
+                return Err(BackendError::Unavailable(
+                    "this cloud connection has no image service for virtual media".into(),
+                )
+                .into());
+            }
+            let settings = &self.ctx.media.settings;
+            let url = media::source::check_url(&request.image)?;
+            let probe = media::source::probe(
+                &url,
+                request.credentials.as_ref(),
+                settings.probe_timeout,
+                settings.max_size,
+            )
+            .await?;
+            let mut s = cell.lock();
+            if occupied(&s) {
+                return Err(MediaError::Occupied(format!(
+                    "{device} already holds media; eject it first"
+                )));
+            }
+            let before = (s.media.clone(), s.media_generation);
+            s.media_generation += 1;
+            let (user, password) = match request.credentials {
+                Some((u, p)) => (Some(u), Some(p)),
+                None => (None, None),
+            };
+            let slot = media::record::Slot {
+                device: device.id().to_string(),
+                url: request.image.clone(),
+                user,
+                password,
+                write_protected: request.write_protected,
+                validator: probe.validator,
+                phase: media::record::Phase::Loading,
+                image: None,
+                volume: None,
+                attached: None,
+                generation: s.media_generation,
+            };
+            s.media.push(slot);
+            if let Err(e) = self.ctx.record(&s) {
+                (s.media, s.media_generation) = before;
+                return Err(e.into());
+            }
+            if device == MediaDevice::Cd {
+                s.empty_tray_logged = false;
+            }
+            info!(node = %s.name, device = %device, url = %request.image, size = ?probe.size, "virtual media inserted");
+            drop(s);
+            cell.media_wake.notify_one();
+            Ok(())
+        })
+    }
+
+    fn eject_media(&self, node: NodeId, device: MediaDevice) -> Result<(), MediaError> {
+        let cell = self.cell(node)?;
+        let mut s = cell.lock();
+        let Some(i) = s.media.iter().position(|m| m.device == device.id()) else {
+            return Ok(());
+        };
+        let before = (s.media.clone(), s.media_cleanup.clone());
+        let slot = s.media.remove(i);
+        if slot.image.is_some() || slot.volume.is_some() {
+            s.media_cleanup.push(media::record::Cleanup {
+                volume: slot.volume.clone(),
+                server: slot.attached.clone(),
+                image: slot.image.clone(),
+            });
+        }
+        if let Err(e) = self.ctx.record(&s) {
+            (s.media, s.media_cleanup) = before;
+            return Err(e.into());
+        }
+        info!(node = %s.name, device = %device, url = %slot.url, "virtual media ejected");
+        drop(s);
+        cell.media_wake.notify_one();
+        cell.wake.notify_one();
+        Ok(())
     }
 
     fn sol_settings(&self, node: NodeId) -> Option<Vec<u8>> {

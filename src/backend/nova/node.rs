@@ -224,6 +224,14 @@ pub struct NodeState {
     /// The other instance last warned about, so a warning is not repeated
     /// on every listing.
     pub owner_warned: Option<String>,
+    /// Virtual media: one slot per device with media in it.
+    pub media: Vec<super::media::record::Slot>,
+    /// Virtual media left to remove from the cloud.
+    pub media_cleanup: Vec<super::media::record::Cleanup>,
+    /// Bumped by each insert.
+    pub media_generation: u64,
+    /// A CD boot with an empty tray was logged (once per empty tray).
+    pub empty_tray_logged: bool,
 }
 
 /// Boot-parameter writes accepted before the node's boot options are
@@ -343,6 +351,10 @@ impl NodeState {
             server_id: None,
             owner_dirty: false,
             owner_warned: None,
+            media: Vec::new(),
+            media_cleanup: Vec::new(),
+            media_generation: 0,
+            empty_tray_logged: false,
         }
     }
 
@@ -529,6 +541,16 @@ impl NodeState {
         }
         if self.boot_dirty {
             parts.push("boot options not yet saved in Nova".into());
+        }
+        if self
+            .media
+            .iter()
+            .any(|m| m.phase == super::media::record::Phase::Loading)
+        {
+            parts.push("virtual media being loaded".into());
+        }
+        if !self.media_cleanup.is_empty() {
+            parts.push("virtual media to remove from the cloud".into());
         }
         (!parts.is_empty()).then(|| parts.join(", "))
     }

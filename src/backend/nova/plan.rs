@@ -16,6 +16,7 @@
 use novabmc_proto::BootDevice;
 
 use super::NetworkBoot;
+use super::media::MediaBoot;
 use super::node::{Desired, Nmi, Observed, Power};
 
 /// One call the worker makes.
@@ -31,6 +32,10 @@ pub enum Call {
     Rebuild,
     /// Rescue with the iPXE image.
     Rescue,
+    /// Rescue with the inserted CD's image.
+    RescueMedia,
+    /// Rebuild with the inserted CD's image.
+    RebuildMedia,
     /// Unrescue.
     Unrescue,
     /// trigger_crash_dump (microversion 2.17).
@@ -61,13 +66,16 @@ pub enum Plan {
 
 /// The next move for record `d` with Nova in state `o`, `device` being the
 /// device a boot would use now. `recipe` is what remains of a boot already
-/// begun (it is continued while the record still asks for "on").
+/// begun (it is continued while the record still asks for "on"). `media`
+/// says how a boot from the CD is made, when the device is the CD and
+/// media is ready in it (with the tray empty the worker passes the disk).
 pub fn next(
     d: &Desired,
     o: &Observed,
     device: BootDevice,
     mode: NetworkBoot,
     recipe: &[Call],
+    media: Option<MediaBoot>,
 ) -> Plan {
     if o.busy() {
         return Plan::Wait;
@@ -89,7 +97,24 @@ pub fn next(
             Some(_) => Plan::Nmi,
             None => Plan::Done { dropped_nmi: false },
         },
-        Power::On => Plan::Boot(boot_recipe(o, device, mode)),
+        Power::On => Plan::Boot(match media {
+            Some(how) => media_recipe(o, how),
+            None => boot_recipe(o, device, mode),
+        }),
+    }
+}
+
+/// The calls that boot the machine from the inserted CD, from state `o`.
+/// Nova rescues an active or stopped server (and boots it), not a rescued
+/// one: that is unrescued first.
+pub fn media_recipe(o: &Observed, how: MediaBoot) -> Vec<Call> {
+    match (how, o.rescued(), o.running()) {
+        (MediaBoot::Rescue, true, _) => vec![Call::Unrescue, Call::RescueMedia],
+        (MediaBoot::Rescue, false, _) => vec![Call::RescueMedia],
+        (MediaBoot::Rebuild, true, _) => vec![Call::Unrescue, Call::RebuildMedia],
+        (MediaBoot::Rebuild, false, true) => vec![Call::RebuildMedia],
+        // Nova rebuilds a stopped server and leaves it stopped.
+        (MediaBoot::Rebuild, false, false) => vec![Call::RebuildMedia, Call::Start],
     }
 }
 
@@ -281,7 +306,7 @@ mod tests {
         ];
         for (d, o, device, mode, plan) in rows {
             assert_eq!(
-                &next(d, o, *device, *mode, &[]),
+                &next(d, o, *device, *mode, &[], None),
                 plan,
                 "{d:?} {o:?} {device:?} {mode:?}"
             );
@@ -289,20 +314,54 @@ mod tests {
     }
 
     #[test]
+    fn a_cd_boot_rescues_once_and_a_disk_boot_unrescues() {
+        let on = want(Power::On, false, None);
+        let reboot = want(Power::On, true, None);
+        let media = Some(MediaBoot::Rescue);
+        let cd = BootDevice::Cdrom;
+        assert_eq!(
+            next(&on, &shutoff(), cd, Rebuild, &[], media),
+            Plan::Boot(vec![Call::RescueMedia])
+        );
+        assert_eq!(
+            next(&reboot, &active(), cd, Rebuild, &[], media),
+            Plan::Boot(vec![Call::RescueMedia])
+        );
+        // Booted from the CD: "on" again is nothing, a reboot rescues again.
+        assert_eq!(
+            next(&on, &rescued(), cd, Rebuild, &[], media),
+            Plan::Done { dropped_nmi: false }
+        );
+        assert_eq!(
+            next(&reboot, &rescued(), cd, Rebuild, &[], media),
+            Plan::Boot(vec![Call::Unrescue, Call::RescueMedia])
+        );
+        // The one-time override used up: the next boot is the disk's.
+        assert_eq!(
+            next(&reboot, &rescued(), NoOverride, Rebuild, &[], None),
+            Plan::Boot(vec![Call::Unrescue])
+        );
+        assert_eq!(
+            next(&on, &shutoff(), cd, Rebuild, &[], Some(MediaBoot::Rebuild)),
+            Plan::Boot(vec![Call::RebuildMedia, Call::Start])
+        );
+    }
+
+    #[test]
     fn nmi_order_and_drop() {
         let o = active();
         let nmi_then_off = want(Power::Off, false, Some(Nmi::Now));
-        assert_eq!(next(&nmi_then_off, &o, Disk, Rebuild, &[]), Plan::Nmi);
+        assert_eq!(next(&nmi_then_off, &o, Disk, Rebuild, &[], None), Plan::Nmi);
         let after_boot = want(Power::On, true, Some(Nmi::AfterBoot));
         assert_eq!(
-            next(&after_boot, &o, Disk, Rebuild, &[]),
+            next(&after_boot, &o, Disk, Rebuild, &[], None),
             Plan::Boot(vec![Call::HardReboot])
         );
         let booted = want(Power::On, false, Some(Nmi::AfterBoot));
-        assert_eq!(next(&booted, &o, Disk, Rebuild, &[]), Plan::Nmi);
+        assert_eq!(next(&booted, &o, Disk, Rebuild, &[], None), Plan::Nmi);
         let off = want(Power::Off, false, Some(Nmi::Now));
         assert_eq!(
-            next(&off, &shutoff(), Disk, Rebuild, &[]),
+            next(&off, &shutoff(), Disk, Rebuild, &[], None),
             Plan::Done { dropped_nmi: true }
         );
     }
@@ -313,16 +372,16 @@ mod tests {
         let off = want(Power::Off, false, None);
         let rest = [Call::Start];
         assert_eq!(
-            next(&on, &shutoff(), NoOverride, Rebuild, &rest),
+            next(&on, &shutoff(), NoOverride, Rebuild, &rest, None),
             Plan::Boot(vec![Call::Start])
         );
         assert_eq!(
-            next(&off, &shutoff(), NoOverride, Rebuild, &rest),
+            next(&off, &shutoff(), NoOverride, Rebuild, &rest, None),
             Plan::Done { dropped_nmi: false },
             "an off in the middle drops the rest of the boot"
         );
         let mut busy = active();
         busy.task_state = Some(TaskState::RebootingHard);
-        assert_eq!(next(&off, &busy, Disk, Rebuild, &[]), Plan::Wait);
+        assert_eq!(next(&off, &busy, Disk, Rebuild, &[], None), Plan::Wait);
     }
 }

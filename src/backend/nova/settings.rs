@@ -56,6 +56,8 @@ pub struct NovaSettings {
     pub task_poll: Duration,
     /// Where pending work is kept across restarts.
     pub state_dir: PathBuf,
+    /// Virtual media.
+    pub media: super::media::MediaSettings,
 }
 
 impl NovaSettings {
@@ -69,6 +71,7 @@ impl NovaSettings {
             max_concurrent_calls: 16,
             task_poll: Duration::from_millis(500),
             state_dir: PathBuf::from(store::DEFAULT_STATE_DIR),
+            media: Default::default(),
         }
     }
 }

@@ -35,10 +35,13 @@ use tracing::{debug, error, info, warn};
 use super::NetworkBoot;
 use super::client::{NovaError, NovaErrorKind, ServerAction, ServerInfo};
 use super::compute::Compute;
+use super::media::MediaBoot;
+use super::media::record::Phase;
 use super::metadata::{BOOT_KEY, OWNER_KEY, PXE_FIRST_KEY, encode_boot};
 use super::node::{Desired, FRESH, Nmi, NodeState, Observed, Resolution};
 use super::plan::{self, Call, Plan};
 use super::store::{Entry, Store, StoredPower};
+use crate::backend::virtual_media::MediaDevice;
 
 /// How long an outstanding call may finish after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -54,6 +57,8 @@ pub struct NodeCell {
     pub state: Mutex<NodeState>,
     /// Wakes the worker when there is new work.
     pub wake: Notify,
+    /// Wakes the node's media task when there is media to load or remove.
+    pub media_wake: Notify,
     /// How to boot from the network.
     pub mode: NetworkBoot,
     /// The iPXE image ID, resolved at start, for rebuild and rescue.
@@ -87,6 +92,8 @@ pub struct WorkerContext<C> {
     pub store: Store,
     /// This instance's value of [`OWNER_KEY`].
     pub owner: String,
+    /// What virtual media shares.
+    pub media: super::media::MediaContext,
 }
 
 impl<C> WorkerContext<C> {
@@ -124,6 +131,8 @@ pub fn entry_of(s: &NodeState) -> Entry {
         e.boot = s.boot.as_ref().map(encode_boot);
     }
     e.early_boot = s.boot_early.as_ref().map(super::node::EarlyBoot::encode);
+    e.media = s.media.clone();
+    e.media_cleanup = s.media_cleanup.clone();
     e
 }
 
@@ -146,6 +155,8 @@ enum Stop {
     GaveUp,
     /// Plan again from a fresh read (after a conflict with Nova's state).
     Replan,
+    /// A boot waits for virtual media being loaded.
+    MediaWait,
 }
 
 /// The worker task of one node.
@@ -163,6 +174,7 @@ pub async fn run<C: Compute>(
         replans: 0,
         repeated: None,
         failed_boots: 0,
+        media_refused: false,
     }
     .run()
     .await
@@ -183,6 +195,9 @@ struct Worker<C> {
     repeated: Option<(Call, u32)>,
     /// Boots in a row that ended in ERROR.
     failed_boots: u32,
+    /// Nova refused to boot the inserted media for the operation under
+    /// way: it boots from the disk instead.
+    media_refused: bool,
 }
 
 impl<C: Compute> Worker<C> {
@@ -224,6 +239,11 @@ impl<C: Compute> Worker<C> {
                     Ok(()) => {}
                     Err(Stop::Shutdown) => break,
                     Err(Stop::Missing | Stop::GaveUp) => {}
+                    Err(Stop::MediaWait) => {
+                        if !self.idle(None).await {
+                            break;
+                        }
+                    }
                     Err(Stop::Replan) => {
                         self.replans += 1;
                         if self.replans > 1 && !self.pause(backoff(self.replans - 1)).await {
@@ -294,12 +314,22 @@ impl<C: Compute> Worker<C> {
             let Some(d) = s.desired.clone() else {
                 return Ok(());
             };
+            if d.power == super::node::Power::On
+                && s.media.iter().any(|m| m.phase == Phase::Loading)
+            {
+                // A boot sees the media inserted before it: wait for the
+                // load (bounded by its own timeout; the give-up time counts
+                // from its end).
+                debug!(node = %s.name, "power on waits for virtual media being loaded");
+                return Err(Stop::MediaWait);
+            }
             let device = s
                 .boot
                 .map(|mut b| b.take_boot_device().0)
                 .unwrap_or(BootDevice::NoOverride);
             (d, device, s.boot_generation)
         };
+        let (plan_device, media) = self.media_boot(device);
         if Instant::now() >= d.changed + self.ctx.give_up_after {
             return Err(self.give_up("the give-up time passed"));
         }
@@ -314,7 +344,14 @@ impl<C: Compute> Worker<C> {
                 return Err(Stop::Shutdown);
             }
         }
-        match plan::next(&d, &observed, device, self.cell.mode, &self.recipe) {
+        match plan::next(
+            &d,
+            &observed,
+            plan_device,
+            self.cell.mode,
+            &self.recipe,
+            media,
+        ) {
             Plan::Wait => Ok(()),
             Plan::Done { dropped_nmi } => {
                 self.finish(&d, dropped_nmi, &observed);
@@ -356,6 +393,54 @@ impl<C: Compute> Worker<C> {
                 Ok(())
             }
         }
+    }
+
+    /// The device a boot from `device` really uses, and how a boot from
+    /// the CD is made: with media ready in the CD, the configured way;
+    /// with the tray empty (or the media refused by Nova for this
+    /// operation), the disk, as a machine with an empty tray boots the next
+    /// device; logged once per empty tray.
+    fn media_boot(&self, device: BootDevice) -> (BootDevice, Option<MediaBoot>) {
+        if !matches!(device, BootDevice::Cdrom | BootDevice::RemoteCdrom) {
+            return (device, None);
+        }
+        let mut s = self.cell.lock();
+        let ready = s.media.iter().any(|m| {
+            m.device == MediaDevice::Cd.id() && m.phase == Phase::Ready && m.image.is_some()
+        });
+        if ready && !self.media_refused {
+            return (device, Some(self.ctx.media.settings.boot));
+        }
+        if !ready && !s.empty_tray_logged {
+            s.empty_tray_logged = true;
+            warn!(node = %s.name, "boot from CD with no media ready in it: booting from the disk, as a machine with an empty tray does");
+        }
+        (BootDevice::NoOverride, None)
+    }
+
+    /// The image in the CD, if media is ready in it.
+    fn cd_image(&self) -> Option<String> {
+        self.cell
+            .lock()
+            .media
+            .iter()
+            .find(|m| m.device == MediaDevice::Cd.id() && m.phase == Phase::Ready)
+            .and_then(|m| m.image.clone())
+    }
+
+    /// Whether the compute API offers microversion 2.87 (stable-device
+    /// rescue of volume-backed servers); read once.
+    async fn stable_rescue(&self) -> bool {
+        let Some(client) = self.ctx.client.media_client() else {
+            return false;
+        };
+        let minor = self
+            .ctx
+            .media
+            .max_minor
+            .get_or_try_init(|| client.compute_max_minor())
+            .await;
+        matches!(minor, Ok(m) if *m >= 87)
     }
 
     /// A boot Nova has accepted the first call of: takes the boot device
@@ -407,6 +492,7 @@ impl<C: Compute> Worker<C> {
         self.replans = 0;
         self.repeated = None;
         self.failed_boots = 0;
+        self.media_refused = false;
         info!(node = %s.name, power = ?d.power, seconds = format_args!("{seconds:.1}"), status = %o.status, "power state reached");
     }
 
@@ -433,6 +519,7 @@ impl<C: Compute> Worker<C> {
         self.replans = 0;
         self.repeated = None;
         self.failed_boots = 0;
+        self.media_refused = false;
         Stop::GaveUp
     }
 
@@ -580,6 +667,21 @@ impl<C: Compute> Worker<C> {
                     ServerAction::Rescue { image }
                 })
             }
+            Call::RescueMedia | Call::RebuildMedia => {
+                let Some(image) = self.cd_image() else {
+                    // Ejected since the boot was planned: plan it again.
+                    self.recipe.clear();
+                    return Err(Stop::Replan);
+                };
+                Some(if step == Call::RescueMedia {
+                    ServerAction::RescueMedia {
+                        image,
+                        stable: self.stable_rescue().await,
+                    }
+                } else {
+                    ServerAction::Rebuild { image }
+                })
+            }
             Call::PxeFirst(_) => None,
         };
         let what = match &action {
@@ -649,6 +751,14 @@ impl<C: Compute> Worker<C> {
                         r.nmi = None;
                     }
                     self.ctx.persist(&s);
+                    return Err(Stop::Replan);
+                }
+                NovaErrorKind::Permanent | NovaErrorKind::NotImplemented
+                    if matches!(step, Call::RescueMedia | Call::RebuildMedia) =>
+                {
+                    error!(node = %self.name(), server = %id, nova = %e, "Nova refused to boot the inserted media; booting from the disk instead, as a machine whose CD cannot be read does");
+                    self.media_refused = true;
+                    self.recipe.clear();
                     return Err(Stop::Replan);
                 }
                 NovaErrorKind::NotFound => return Err(self.missing(id, &e)),
@@ -791,12 +901,21 @@ mod size {
             limit: Semaphore::new(1),
             give_up_after: Duration::from_secs(1),
             poll: Duration::from_secs(1),
+            media: super::super::media::MediaContext {
+                cache: super::super::media::cache::Cache::load(
+                    &Store::open(dir.path().join("m").as_path()).expect("store"),
+                    1,
+                ),
+                settings: Default::default(),
+                max_minor: Default::default(),
+            },
             store: Store::open(dir.path()).expect("store"),
             owner: String::new(),
         });
         let cell = Arc::new(NodeCell {
             state: Mutex::new(NodeState::new("n".into(), "s".into())),
             wake: Notify::new(),
+            media_wake: Notify::new(),
             mode: NetworkBoot::Rebuild,
             ipxe_image: Mutex::new(None),
             secure_boot: Mutex::new(None),
