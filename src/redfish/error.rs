@@ -397,6 +397,41 @@ impl Error {
         )
     }
 
+    /// 400: an action parameter (or, with `action` a property pointer's
+    /// owner, a property) whose value cannot be used, with why.
+    pub fn parameter_value(action: &str, name: &str, why: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            Message {
+                key: "ActionParameterValueError",
+                text: format!(
+                    "The value for the parameter {name} in the action {action} is invalid: {why}."
+                ),
+                args: vec![name.into(), action.into()],
+                related: vec![format!("#/{name}")],
+                severity: "Warning",
+                resolution: "Correct the value for the parameter in the request body and resubmit the request if the operation failed.",
+            },
+        )
+    }
+
+    /// 409: the virtual media device already holds media.
+    pub fn media_in_use(why: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            Message {
+                key: "ResourceInUse",
+                text: format!(
+                    "The change to the requested resource failed because the resource is in use or in transition: {why}."
+                ),
+                args: vec![],
+                related: vec!["#/Image".into()],
+                severity: "Warning",
+                resolution: "Eject the media, then resubmit the request.",
+            },
+        )
+    }
+
     /// 400: an action parameter of the wrong type.
     pub fn parameter_type(action: &str, name: &str, value: &Value) -> Self {
         Self::new(

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::auth::{Ctx, authenticate};
 use super::error::Error;
-use super::resources::{accounts, managers, root, sessions, systems};
+use super::resources::{accounts, managers, root, sessions, systems, virtual_media};
 
 /// The router of one listener.
 pub fn router(ctx: Ctx) -> Router {
@@ -60,6 +60,38 @@ pub fn router(ctx: Ctx) -> Router {
             get(systems::secure_boot),
         )
         .route("/redfish/v1/Managers", get(managers::managers))
+        .route(
+            "/redfish/v1/Managers/{id}/VirtualMedia",
+            get(virtual_media::collection),
+        )
+        .route(
+            "/redfish/v1/Managers/{id}/VirtualMedia/{dev}",
+            get(virtual_media::device).patch(virtual_media::patch),
+        )
+        .route(
+            "/redfish/v1/Managers/{id}/VirtualMedia/{dev}/Actions/VirtualMedia.InsertMedia",
+            post(virtual_media::insert_action),
+        )
+        .route(
+            "/redfish/v1/Managers/{id}/VirtualMedia/{dev}/Actions/VirtualMedia.EjectMedia",
+            post(virtual_media::eject_action),
+        )
+        .route(
+            "/redfish/v1/Systems/{id}/VirtualMedia",
+            get(virtual_media::collection),
+        )
+        .route(
+            "/redfish/v1/Systems/{id}/VirtualMedia/{dev}",
+            get(virtual_media::device).patch(virtual_media::patch),
+        )
+        .route(
+            "/redfish/v1/Systems/{id}/VirtualMedia/{dev}/Actions/VirtualMedia.InsertMedia",
+            post(virtual_media::insert_action),
+        )
+        .route(
+            "/redfish/v1/Systems/{id}/VirtualMedia/{dev}/Actions/VirtualMedia.EjectMedia",
+            post(virtual_media::eject_action),
+        )
         .route("/redfish/v1/Managers/{id}", get(managers::manager))
         .route("/redfish/v1/Chassis", get(managers::chassis_collection))
         .route("/redfish/v1/Chassis/{id}", get(managers::chassis))
@@ -161,7 +193,7 @@ async fn buffer_body(req: Request, within: std::time::Duration) -> Result<Reques
 
 /// The fixed label of a route, for the metrics (never an Id).
 fn resource_label(path: &str) -> &'static str {
-    const KNOWN: [&str; 25] = [
+    const KNOWN: [&str; 33] = [
         "/redfish",
         "/redfish/",
         "/redfish/v1",
@@ -187,6 +219,14 @@ fn resource_label(path: &str) -> &'static str {
         "/redfish/v1/AccountService/Roles",
         "/redfish/v1/AccountService/Roles/{id}",
         "/redfish/v1/SessionService/Sessions/{id}",
+        "/redfish/v1/Managers/{id}/VirtualMedia",
+        "/redfish/v1/Managers/{id}/VirtualMedia/{dev}",
+        "/redfish/v1/Managers/{id}/VirtualMedia/{dev}/Actions/VirtualMedia.InsertMedia",
+        "/redfish/v1/Managers/{id}/VirtualMedia/{dev}/Actions/VirtualMedia.EjectMedia",
+        "/redfish/v1/Systems/{id}/VirtualMedia",
+        "/redfish/v1/Systems/{id}/VirtualMedia/{dev}",
+        "/redfish/v1/Systems/{id}/VirtualMedia/{dev}/Actions/VirtualMedia.InsertMedia",
+        "/redfish/v1/Systems/{id}/VirtualMedia/{dev}/Actions/VirtualMedia.EjectMedia",
     ];
     if path == "/redfish/v1/SessionService" {
         return "/redfish/v1/SessionService";

@@ -39,7 +39,7 @@ pub async fn manager(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response
         return Error::not_found(&uri).into_response();
     };
     let uri = format!("/redfish/v1/Managers/{}", s.id);
-    let v = json!({
+    let mut v = json!({
         "@odata.id": uri,
         "@odata.type": "#Manager.v1_24_0.Manager",
         "Id": s.id,
@@ -56,6 +56,14 @@ pub async fn manager(State(ctx): State<Ctx>, Path(id): Path<String>) -> Response
             "ManagerForChassis": [link(format!("/redfish/v1/Chassis/{}", s.id))],
         },
     });
+    if s.backend.virtual_media(s.node).is_ok()
+        && let Some(obj) = v.as_object_mut()
+    {
+        obj.insert(
+            "VirtualMedia".into(),
+            link(super::virtual_media::collection_uri(&uri)),
+        );
+    }
     odata::resource(v, false, "GET, HEAD")
 }
 

@@ -2,13 +2,15 @@
 //! [`root`] (service root, `/odata`, `$metadata`), [`systems`] (the
 //! ComputerSystem with its Reset action, boot override, NICs and secure
 //! boot), [`managers`] (each node's BMC and chassis), [`accounts`]
-//! (AccountService, read-only) and [`sessions`] (SessionService).
+//! (AccountService, read-only), [`sessions`] (SessionService) and
+//! [`virtual_media`] (each node's CD, USB stick and floppy).
 
 pub mod accounts;
 pub mod managers;
 pub mod root;
 pub mod sessions;
 pub mod systems;
+pub mod virtual_media;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};

@@ -171,6 +171,14 @@ pub fn system_json(s: &System) -> Value {
         obj.insert("UUID".into(), json!(i.uuid));
         obj.insert("SerialNumber".into(), json!(i.uuid));
     }
+    if s.backend.virtual_media(s.node).is_ok()
+        && let Some(obj) = v.as_object_mut()
+    {
+        obj.insert(
+            "VirtualMedia".into(),
+            link(super::virtual_media::collection_uri(&uri)),
+        );
+    }
     v
 }
 
@@ -312,7 +320,8 @@ fn boot_change(body: &Map<String, Value>) -> Result<Option<BootChange>, Error> {
 /// Read-only properties of a system and its Boot object; others are
 /// unknown.
 fn unwritable(pointer: &str, name: &str) -> Error {
-    const KNOWN: [&str; 27] = [
+    const KNOWN: [&str; 28] = [
+        "VirtualMedia",
         "Id",
         "Name",
         "Description",
