@@ -387,6 +387,7 @@ pub(super) fn act(
         ))));
     }
     let tasks_fail = m.faults.tasks_fail;
+    let refuse_rescue = m.faults.refuse_rescue;
     let image_ref = |key: &str| args[key].as_str().map(str::to_string);
     let resolve_image = |m: &Model, r: &str| {
         m.images
@@ -449,6 +450,12 @@ pub(super) fn act(
             // Nova checks the state (409) before the image and the
             // server's disks (400).
             server.check_rescue().map_err(ApiError::conflict)?;
+            if refuse_rescue {
+                return Err(ApiError::bad_request(&format!(
+                    "Instance {} cannot be rescued: the driver does not support rescue with this image",
+                    server.id
+                )));
+            }
             match rescue_plan {
                 Some(Ok(how)) => server.rescue_as(now, &timings, how),
                 Some(Err(e)) => return Err(e),

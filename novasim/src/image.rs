@@ -1,5 +1,5 @@
 //! Glance v2 as the simulator serves it: the version document, image
-//! listing (by name, ID or status) and show, with extra properties as
+//! listing (by name, ID, status or tag) and show, with extra properties as
 //! top-level keys as Glance shows them; image create (`queued`), JSON-patch
 //! update, data upload (`PUT .../file`, streamed: only the size and the
 //! hashes are kept), delete, and interoperable image import
@@ -100,6 +100,7 @@ async fn list_images(State(sim): State<St>, Query(q): Query<HashMap<String, Stri
         .filter(|i| q.get("name").is_none_or(|n| n == &i.name))
         .filter(|i| q.get("id").is_none_or(|n| n == &i.id))
         .filter(|i| q.get("status").is_none_or(|s| s == &i.status))
+        .filter(|i| q.get("tag").is_none_or(|t| i.tags.contains(t)))
         .map(image_json)
         .collect();
     Json(json!({"images": list, "schema": "/v2/schemas/images", "first": "/v2/images"}))

@@ -138,6 +138,9 @@ pub struct Faults {
     /// a policy refusal, 409 as a conflicting import, 400...); 0 accepts
     /// imports.
     pub import_refuse_status: u16,
+    /// `rescue` is refused with Nova's 400 ("cannot be rescued"), as a
+    /// cloud does whose driver or microversion cannot rescue the server.
+    pub refuse_rescue: bool,
 }
 
 /// Which service a request is for, as far as faults are concerned.
