@@ -37,4 +37,5 @@ mod routing;
 mod sessions;
 mod sol;
 mod structure;
+mod virtual_media;
 mod wire;

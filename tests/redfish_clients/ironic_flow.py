@@ -18,6 +18,14 @@ STEP, runs the whole flow. A STEP is one of
   boot-mode                    read BootSourceOverrideMode
   set-boot-mode uefi|legacy    set it; it must read back at once
   secure-boot                  read SecureBoot if the system links one
+  eject-all                    Ironic's _eject_vmedia: eject every device
+                               of the system's managers that has media in it
+  insert-media URL DEVICE      Ironic's _insert_vmedia: the first device of
+                               the managers whose MediaTypes hold DEVICE (cd,
+                               usbstick, floppy) and that is empty (or holds
+                               URL already) gets URL through sushy's
+                               insert_media
+  media                        every device: id, media types, inserted, image
 Several steps may follow one another (`reset ForceOff power-state`).
 
 Each step prints one JSON line {"step": ..., "ok": true, ...what was read
@@ -64,6 +72,11 @@ PERSISTENCE = {
 MODES = {
     "uefi": sushy.BootSourceOverrideMode.UEFI,
     "legacy": sushy.BootSourceOverrideMode.LEGACY,
+}
+MEDIA = {
+    "cd": sushy.VirtualMediaType.CD,
+    "usbstick": sushy.VirtualMediaType.USB_STICK,
+    "floppy": sushy.VirtualMediaType.FLOPPY,
 }
 # Ironic's power interface: the reset types it sends, in this order.
 IRONIC_RESETS = ["On", "ForceOff", "GracefulShutdown", "On", "GracefulRestart",
@@ -191,6 +204,40 @@ class Flow:
         return {"present": True, "enabled": sb.enabled,
                 "current_boot": plain(sb.current_boot), "mode": plain(sb.mode)}
 
+    def devices(self):
+        for manager in self.system().managers:
+            for v_media in manager.virtual_media.get_members():
+                yield v_media
+
+    def eject_all(self):
+        ejected = []
+        for v_media in self.devices():
+            if v_media.inserted:
+                v_media.eject_media()
+                ejected.append(v_media.identity)
+        return {"ejected": ejected}
+
+    def insert_media(self, url, device):
+        if device not in MEDIA:
+            raise StepFailed("insert-media wants DEVICE (%s)" % ", ".join(MEDIA))
+        wanted = MEDIA[device]
+        for v_media in self.devices():
+            if wanted not in v_media.media_types:
+                continue
+            if v_media.inserted:
+                if v_media.image == url:
+                    return {"device": v_media.identity, "already": True}
+                continue
+            v_media.insert_media(url, inserted=True, write_protected=True)
+            return {"device": v_media.identity, "already": False}
+        raise StepFailed("no suitable virtual media device for %s" % device)
+
+    def media(self):
+        return {"devices": [
+            {"id": v.identity, "types": plain(v.media_types),
+             "inserted": v.inserted, "image": v.image}
+            for v in self.devices()]}
+
     def whole(self):
         """The whole flow, one line per step; optional parts when advertised."""
         steps = [("power-state", [])]
@@ -228,6 +275,9 @@ STEPS = {
     "boot-mode": ("boot_mode", 0),
     "set-boot-mode": ("set_boot_mode", 1),
     "secure-boot": ("secure_boot", 0),
+    "eject-all": ("eject_all", 0),
+    "insert-media": ("insert_media", 2),
+    "media": ("media", 0),
 }
 
 
