@@ -76,13 +76,23 @@ struct VolumeRoot {
     volume: VolumeState,
 }
 
-/// A volume's ID and status.
+/// A volume's ID, status and the servers it is attached to.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct VolumeState {
     /// Volume ID.
     pub id: String,
     /// Cinder status: creating, downloading, available, in-use, error...
     pub status: String,
+    /// Its attachments.
+    #[serde(default)]
+    pub attachments: Vec<VolumeAttachmentRef>,
+}
+
+/// One attachment of a volume, as Cinder shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct VolumeAttachmentRef {
+    /// The server it is attached to.
+    pub server_id: String,
 }
 
 fn not_found_is_none<T>(r: Result<T, NovaError>) -> Result<Option<T>, NovaError> {

@@ -108,6 +108,9 @@ pub struct MediaContext {
 /// How often a load looks at Glance or Cinder while they work.
 const POLL: Duration = Duration::from_millis(500);
 
+/// Volume states in which nothing is under way.
+const SETTLED: &[&str] = &["available", "in-use", "error"];
+
 /// The media task of one node.
 pub async fn run<C: Compute>(
     cell: Arc<NodeCell>,
@@ -193,8 +196,23 @@ async fn cleanup<C: Compute>(
     };
     let result: Result<(), NovaError> = async {
         if let Some(volume) = &c.volume {
-            if let Some(server) = &c.server {
+            // Detached from whatever holds it now (an attach may have
+            // completed after the eject was recorded), once it settles.
+            wait_volume(client, volume, SETTLED, stop, POLL * 240).await?;
+            let mut servers: Vec<String> = client
+                .volume_state(volume)
+                .await?
+                .map(|v| v.attachments.into_iter().map(|a| a.server_id).collect())
+                .unwrap_or_default();
+            if let Some(s) = &c.server
+                && !servers.contains(s)
+            {
+                servers.push(s.clone());
+            }
+            for server in &servers {
                 client.detach_volume(server, volume).await?;
+            }
+            if !servers.is_empty() {
                 wait_volume(client, volume, &["available", "error"], stop, POLL * 240).await?;
             }
             client.delete_volume(volume).await?;
@@ -220,6 +238,13 @@ async fn cleanup<C: Compute>(
         }
         Err(e) => {
             warn!(node = %name, error = %e, "virtual media cleanup failed; retrying");
+            // To the back of the queue: one that cannot be done yet never
+            // holds up the others.
+            let mut s = cell.lock();
+            if let Some(i) = s.media_cleanup.iter().position(|x| *x == c) {
+                let item = s.media_cleanup.remove(i);
+                s.media_cleanup.push(item);
+            }
             false
         }
     }
@@ -233,8 +258,8 @@ fn drop_cleanup<C>(cell: &NodeCell, ctx: &WorkerContext<C>, c: &Cleanup) {
     ctx.persist(&s);
 }
 
-/// Waits until a volume is in one of `states`; an `error` state is a
-/// failure.
+/// Waits until a volume is in one of `states` (or gone); `error`, unless
+/// it is one of them, is a failure.
 async fn wait_volume(
     client: &NovaClient,
     volume: &str,
@@ -246,14 +271,7 @@ async fn wait_volume(
     loop {
         match client.volume_state(volume).await? {
             None => return Ok(()),
-            Some(v) if states.contains(&v.status.as_str()) => {
-                if v.status == "error" && !states.iter().all(|s| *s == "error") {
-                    return Err(NovaError::permanent(format!(
-                        "volume {volume} went to error"
-                    )));
-                }
-                return Ok(());
-            }
+            Some(v) if states.contains(&v.status.as_str()) => return Ok(()),
             Some(v) if v.status == "error" => {
                 return Err(NovaError::permanent(format!(
                     "volume {volume} went to error"
@@ -313,6 +331,25 @@ async fn load<C: Compute>(
         debug!(node = %name, "virtual media waits for the server to be resolved");
         return false;
     };
+    if slot.volume.is_some() {
+        // A load a restart interrupted after making its volume: that one
+        // goes, and this load makes its own.
+        let mut s = cell.lock();
+        s.media_cleanup.push(Cleanup {
+            volume: slot.volume.clone(),
+            server: slot.attached.clone(),
+            image: None,
+        });
+        if let Some(m) = s
+            .media
+            .iter_mut()
+            .find(|m| m.device == slot.device && m.generation == slot.generation)
+        {
+            m.volume = None;
+            m.attached = None;
+        }
+        ctx.persist(&s);
+    }
     let started = Instant::now();
     info!(node = %name, device = %device, url = %slot.url, "loading virtual media");
     let within = ctx.media.settings.load_timeout;
@@ -476,6 +513,9 @@ async fn load_steps<C: Compute>(
     )
     .await
     .map_err(|e| e.to_string())?;
+    if !current(cell, slot) {
+        return Ok(());
+    }
     client
         .attach_volume(server, &volume.id)
         .await
