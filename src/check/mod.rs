@@ -77,6 +77,9 @@ pub struct CloudReport {
     pub microversions: Vec<Microversion>,
     /// Servers the listing returned.
     pub servers_listed: usize,
+    /// How virtual media reaches this cloud: how a CD boots and how
+    /// images get into Glance.
+    pub virtual_media: String,
 }
 
 /// One catalog entry.
@@ -287,9 +290,39 @@ async fn check_nova(
                 versions: c.versions.map(|(lo, hi)| format!("{lo}-{hi}")),
             })
             .collect(),
+        virtual_media: media_plan(&client, settings, &microversions).await,
         microversions,
         servers_listed: listing.len(),
     })
+}
+
+/// How virtual media will work against this cloud, as the daemon decides
+/// it: the CD boot method (and whether a volume-backed server can be
+/// rescued) and how images are fetched.
+async fn media_plan(
+    client: &NovaClient,
+    settings: &crate::backend::nova::NovaSettings,
+    microversions: &[Microversion],
+) -> String {
+    use crate::backend::nova::media::MediaBoot;
+    let stable = microversions
+        .iter()
+        .any(|m| m.version == "2.87" && m.supported);
+    let boot = match (settings.media.boot, stable) {
+        (MediaBoot::Rebuild, _) => "CD boots by rebuild with the image (the root disk is replaced)".to_string(),
+        (MediaBoot::Rescue, true) => "CD boots by stable-device rescue (2.87: disks kept, volume-backed servers too)".to_string(),
+        (MediaBoot::Rescue, false) => "CD boots by stable-device rescue; without 2.87 Nova refuses it for volume-backed servers, which then boot from disk".to_string(),
+    };
+    let fetch = match client.import_methods().await {
+        Ok(m) if settings.media.web_download && m.iter().any(|x| x == "web-download") => {
+            "images fetched by Glance (web-download), else uploaded by novabmc".to_string()
+        }
+        Ok(_) => {
+            "images uploaded by novabmc (Glance offers no web-download, or it is off)".to_string()
+        }
+        Err(e) => format!("Glance's import methods unknown ({e}); images uploaded by novabmc"),
+    };
+    format!("{boot}; {fetch}")
 }
 
 fn microversions(catalog: &[CatalogEntry]) -> Vec<Microversion> {

@@ -66,6 +66,7 @@ pub fn table(report: &Report) -> String {
             );
         }
         let _ = writeln!(out, "servers listed: {}", cloud.servers_listed);
+        let _ = writeln!(out, "virtual media: {}", cloud.virtual_media);
     }
     for l in &report.redfish {
         let _ = writeln!(

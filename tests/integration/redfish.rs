@@ -210,7 +210,7 @@ pub(crate) fn reset(url: &str, path: &str, kind: &str) -> u16 {
 }
 
 /// Sends SIGHUP: the daemon reloads its configuration file.
-fn hup(daemon: &Daemon) {
+pub(crate) fn hup(daemon: &Daemon) {
     let ok = Command::new("kill")
         .args(["-HUP", &daemon.pid().to_string()])
         .status()

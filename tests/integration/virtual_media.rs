@@ -232,6 +232,11 @@ fn ironic_virtual_media_deploy_through_sushy() {
         1,
         "{actions:?}"
     );
+    // The BMC has seen the boot end (a reset during it would be part of
+    // it, as Ironic's off-then-on is one reboot).
+    eventually("the boot carried out", || {
+        crate::cloud::pending_power(&rig.sim.state_dir()).is_empty()
+    });
     // The one-time override is used up: the next boot is the disk's.
     let lines = flow(&["boot", "reset", "ForceRestart"]);
     assert_eq!(lines[1]["target"], "None", "{lines:?}");
@@ -541,4 +546,108 @@ fn restarts_keep_the_media_and_resume_a_load() {
         .collect();
     assert_eq!(cd_images.len(), 1, "{cd_images:?}");
     assert_eq!(record(&rig)["rescue"]["image"], cd_images[0]["id"]);
+}
+
+/// `novabmc check` says how a CD boots on this cloud and how images get
+/// into Glance, for the default and for the configured alternatives.
+#[test]
+fn check_reports_how_virtual_media_works() {
+    for (media, want) in [
+        (
+            "",
+            "CD boots by stable-device rescue (2.87: disks kept, volume-backed servers too); images fetched by Glance (web-download)",
+        ),
+        (
+            "boot = \"rebuild\"\nweb_download = false",
+            "CD boots by rebuild with the image (the root disk is replaced); images uploaded by novabmc",
+        ),
+    ] {
+        let rig = rig(media);
+        let out = Out::collect(
+            Command::new(env!("CARGO_BIN_EXE_novabmc"))
+                .args(["--log", "warn", "check", "--config"])
+                .arg(rig.daemon.dir().join("novabmc.toml")),
+            "novabmc check",
+        );
+        let text = out.all();
+        assert!(text.contains(want), "{want} in:\n{text}");
+        assert!(
+            text.contains("microversion 2.87: supported (virtual media"),
+            "{text}"
+        );
+    }
+}
+
+/// A reload that changes the backend's settings while a load runs: the
+/// new backend picks the load up from the state directory and finishes
+/// it, with one image in Glance; an eject during a load leaves nothing
+/// attached.
+#[test]
+fn a_reload_during_a_load_finishes_it_and_an_eject_cancels_one() {
+    let media = MediaServer::start();
+    let rig = rig("");
+    let (s, _) = insert(
+        &rig,
+        "Floppy",
+        json!({"Image": media.url("slow/config.img")}),
+    );
+    assert_eq!(s, 204);
+    std::thread::sleep(Duration::from_millis(500));
+    let path = rig.daemon.dir().join("novabmc.toml");
+    let toml = std::fs::read_to_string(&path).expect("config");
+    let changed = toml.replace(
+        "[backend.virtual_media]\n",
+        "[backend.virtual_media]\nkeep_unused_images = 3\n",
+    );
+    assert_ne!(toml, changed);
+    std::fs::write(&path, changed).expect("write config");
+    crate::redfish::hup(&rig.daemon);
+    let v = wait_ready(&rig, "Floppy");
+    assert_eq!(v["Image"], json!(media.url("slow/config.img")));
+    let node = rig.daemon.nodes[0];
+    assert!(
+        ipmitool(node, ADMIN, &["power", "status"])
+            .ok()
+            .contains("Chassis Power")
+    );
+    let slow: Vec<Value> = media_images(&rig)
+        .into_iter()
+        .filter(|i| i["name"].as_str().is_some_and(|n| n.contains("config.img")))
+        .collect();
+    assert_eq!(slow.len(), 1, "{slow:?}");
+    // Insert into the USB stick and eject at once: no volume stays.
+    let (s, _) = insert(
+        &rig,
+        "UsbStick",
+        json!({"Image": media.url("slow/config.img")}),
+    );
+    assert_eq!(s, 204);
+    let (s, _) = send(
+        reqwest::Method::POST,
+        &rig.url(0),
+        &format!(
+            "{}/Actions/VirtualMedia.EjectMedia",
+            manager_media(&rig, "UsbStick")
+        ),
+        ADMIN,
+        "",
+        &[],
+    );
+    assert_eq!(s, 204);
+    assert_eq!(device(&rig, "UsbStick")["Inserted"], false);
+    eventually_within("only the floppy's volume", Duration::from_secs(30), || {
+        let vols = sim_get(&rig, "volumes")["volumes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let n = vols
+            .iter()
+            .filter(|v| {
+                v["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("novabmc-"))
+            })
+            .count();
+        n == 1
+    });
 }

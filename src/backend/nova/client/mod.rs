@@ -84,9 +84,13 @@ struct FlavorName {
 const FLAVOR_EMBEDDED: ApiVersion = ApiVersion(2, 47);
 
 /// The compute microversions above 2.1 novabmc asks for, and what for.
-pub const MICROVERSIONS: [(ApiVersion, &str); 2] = [
+pub const MICROVERSIONS: [(ApiVersion, &str); 3] = [
     (ApiVersion(2, 17), "chassis power diag (trigger_crash_dump)"),
     (FLAVOR_EMBEDDED, "export (flavor embedded in the server)"),
+    (
+        ApiVersion(2, 87),
+        "virtual media on volume-backed servers (stable-device rescue)",
+    ),
 ];
 
 /// A Nova (and Glance) client that rebuilds its session when Keystone
