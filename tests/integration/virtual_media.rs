@@ -448,6 +448,35 @@ fn bad_images_are_refused_with_the_reason() {
     assert_eq!(imports(&rig) + uploads(&rig), 1, "only the good one loaded");
 }
 
+/// An image behind HTTP Basic: refused without the credentials (the
+/// server's 401, naming Image), loaded with them (uploaded by novabmc, as
+/// Glance's web-download takes no credentials), and the password never
+/// shown nor logged.
+#[test]
+fn credentials_for_the_download_are_used_and_kept_secret() {
+    let media = MediaServer::start();
+    let rig = rig("");
+    let url = media.url("auth/deploy.iso");
+    let (s, v) = insert(&rig, "Cd", json!({"Image": url}));
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("401"), "{v}");
+    let (s, v) = insert(
+        &rig,
+        "Cd",
+        json!({"Image": url, "UserName": "media", "Password": "secret"}),
+    );
+    assert_eq!(s, 204, "{v}");
+    let v = wait_ready(&rig, "Cd");
+    assert_eq!(v["Password"], Value::Null, "{v}");
+    assert!(!v.to_string().contains("secret"), "{v}");
+    assert_eq!(uploads(&rig), 1, "uploaded by novabmc");
+    assert_eq!(imports(&rig), 0);
+    assert!(
+        !rig.daemon.log().contains("secret"),
+        "the log shows the password"
+    );
+}
+
 /// Glance refusing the web-download import: the image is uploaded by
 /// novabmc instead; Nova refusing the rescue: the CD boot falls back to
 /// the disk, logged.
@@ -650,4 +679,32 @@ fn a_reload_during_a_load_finishes_it_and_an_eject_cancels_one() {
             .count();
         n == 1
     });
+}
+
+/// Loads are counted by outcome on the metrics endpoint.
+#[test]
+fn loads_are_counted_in_the_metrics() {
+    let media = MediaServer::start();
+    let listen = std::net::SocketAddr::from((unique_loopback(), 9464));
+    let rig = rig(&format!("\n[metrics]\nlisten = \"{listen}\""));
+    let (s, _) = insert(&rig, "Cd", json!({"Image": media.url("deploy.iso")}));
+    assert_eq!(s, 204);
+    wait_ready(&rig, "Cd");
+    let text = reqwest::blocking::get(format!("http://{listen}/metrics"))
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        text.contains("novabmc_media_loads_total{outcome=\"ok\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("novabmc_media_load_seconds_total{outcome=\"ok\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("operation=\"import_image\",status=\"ok\"")
+            || text.contains("status=\"ok\",operation=\"import_image\""),
+        "{text}"
+    );
 }

@@ -9,9 +9,12 @@ until killed:
                  http.server, the server Ironic's own test setups use)
   /slow/<file>   the file, sent at about 20 KiB/s (a load that takes time)
   /hang          accepts the request and never answers
+  /auth/<file>   the file, for HTTP Basic user "media" password "secret"
+                 only (401 otherwise)
 Every request is logged to stderr.
 """
 
+import base64
 import http.server
 import json
 import os
@@ -30,6 +33,17 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/hang":
             time.sleep(3600)
+            return
+        if self.path.startswith("/auth/"):
+            wanted = "Basic " + base64.b64encode(b"media:secret").decode()
+            if self.headers.get("Authorization") != wanted:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="media"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.path = "/" + os.path.basename(self.path)
+            super().do_GET()
             return
         if self.path.startswith("/slow/"):
             name = os.path.join(self.directory, os.path.basename(self.path))
