@@ -708,3 +708,42 @@ fn loads_are_counted_in_the_metrics() {
         "{text}"
     );
 }
+
+/// Two nodes inserting the same URL at once load it once and share the
+/// image; ejected from both, it stays cached for the next insert.
+#[test]
+fn two_nodes_inserting_one_url_share_one_import() {
+    let media = MediaServer::start();
+    let rig = Rig::with_servers(2, "", |sim, i| sim.add_server(&format!("vm-{i}"), false));
+    let url = media.url("slow/deploy.iso");
+    let inserts: Vec<_> = (0..2)
+        .map(|i| {
+            let base = rig.url(i);
+            let path = format!(
+                "/redfish/v1/Managers/{}/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia",
+                rig.servers[i]
+            );
+            let body = json!({ "Image": url }).to_string();
+            std::thread::spawn(move || {
+                send(reqwest::Method::POST, &base, &path, ADMIN, &body, &[]).0
+            })
+        })
+        .collect();
+    for t in inserts {
+        assert_eq!(t.join().expect("insert"), 204);
+    }
+    for i in 0..2 {
+        let path = format!("/redfish/v1/Managers/{}/VirtualMedia/Cd", rig.servers[i]);
+        eventually_within("both loaded", Duration::from_secs(60), || {
+            get(&rig.url(i), &path, ADMIN)
+                .is_some_and(|(_, v)| v["Status"]["State"] == "Enabled" && v["Inserted"] == true)
+        });
+    }
+    assert_eq!(imports(&rig), 1, "one import for both nodes");
+    assert_eq!(media_images(&rig).len(), 1);
+    assert!(
+        rig.daemon
+            .log()
+            .contains("reusing the image already in Glance")
+    );
+}

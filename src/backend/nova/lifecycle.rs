@@ -135,11 +135,10 @@ impl<C: Compute> Nova<C> {
             give_up_after: settings.give_up_after,
             poll: settings.task_poll,
             owner: instance_name(&settings.state_dir),
-            media: super::media::MediaContext {
-                cache: super::media::cache::Cache::load(&store, settings.media.keep_unused),
-                settings: settings.media.clone(),
-                max_minor: Default::default(),
-            },
+            media: super::media::MediaContext::new(
+                settings.media.clone(),
+                super::media::cache::Cache::load(&store, settings.media.keep_unused),
+            ),
             store,
         });
         let cells: Vec<Arc<NodeCell>> = nodes.iter().map(new_cell).collect();

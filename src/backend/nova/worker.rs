@@ -901,14 +901,13 @@ mod size {
             limit: Semaphore::new(1),
             give_up_after: Duration::from_secs(1),
             poll: Duration::from_secs(1),
-            media: super::super::media::MediaContext {
-                cache: super::super::media::cache::Cache::load(
+            media: super::super::media::MediaContext::new(
+                Default::default(),
+                super::super::media::cache::Cache::load(
                     &Store::open(dir.path().join("m").as_path()).expect("store"),
                     1,
                 ),
-                settings: Default::default(),
-                max_minor: Default::default(),
-            },
+            ),
             store: Store::open(dir.path()).expect("store"),
             owner: String::new(),
         });

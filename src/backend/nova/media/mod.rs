@@ -103,6 +103,44 @@ pub struct MediaContext {
     pub cache: cache::Cache,
     /// The compute API's highest microversion, once read.
     pub max_minor: tokio::sync::OnceCell<u16>,
+    /// One lock per image key with a load under way: two nodes inserting
+    /// the same URL load it once (the second finds the first's image in
+    /// the cache), and no load takes another's image for a leftover.
+    pub loading: KeyLocks,
+}
+
+/// The locks of the image keys being loaded.
+pub type KeyLocks =
+    std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
+impl MediaContext {
+    /// A context with no load under way.
+    pub fn new(settings: MediaSettings, cache: cache::Cache) -> Self {
+        MediaContext {
+            settings,
+            cache,
+            max_minor: Default::default(),
+            loading: Default::default(),
+        }
+    }
+
+    /// The lock of one image key.
+    fn key_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Forgets a key's lock once no load holds or waits for it.
+    fn release_key(&self, key: &str) {
+        let mut map = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            map.remove(key);
+        }
+    }
 }
 
 /// How often a load looks at Glance or Cinder while they work.
@@ -447,38 +485,14 @@ async fn load_steps<C: Compute>(
     let settings = &ctx.media.settings;
     let key = key_of(&slot.url, slot.validator.as_deref());
     let reusable = slot.validator.is_some();
-    let mut image = None;
-    if reusable && let Some(id) = ctx.media.cache.take(&ctx.store, &key, name) {
-        made.image = Some(id.clone());
-        match client.image_state(&id).await.map_err(|e| e.to_string())? {
-            Some(i) if i.status == "active" => {
-                info!(node = %name, image = %id, url = %slot.url, "reusing the image already in Glance");
-                image = Some(id);
-            }
-            _ => {
-                ctx.media.cache.forget(&ctx.store, &id);
-                made.image = None;
-            }
-        }
-    }
-    let image = match image {
-        Some(i) => i,
-        None => {
-            let id = import(client, ctx, slot, &key, name, made).await?;
-            ctx.media.cache.add(
-                &ctx.store,
-                CachedImage {
-                    key: key.clone(),
-                    url: slot.url.clone(),
-                    reusable,
-                    image: id.clone(),
-                    users: [name.to_string()].into(),
-                    unused_since_ms: 0,
-                },
-            );
-            id
-        }
+    let lock = ctx.media.key_lock(&key);
+    let loaded = {
+        let _one_at_a_time = lock.lock().await;
+        image_for(client, ctx, slot, &key, reusable, name, made).await
     };
+    drop(lock);
+    ctx.media.release_key(&key);
+    let image = loaded?;
     if !update(cell, ctx, slot, |m| m.image = Some(image.clone())) {
         return Ok(());
     }
@@ -539,6 +553,52 @@ async fn load_steps<C: Compute>(
     }
     info!(node = %name, device = %device, volume = %volume.id, server = %server, "virtual media attached as a volume");
     Ok(())
+}
+
+/// The Glance image holding the slot's URL: a cached one, else a new
+/// import. Called under the key's lock.
+async fn image_for<C: Compute>(
+    client: &NovaClient,
+    ctx: &WorkerContext<C>,
+    slot: &Slot,
+    key: &str,
+    reusable: bool,
+    name: &str,
+    made: &mut Made,
+) -> Result<String, String> {
+    let mut image = None;
+    if reusable && let Some(id) = ctx.media.cache.take(&ctx.store, key, name) {
+        made.image = Some(id.clone());
+        match client.image_state(&id).await.map_err(|e| e.to_string())? {
+            Some(i) if i.status == "active" => {
+                info!(node = %name, image = %id, url = %slot.url, "reusing the image already in Glance");
+                image = Some(id);
+            }
+            _ => {
+                ctx.media.cache.forget(&ctx.store, &id);
+                made.image = None;
+            }
+        }
+    }
+    let image = match image {
+        Some(i) => i,
+        None => {
+            let id = import(client, ctx, slot, key, name, made).await?;
+            ctx.media.cache.add(
+                &ctx.store,
+                CachedImage {
+                    key: key.to_string(),
+                    url: slot.url.clone(),
+                    reusable,
+                    image: id.clone(),
+                    users: [name.to_string()].into(),
+                    unused_since_ms: 0,
+                },
+            );
+            id
+        }
+    };
+    Ok(image)
 }
 
 /// Gets the URL's bytes into a new Glance image; returns its ID.
