@@ -90,6 +90,17 @@ pub enum Command {
         /// Name prefix of the created servers.
         #[arg(long, default_value = "server")]
         prefix: String,
+        /// Serve the serial consoles as wss:// with this PEM certificate
+        /// chain (the leaf first), on a listener of their own.
+        #[arg(long, requires = "console_key")]
+        console_cert: Option<PathBuf>,
+        /// The PEM private key of --console-cert.
+        #[arg(long, requires = "console_cert")]
+        console_key: Option<PathBuf>,
+        /// Address and port of the wss:// serial consoles (default: the
+        /// address of --listen, any free port).
+        #[arg(long, requires = "console_cert")]
+        console_listen: Option<SocketAddr>,
     },
     /// Show, install or remove the nodes' policy routes ([nodes.NAME.route]).
     Routes {
@@ -286,7 +297,20 @@ async fn run(cli: Cli) -> Result<()> {
             clouds_yaml,
             servers,
             prefix,
-        } => nova_simulator(listen, clouds_yaml, servers, &prefix).await,
+            console_cert,
+            console_key,
+            console_listen,
+        } => {
+            let console_tls = match (console_cert, console_key) {
+                (Some(cert), Some(key)) => Some(SimConsoleTls {
+                    cert,
+                    key,
+                    listen: console_listen.unwrap_or(SocketAddr::new(listen.ip(), 0)),
+                }),
+                _ => None,
+            };
+            nova_simulator(listen, clouds_yaml, servers, &prefix, console_tls).await
+        }
         Command::Routes { action, config } => {
             let c = Config::load(&config)?;
             routes(action, &c.route_specs(), &config).await
@@ -399,19 +423,49 @@ async fn routes(action: RoutesAction, specs: &[RouteSpec], config: &std::path::P
     Ok(())
 }
 
+/// The simulator's serial consoles over TLS: certificate, key, address.
+struct SimConsoleTls {
+    cert: PathBuf,
+    key: PathBuf,
+    listen: SocketAddr,
+}
+
 /// `novabmc nova-simulator`: serves until SIGINT or SIGTERM.
 async fn nova_simulator(
     listen: SocketAddr,
     clouds_yaml: Option<PathBuf>,
     servers: u32,
     prefix: &str,
+    console_tls: Option<SimConsoleTls>,
 ) -> Result<()> {
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let sim = novasim::start(listener, novasim::Identity::default(), shutdown.clone())
-        .context("cannot start the simulator")?;
+    let console_tls = match console_tls {
+        None => None,
+        Some(c) => {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+            };
+            let (cert, key) = (read(&c.cert)?, read(&c.key)?);
+            let listener = tokio::net::TcpListener::bind(c.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", c.listen))?;
+            Some(
+                novasim::ConsoleTls::from_pem(listener, &cert, &key).map_err(|e| {
+                    anyhow::anyhow!("{} and {}: {e}", c.cert.display(), c.key.display())
+                })?,
+            )
+        }
+    };
+    let sim = novasim::start_with(
+        listener,
+        novasim::Identity::default(),
+        console_tls,
+        shutdown.clone(),
+    )
+    .context("cannot start the simulator")?;
     for i in 0..servers {
         sim.sim
             .add_server(novasim::NewServer {

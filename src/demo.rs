@@ -63,6 +63,8 @@ pub fn config(
     });
     settings.refresh = std::time::Duration::from_secs(2);
     settings.state_dir = state_dir.to_path_buf();
+    // The built-in simulator's console is a ws:// websocket on loopback.
+    settings.allow_plain_console = true;
     Ok(Config {
         bmc: BmcSettings::default(),
         users: vec![UserConfig {

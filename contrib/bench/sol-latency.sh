@@ -28,6 +28,7 @@ until curl -sf "http://$sim/_sim/faults" >/dev/null; do sleep 0.05; done
     printf '[users.admin]\npassword = "password"\n'
     printf '[backend]\ntype = "nova"\ncloud = "sim"\nclouds_yaml = "%s"\n' "$work/clouds.yaml"
     printf 'refresh_secs = 1\nipxe_image = "ipxe-boot"\nstate_dir = "%s"\n' "$work/state"
+    printf 'allow_plain_console = true\n'   # the simulator's ws:// console, on loopback
     printf '[nodes.n0]\naddress = "%s"\nport = 6230\nserver = "bench-0"\n' "$node"
 } >"$work/novabmc.toml"
 "$bin" --log warn serve --config "$work/novabmc.toml" 2>"$work/bmc.log" &

@@ -1,7 +1,8 @@
 //! Serial consoles and console logs of the simulated servers: Nova's
 //! `POST /servers/{id}/remote-consoles` (microversion 2.6 and later, serial
-//! protocol only) answering a `ws://` URL with a one-time token, the
-//! websocket behind it, and the `os-getConsoleOutput` action.
+//! protocol only) answering a `ws://` URL with a one-time token (a
+//! `wss://` one where the proxy serves TLS, see [`super::console_tls`]),
+//! the websocket behind it, and the `os-getConsoleOutput` action.
 //!
 //! Each websocket shows a login prompt (`\r\n<name> login: `), echoes what
 //! is typed as a terminal would, and answers each line after the first with
@@ -135,10 +136,14 @@ pub(super) fn api_routes() -> Router<St> {
     )
 }
 
-/// The websocket endpoint and the control API; not behind the observer.
-pub(super) fn socket_routes() -> Router<St> {
+/// The websocket endpoint (the serial console proxy).
+pub(super) fn serial_routes() -> Router<St> {
+    Router::new().route("/serial", get(serial_socket))
+}
+
+/// The console control API; not behind the observer.
+pub(super) fn control_routes() -> Router<St> {
     Router::new()
-        .route("/serial", get(serial_socket))
         .route(
             "/_sim/servers/{id}/console",
             get(sim_console).post(sim_append_log),
@@ -206,7 +211,7 @@ fn remote_console(sim: &Sim, id: &str, minor: u32, body: &[u8]) -> Result<Value,
         .lock()
         .tokens
         .insert(token.clone(), id.to_string());
-    let ws = sim.base_url().replacen("http://", "ws://", 1);
+    let ws = sim.console_url();
     Ok(
         json!({"remote_console": {"protocol": "serial", "type": "serial",
         "url": format!("{ws}/serial?token={token}")}}),

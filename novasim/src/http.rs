@@ -27,8 +27,15 @@ pub(super) type St = Arc<Sim>;
 pub(super) const MAX_MINOR: u32 = 96;
 
 /// Every route, with the observer in front of the services (not of the
-/// control API, which tests use to look at what happened).
-pub(super) fn router(sim: St) -> Router {
+/// control API, which tests use to look at what happened); the serial
+/// console websockets too, unless the proxy serves them over TLS on a
+/// listener of its own (`plain_consoles` false).
+pub(super) fn router(sim: St, plain_consoles: bool) -> Router {
+    let consoles = if plain_consoles {
+        super::console::serial_routes()
+    } else {
+        Router::new()
+    };
     super::compute::routes()
         .merge(super::attachments::routes())
         .merge(super::image::routes())
@@ -37,7 +44,8 @@ pub(super) fn router(sim: St) -> Router {
         .merge(super::console::api_routes())
         .layer(axum::middleware::from_fn_with_state(sim.clone(), observe))
         .merge(super::control::routes())
-        .merge(super::console::socket_routes())
+        .merge(super::console::control_routes())
+        .merge(consoles)
         .with_state(sim)
 }
 

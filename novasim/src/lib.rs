@@ -37,7 +37,8 @@
 //!   flavors), `attachments` (Nova's `os-volume_attachments`), `image`
 //!   (Glance: images, data upload, interoperable import), `volume`
 //!   (Cinder volumes), `console` (serial console websockets and console
-//!   logs) and `control` (`/_sim/`);
+//!   logs) and `control` (`/_sim/`); `console_tls` serves the console
+//!   websockets over TLS (`wss://`) on a listener of their own;
 //! - `import`: Glance's web-download, carried out in the background with
 //!   its URL filter;
 //! - [`local`]: the in-process cloud;
@@ -46,6 +47,7 @@
 mod attachments;
 mod compute;
 mod console;
+pub mod console_tls;
 mod control;
 mod http;
 mod identity;
@@ -66,6 +68,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use console_tls::ConsoleTls;
 pub use http::ApiError;
 pub use model::Timings;
 use model::{Phase, Server, iso8601, new_uuid};
@@ -479,6 +482,9 @@ pub struct Sim {
     project_id: String,
     user_id: String,
     base_url: String,
+    /// `ws://host:port` or `wss://host:port`: where the serial console
+    /// URLs point.
+    console_url: String,
     consoles: console::Consoles,
 }
 
@@ -498,6 +504,12 @@ impl Sim {
     /// The base URL, e.g. `http://127.0.0.1:5000`.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// Where the serial console URLs point: `ws://` on the API's address,
+    /// or `wss://` on the TLS proxy's.
+    pub fn console_url(&self) -> &str {
+        &self.console_url
     }
 
     /// The simulator's time.
@@ -901,7 +913,7 @@ fn seed(m: &mut Model) {
 
 impl Sim {
     /// A simulator with the default flavors and images, on `clock`.
-    fn new(identity: Identity, clock: Clock, base_url: String) -> Sim {
+    fn new(identity: Identity, clock: Clock, base_url: String, console_url: String) -> Sim {
         let mut model = Model {
             servers: Vec::new(),
             images: Vec::new(),
@@ -926,6 +938,7 @@ impl Sim {
             project_id: new_uuid().replace('-', ""),
             user_id: new_uuid().replace('-', ""),
             base_url,
+            console_url,
             consoles: console::Consoles::default(),
         }
     }
@@ -940,36 +953,76 @@ impl Sim {
                 start: tokio::time::Instant::now(),
             },
             "http://in-process.invalid".into(),
+            "ws://in-process.invalid".into(),
         ))
     }
 }
 
-/// Starts a simulator on `listener` until `shutdown` is cancelled.
+/// Starts a simulator on `listener` until `shutdown` is cancelled, its
+/// serial consoles `ws://` websockets on the same listener.
 pub fn start(
     listener: TcpListener,
     identity: Identity,
     shutdown: CancellationToken,
 ) -> std::io::Result<SimServer> {
+    start_with(listener, identity, None, shutdown)
+}
+
+/// Like [`start`]; with `console_tls`, the serial consoles are `wss://`
+/// websockets on that listener alone.
+pub fn start_with(
+    listener: TcpListener,
+    identity: Identity,
+    console_tls: Option<ConsoleTls>,
+    shutdown: CancellationToken,
+) -> std::io::Result<SimServer> {
     let addr = listener.local_addr()?;
+    let console_url = match &console_tls {
+        Some(tls) => format!("wss://{}", tls.local_addr()?),
+        None => format!("ws://{addr}"),
+    };
     let sim = Arc::new(Sim::new(
         identity,
         Clock::System {
             start: std::time::Instant::now(),
         },
         format!("http://{addr}"),
+        console_url,
     ));
-    let app = http::router(sim.clone());
-    let consoles = sim.clone();
-    let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.cancelled().await;
-            // Open console websockets would hold the shutdown up.
-            consoles.consoles.stop.cancel();
-        });
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "nova simulator stopped");
-        }
+    let app = http::router(sim.clone(), console_tls.is_none());
+    let proxy = console_tls.map(|tls| {
+        (
+            tls.into_listener(),
+            console::serial_routes().with_state(sim.clone()),
+        )
     });
-    tracing::info!(url = %sim.base_url, "nova simulator listening");
+    let stopping = |sim: Arc<Sim>, shutdown: CancellationToken| async move {
+        shutdown.cancelled().await;
+        // Open console websockets would hold the shutdown up.
+        sim.consoles.stop.cancel();
+    };
+    let api_stop = stopping(sim.clone(), shutdown.clone());
+    let proxy_stop = stopping(sim.clone(), shutdown);
+    let task = tokio::spawn(async move {
+        let api = async {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(api_stop)
+                .await
+            {
+                tracing::error!(error = %e, "nova simulator stopped");
+            }
+        };
+        let proxy = async {
+            if let Some((listener, routes)) = proxy
+                && let Err(e) = axum::serve(listener, routes)
+                    .with_graceful_shutdown(proxy_stop)
+                    .await
+            {
+                tracing::error!(error = %e, "serial console proxy stopped");
+            }
+        };
+        tokio::join!(api, proxy);
+    });
+    tracing::info!(url = %sim.base_url, consoles = %sim.console_url, "nova simulator listening");
     Ok(SimServer { sim, addr, task })
 }

@@ -36,6 +36,7 @@ pub(super) enum RawBackend {
         max_concurrent_calls: Option<usize>,
         state_dir: Option<PathBuf>,
         virtual_media: Option<RawMedia>,
+        allow_plain_console: Option<bool>,
     },
 }
 
@@ -178,6 +179,7 @@ pub(super) fn check(raw: RawBackend, c: &Checker<'_>) -> Result<BackendConfig, C
             max_concurrent_calls,
             state_dir,
             virtual_media,
+            allow_plain_console,
         } => {
             let source = match (cloud, clouds_yaml) {
                 (Some(name), file) => {
@@ -233,6 +235,9 @@ pub(super) fn check(raw: RawBackend, c: &Checker<'_>) -> Result<BackendConfig, C
                 settings.state_dir = d;
             }
             settings.media = media(virtual_media.unwrap_or_default(), c)?;
+            if let Some(allow) = allow_plain_console {
+                settings.allow_plain_console = allow;
+            }
             let network_boot = match mode.as_deref() {
                 None => NetworkBoot::default(),
                 Some(m) => network_boot("backend.network_boot", m, c)?,

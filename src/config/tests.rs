@@ -359,6 +359,26 @@ fn nova_backend_settings() {
             panic!("nova expected");
         };
         assert_eq!(n.settings.refresh, Duration::from_millis(2500));
+        assert!(
+            !n.settings.allow_plain_console,
+            "ws:// consoles refused by default"
+        );
+        let plain = load(
+            jail,
+            &nova("ipxe_image = \"i\"\nallow_plain_console = true", ""),
+        )
+        .expect("valid");
+        let BackendConfig::Nova(p) = &plain.backend else {
+            panic!("nova expected");
+        };
+        assert!(p.settings.allow_plain_console);
+        let e = load(
+            jail,
+            &nova("ipxe_image = \"i\"\nallow_plain_console = \"yes\"", ""),
+        )
+        .expect_err("not a boolean")
+        .to_string();
+        assert!(e.contains("expected a boolean"), "{e}");
         let nodes = c.nova_nodes(n);
         assert_eq!(nodes[0].network_boot, NetworkBoot::Rescue);
         assert_eq!(nodes[0].ipxe_image.as_deref(), Some("ipxe"));

@@ -199,6 +199,12 @@ fn demo_prints_what_to_try_and_serves() {
         ipmitool(node, ("admin", "password"), &["power", "status"]).ok(),
         "Chassis Power is off\n"
     );
+    // The built-in simulator's console is plain ws:// on loopback, which
+    // the demo's configuration allows.
+    let mut sol = crate::sol::Terminal::sol(node, ("admin", "password"));
+    sol.wait_for("demo-3 login: ");
+    sol.type_text("~.");
+    assert_eq!(sol.wait_exit(), Some(0), "{}", sol.output());
     let out = child.signal_and_wait("INT");
     assert!(out.status.success(), "{:?}", out.status);
     let text = String::from_utf8_lossy(&out.stdout);

@@ -36,6 +36,7 @@ mod reload;
 mod routing;
 mod sessions;
 mod sol;
+mod sol_trust;
 mod structure;
 mod virtual_media;
 mod wire;

@@ -8,11 +8,13 @@
 //! worker bounds them again by its give-up deadline.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::client::{
     ImageFirmware, ImageInfo, Listing, NovaClient, NovaError, ServerAction, ServerInfo,
 };
+use super::trust::{self, TrustError};
 
 /// The calls the resolver, the poller and the workers make.
 pub trait Compute: Send + Sync + 'static {
@@ -88,6 +90,13 @@ pub trait Compute: Send + Sync + 'static {
         }
     }
 
+    /// The TLS client settings for the serial console websockets: the
+    /// trust the cloud's API is reached with ([`trust`]); the public roots
+    /// alone for a cloud without a `cacert`.
+    fn console_tls(&self) -> Result<Arc<rustls::ClientConfig>, TrustError> {
+        trust::client_config(None)
+    }
+
     /// The last `length` lines of a server's console log.
     fn console_output(
         &self,
@@ -136,6 +145,10 @@ impl Compute for NovaClient {
 
     async fn console_output(&self, id: &str, length: u32) -> Result<String, NovaError> {
         NovaClient::console_output(self, id, length).await
+    }
+
+    fn console_tls(&self) -> Result<Arc<rustls::ClientConfig>, TrustError> {
+        trust::client_config(self.cacert())
     }
 
     async fn set_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), NovaError> {

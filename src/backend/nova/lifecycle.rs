@@ -24,6 +24,7 @@ use super::node::{Desired, Nmi, NodeState, Power, Resolution};
 use super::settings::{NovaNode, NovaSettings, StartError};
 use super::store::{Entry, Store};
 use super::worker::{self, NodeCell, WorkerContext};
+use crate::backend::serial_console::websocket::WebSocketPolicy;
 use crate::backend::telemetry::CallRecorder;
 
 /// Stops one task and tells when it has stopped.
@@ -130,7 +131,6 @@ impl<C: Compute> Nova<C> {
     ) -> Result<(Arc<Self>, JoinSet<()>), StartError> {
         let store = Store::open(&settings.state_dir)?;
         let ctx = Arc::new(WorkerContext {
-            client,
             limit: Semaphore::new(settings.max_concurrent_calls.max(1)),
             give_up_after: settings.give_up_after,
             poll: settings.task_poll,
@@ -140,6 +140,11 @@ impl<C: Compute> Nova<C> {
                 super::media::cache::Cache::load(&store, settings.media.keep_unused),
             ),
             store,
+            console: Arc::new(WebSocketPolicy {
+                tls: client.console_tls().map_err(|e| e.to_string()),
+                allow_plain: settings.allow_plain_console,
+            }),
+            client,
         });
         let cells: Vec<Arc<NodeCell>> = nodes.iter().map(new_cell).collect();
         let fresh = vec![true; cells.len()];

@@ -19,7 +19,8 @@
 //!
 //! The cloud is reached through [`compute::Compute`], which [`client`]
 //! implements over HTTP; [`settings`] is what the backend is configured
-//! with, [`store`] the state directory.
+//! with, [`store`] the state directory, [`trust`] the TLS trust the cloud
+//! configuration asks for (its `cacert`), which the serial consoles use.
 //!
 //! The UDP side only ever touches each node's state under a short lock, so
 //! replies never wait for the cloud. What has been acknowledged and not yet
@@ -47,6 +48,7 @@ pub mod server_index;
 pub mod settings;
 pub mod states;
 pub mod store;
+pub mod trust;
 pub mod worker;
 
 use std::collections::HashMap;

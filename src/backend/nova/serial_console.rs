@@ -1,6 +1,8 @@
 //! A Nova server's serial console for Serial over LAN: a fresh
 //! `remote-consoles` URL for every connection (Nova's tokens are good for
-//! one), and `os-getConsoleOutput` for the read-only fallback.
+//! one), opened under the backend's rules for console websockets (the
+//! cloud's TLS trust, `backend.allow_plain_console`), and
+//! `os-getConsoleOutput` for the read-only fallback.
 //!
 //! Nova answers 400 (console type not enabled), 409 (server not in a
 //! state to have one) or 501 (driver without serial consoles) where there
@@ -37,7 +39,10 @@ impl<C: Compute> ConsoleSource for NovaConsole<C> {
     fn open(&self) -> ConsoleFuture<'_, ConsoleAccess> {
         Box::pin(async move {
             match self.ctx.client.serial_console(&self.server).await {
-                Ok(url) => Ok(ConsoleAccess::WebSocket(url)),
+                Ok(url) => Ok(ConsoleAccess::WebSocket {
+                    url,
+                    policy: self.ctx.console.clone(),
+                }),
                 Err(e) if unsupported(&e) => Err(ConsoleError::Unsupported(e.message)),
                 Err(e) => Err(ConsoleError::Failed(e.message)),
             }

@@ -58,6 +58,10 @@ pub struct NovaSettings {
     pub state_dir: PathBuf,
     /// Virtual media.
     pub media: super::media::MediaSettings,
+    /// Whether a serial console may be a plain `ws://` websocket, which
+    /// carries what is typed and the console's token in clear
+    /// (`backend.allow_plain_console`); `wss://` always may.
+    pub allow_plain_console: bool,
 }
 
 impl NovaSettings {
@@ -72,6 +76,7 @@ impl NovaSettings {
             task_poll: Duration::from_millis(500),
             state_dir: PathBuf::from(store::DEFAULT_STATE_DIR),
             media: Default::default(),
+            allow_plain_console: false,
         }
     }
 }

@@ -41,6 +41,7 @@ use super::metadata::{BOOT_KEY, OWNER_KEY, PXE_FIRST_KEY, encode_boot};
 use super::node::{Desired, FRESH, Nmi, NodeState, Observed, Resolution};
 use super::plan::{self, Call, Plan};
 use super::store::{Entry, Store, StoredPower};
+use crate::backend::serial_console::websocket::WebSocketPolicy;
 use crate::backend::virtual_media::MediaDevice;
 
 /// How long an outstanding call may finish after shutdown begins.
@@ -94,6 +95,8 @@ pub struct WorkerContext<C> {
     pub owner: String,
     /// What virtual media shares.
     pub media: super::media::MediaContext,
+    /// How the nodes' serial console websockets may be opened.
+    pub console: Arc<WebSocketPolicy>,
 }
 
 impl<C> WorkerContext<C> {
@@ -910,6 +913,10 @@ mod size {
             ),
             store: Store::open(dir.path()).expect("store"),
             owner: String::new(),
+            console: Arc::new(WebSocketPolicy {
+                tls: Err("none".into()),
+                allow_plain: false,
+            }),
         });
         let cell = Arc::new(NodeCell {
             state: Mutex::new(NodeState::new("n".into(), "s".into())),

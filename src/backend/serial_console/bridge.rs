@@ -2,16 +2,21 @@
 //! joined to the SOL stream both ways until SOL is deactivated.
 //!
 //! - Websocket (Nova's serial console): binary frames both ways (text
-//!   frames are read too), the `binary` subprotocol asked as Nova's
-//!   websockify-based proxy expects. When it drops, a fresh URL is asked
-//!   for and the websocket opened again, with a growing pause (at most
-//!   [`MAX_BACKOFF`]); what is typed meanwhile is kept, up to
-//!   [`MAX_PENDING`], and sent first.
+//!   frames are read too), opened as [`super::websocket`] says (`wss://`
+//!   verified as the cloud's API is, `ws://` only where allowed). When it
+//!   drops, a fresh URL is asked for and the websocket opened again, with
+//!   a growing pause (at most [`MAX_BACKOFF`]); what is typed meanwhile is
+//!   kept, up to [`MAX_PENDING`], and sent first.
 //! - Stream (the simulated backend's shell): the same, over a local pipe.
 //! - No serial console (the cloud refused one, or its websocket cannot be
 //!   opened, the first time): the console log is polled every
 //!   [`LOG_POLL`] and only what is new is shown, read-only; this is said
 //!   once in the console and once in the log.
+//! - A console websocket refused (a `ws://` URL where plain consoles are
+//!   not allowed, a certificate the cloud's trust does not verify): asking
+//!   again cannot help, so the console log is shown at once, and the
+//!   refusal is said in the console and logged as an error naming the
+//!   node, the URL's scheme and host, and why.
 //! - Bounded both ways: typed input arrives on a channel of
 //!   [`INPUT_CHUNKS`] chunks and is taken only while fewer than
 //!   [`MAX_PENDING`] bytes wait for the console, so a console that stops
@@ -32,11 +37,11 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::log::LogFollower;
+use super::websocket::{self, OpenError, Socket, WebSocketPolicy};
 use crate::backend::BackendError;
 use crate::backend::Binding;
 use crate::backend::serial_console::{ConsoleAccess, ConsoleError, ConsoleSource};
@@ -66,8 +71,28 @@ enum Ended {
     Stopped,
     /// The console went away; try again.
     Dropped(String),
+    /// The console was refused (and logged so): asking again cannot help.
+    Refused(String),
     /// The node's backend was replaced: open again through the new one.
     Moved,
+}
+
+/// Why a websocket was not opened.
+enum Opening {
+    /// SOL was deactivated meanwhile.
+    Stopped,
+    /// Refused by the cloud's rules ([`OpenError::is_refusal`]).
+    Refused(OpenError),
+    /// Away (unreachable, timed out...): worth another try.
+    Failed(String),
+}
+
+/// What the console log fallback says.
+enum Fallback<'a> {
+    /// The cloud has no serial console (or it cannot be reached).
+    NoConsole(&'a str),
+    /// The console was refused, and the refusal logged.
+    Refused(&'a str),
 }
 
 /// Completes when the binding's backend is replaced (never, once the
@@ -134,13 +159,17 @@ impl Bridge {
                 o = source.open() => o,
             };
             let ended = match opened {
-                Ok(ConsoleAccess::WebSocket(url)) => match self.websocket(&url).await {
-                    Ok(ws) => {
-                        self.connected(&mut connected, &mut failures, &mut unsupported);
-                        self.pump_websocket(ws, &mut pending, &mut moves).await
+                Ok(ConsoleAccess::WebSocket { url, policy }) => {
+                    match self.websocket(&url, &policy).await {
+                        Ok(ws) => {
+                            self.connected(&mut connected, &mut failures, &mut unsupported);
+                            self.pump_websocket(ws, &mut pending, &mut moves).await
+                        }
+                        Err(Opening::Stopped) => return,
+                        Err(Opening::Refused(e)) => Ended::Refused(self.refused(&url, &e)),
+                        Err(Opening::Failed(why)) => Ended::Dropped(why),
                     }
-                    Err(why) => Ended::Dropped(why),
-                },
+                }
                 Ok(ConsoleAccess::Stream(io)) => {
                     self.connected(&mut connected, &mut failures, &mut unsupported);
                     self.pump_stream(io, &mut pending, &mut moves).await
@@ -157,10 +186,24 @@ impl Bridge {
                     info!(node = %self.name, "the node's backend was replaced; opening the console again through the new one");
                     continue;
                 }
+                Ended::Refused(why) => {
+                    if self
+                        .read_only(source.as_ref(), Fallback::Refused(&why), &mut moves)
+                        .await
+                    {
+                        connected = false;
+                        unsupported = 0;
+                        continue;
+                    }
+                    return;
+                }
                 Ended::Dropped(why) => why,
             };
             if !connected || unsupported >= UNSUPPORTED_AFTER_CONNECTED {
-                if self.read_only(source.as_ref(), &why, &mut moves).await {
+                if self
+                    .read_only(source.as_ref(), Fallback::NoConsole(&why), &mut moves)
+                    .await
+                {
                     connected = false;
                     unsupported = 0;
                     continue;
@@ -187,31 +230,31 @@ impl Bridge {
         *unsupported = 0;
     }
 
-    async fn websocket(
-        &self,
-        url: &str,
-    ) -> Result<
-        tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
-        String,
-    > {
-        let mut request = url
-            .into_client_request()
-            .map_err(|e| format!("console URL {url}: {e}"))?;
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            tokio_tungstenite::tungstenite::http::HeaderValue::from_static("binary"),
-        );
-        let connect = tokio_tungstenite::connect_async(request);
+    async fn websocket(&self, url: &str, policy: &WebSocketPolicy) -> Result<Socket, Opening> {
         tokio::select! {
-            () = self.stop.cancelled() => Err("stopped".into()),
-            r = tokio::time::timeout(CONNECT_TIMEOUT, connect) => match r {
-                Ok(Ok((ws, _))) => Ok(ws),
-                Ok(Err(e)) => Err(format!("cannot open the console websocket: {e}")),
-                Err(_) => Err(format!("the console websocket did not open within {CONNECT_TIMEOUT:?}")),
+            () = self.stop.cancelled() => Err(Opening::Stopped),
+            r = tokio::time::timeout(CONNECT_TIMEOUT, websocket::open(url, policy)) => match r {
+                Ok(Ok(ws)) => Ok(ws),
+                Ok(Err(e)) if e.is_refusal() => Err(Opening::Refused(e)),
+                Ok(Err(e)) => Err(Opening::Failed(e.to_string())),
+                Err(_) => Err(Opening::Failed(format!(
+                    "the console websocket did not open within {CONNECT_TIMEOUT:?}"
+                ))),
             },
         }
+    }
+
+    /// Logs a refused console (never its URL's path and query, which hold
+    /// the console's token); returns what the console shows.
+    fn refused(&self, url: &str, e: &OpenError) -> String {
+        error!(
+            node = %self.name,
+            scheme = %websocket::scheme(url),
+            console = %websocket::endpoint(url),
+            reason = %e,
+            "serial console refused; SOL shows the console log, read-only"
+        );
+        e.to_string()
     }
 
     /// Moves what was typed into `pending`, keeping at most
@@ -257,9 +300,7 @@ impl Bridge {
 
     async fn pump_websocket(
         &mut self,
-        mut ws: tokio_tungstenite::WebSocketStream<
-            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-        >,
+        mut ws: Socket,
         pending: &mut VecDeque<u8>,
         moves: &mut watch::Receiver<u64>,
     ) -> Ended {
@@ -368,14 +409,24 @@ impl Bridge {
     async fn read_only(
         &mut self,
         source: &dyn ConsoleSource,
-        why: &str,
+        fallback: Fallback<'_>,
         moves: &mut watch::Receiver<u64>,
     ) -> bool {
-        warn!(node = %self.name, reason = %why, "no serial console; SOL shows the console log, read-only");
-        self.say(
-            "[novabmc: this server has no serial console here; showing its console log, read-only]",
-        )
-        .await;
+        match fallback {
+            Fallback::NoConsole(why) => {
+                warn!(node = %self.name, reason = %why, "no serial console; SOL shows the console log, read-only");
+                self.say(
+                    "[novabmc: this server has no serial console here; showing its console log, read-only]",
+                )
+                .await;
+            }
+            Fallback::Refused(why) => {
+                self.say(&format!(
+                    "[novabmc: the serial console was refused: {why}; showing the console log, read-only]"
+                ))
+                .await;
+            }
+        }
         let mut follower = LogFollower::default();
         let mut tick = tokio::time::interval(LOG_POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

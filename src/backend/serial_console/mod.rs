@@ -2,7 +2,9 @@
 //! (a websocket to open, Nova's serial console proxy; or a byte stream,
 //! the simulated backend's local shell; and the console log for clouds
 //! that have no serial console), and the bridge that keeps one open and
-//! joined to a front door's byte channels ([`bridge`]).
+//! joined to a front door's byte channels ([`bridge`]). A websocket is
+//! opened under the cloud's rules ([`websocket`]): `wss://` verified as
+//! the cloud's API is, `ws://` only where the configuration allows it.
 //!
 //! A backend hands out one [`ConsoleSource`] per node on request
 //! ([`crate::backend::Backend::console`]); the bridge opens it each time it
@@ -12,9 +14,12 @@
 
 pub mod bridge;
 pub mod log;
+pub mod websocket;
 
 use std::future::Future;
 use std::pin::Pin;
+
+use std::sync::Arc;
 
 use novabmc_novasim::shell::LineShell;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -22,8 +27,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 /// How to reach a console once opened.
 #[derive(Debug)]
 pub enum ConsoleAccess {
-    /// A websocket URL (`ws://` or `wss://`) carrying the console's bytes.
-    WebSocket(String),
+    /// A websocket URL (`ws://` or `wss://`) carrying the console's
+    /// bytes, and how the backend allows it to be opened.
+    WebSocket {
+        /// The URL (its query holds a one-time token: never logged).
+        url: String,
+        /// The backend's rules for console websockets.
+        policy: Arc<websocket::WebSocketPolicy>,
+    },
     /// A byte stream to the console, both ways.
     Stream(DuplexStream),
 }

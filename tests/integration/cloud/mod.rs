@@ -28,8 +28,14 @@ pub struct Sim {
 impl Sim {
     /// Starts a simulator with fast but realistic transitions.
     pub fn start() -> Sim {
+        Sim::start_on(unique_loopback(), &[])
+    }
+
+    /// Starts a simulator listening on `ip`, with more `nova-simulator`
+    /// arguments (`--console-cert`...).
+    pub fn start_on(ip: std::net::Ipv4Addr, args: &[&std::ffi::OsStr]) -> Sim {
         let dir = tempfile::tempdir().expect("dir");
-        let listen = SocketAddr::from((unique_loopback(), 5000));
+        let listen = SocketAddr::from((ip, 5000));
         let clouds_yaml = dir.path().join("clouds.yaml");
         let log = std::fs::File::create(dir.path().join("sim.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_novabmc"))
@@ -40,6 +46,7 @@ impl Sim {
                 "--clouds-yaml",
             ])
             .arg(&clouds_yaml)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -270,6 +277,8 @@ impl Sim {
 
     /// The `[backend]` section for this simulator, keeping pending work in
     /// a state directory of the simulator's (so a restarted daemon finds it).
+    /// The simulator's serial consoles are plain `ws://` on loopback, which
+    /// the section allows.
     pub fn backend_toml(&self, network_boot: &str) -> String {
         self.backend_toml_in(network_boot, &self.dir.path().join("state"))
     }
@@ -277,8 +286,43 @@ impl Sim {
     /// Like [`Sim::backend_toml`], with the state directory `state_dir`.
     pub fn backend_toml_in(&self, network_boot: &str, state_dir: &std::path::Path) -> String {
         format!(
+            "{}allow_plain_console = true\n",
+            self.backend_section(network_boot, &self.clouds_yaml, state_dir)
+        )
+    }
+
+    /// The `[backend]` section (rebuild) with the cloud's `cacert` set
+    /// to `cacert` in a clouds.yaml of its own, and `allow_plain_console`
+    /// as given (absent with `None`).
+    pub fn backend_toml_trusting(
+        &self,
+        cacert: Option<&std::path::Path>,
+        allow_plain_console: Option<bool>,
+    ) -> String {
+        let mut yaml = std::fs::read_to_string(&self.clouds_yaml).expect("clouds.yaml");
+        if let Some(ca) = cacert {
+            yaml.push_str(&format!("    cacert: {}\n", ca.display()));
+        }
+        static WRITTEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = self.dir.path().join(format!("clouds-{n}.yaml"));
+        std::fs::write(&file, yaml).expect("write clouds.yaml");
+        let mut t = self.backend_section("rebuild", &file, &self.state_dir());
+        if let Some(allow) = allow_plain_console {
+            t.push_str(&format!("allow_plain_console = {allow}\n"));
+        }
+        t
+    }
+
+    fn backend_section(
+        &self,
+        network_boot: &str,
+        clouds_yaml: &std::path::Path,
+        state_dir: &std::path::Path,
+    ) -> String {
+        format!(
             "[backend]\ntype = \"nova\"\ncloud = \"sim\"\nclouds_yaml = \"{}\"\nrefresh_secs = 1\nnetwork_boot = \"{network_boot}\"\nipxe_image = \"ipxe-boot\"\nstate_dir = \"{}\"\n",
-            self.clouds_yaml.display(),
+            clouds_yaml.display(),
             state_dir.display()
         )
     }

@@ -99,6 +99,9 @@ pub struct NovaClient {
     cloud: CloudConfig,
     /// The Keystone URL, for messages.
     auth_url: String,
+    /// The cloud's `cacert` (a PEM file), which the API client trusts
+    /// besides the public roots; the serial consoles use it too.
+    cacert: Option<String>,
     session: RwLock<Option<Session>>,
     timeout: Duration,
     /// Where each call is reported (the metrics, in the daemon).
@@ -126,12 +129,21 @@ fn auth_url_of(cloud: &CloudConfig) -> String {
         .unwrap_or_else(|| "the cloud's identity service".into())
 }
 
+/// The `cacert` of a cloud configuration (clouds.yaml's `cacert`, or
+/// `OS_CACERT`), read the same way.
+fn cacert_of(cloud: &CloudConfig) -> Option<String> {
+    serde_json::to_value(cloud)
+        .ok()
+        .and_then(|v| v.get("cacert").and_then(Value::as_str).map(str::to_string))
+}
+
 impl NovaClient {
     /// A client for `cloud` whose every call must finish within `timeout`;
     /// nothing is sent until the first call.
     pub fn new(cloud: CloudConfig, timeout: Duration) -> Self {
         NovaClient {
             auth_url: auth_url_of(&cloud),
+            cacert: cacert_of(&cloud),
             cloud,
             session: RwLock::new(None),
             timeout,
@@ -153,6 +165,11 @@ impl NovaClient {
     /// The timeout of one call.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The cloud's `cacert`, if it names one.
+    pub fn cacert(&self) -> Option<&str> {
+        self.cacert.as_deref()
     }
 
     /// Runs `fut` (one whole call: authentication, discovery, request and
@@ -548,5 +565,26 @@ mod tests {
     #[test]
     fn names_are_escaped_for_novas_filter() {
         assert_eq!(regex_escape("a.b[1]"), "a\\.b\\[1\\]");
+    }
+
+    #[test]
+    fn the_cacert_is_read_from_the_cloud_configuration() {
+        let cloud = |extra: &str| {
+            super::super::cloud::load(&super::super::cloud::CloudSource::Inline {
+                name: "c".into(),
+                yaml: format!(
+                    "clouds:\n  c:\n    auth:\n      auth_url: https://keystone.example/v3\n      \
+                     username: u\n      password: p\n      project_name: x\n{extra}"
+                ),
+            })
+            .expect("cloud")
+        };
+        let with = NovaClient::new(
+            cloud("    cacert: /etc/ssl/cloud-ca.pem\n"),
+            Duration::from_secs(1),
+        );
+        assert_eq!(with.cacert(), Some("/etc/ssl/cloud-ca.pem"));
+        let without = NovaClient::new(cloud(""), Duration::from_secs(1));
+        assert_eq!(without.cacert(), None);
     }
 }
