@@ -427,6 +427,27 @@ fn bad_images_are_refused_with_the_reason() {
     assert_eq!(s, 204);
     let (s, v) = insert(&rig, "Cd", json!({"Image": media.url("config.img")}));
     assert_eq!(s, 409, "{v}");
+    // PATCH, as clients older than the actions do it: an empty Image
+    // ejects, a new one inserts.
+    for (body, inserted) in [
+        (json!({"Image": ""}), false),
+        (
+            json!({"Image": media.url("deploy.iso"), "Inserted": true}),
+            true,
+        ),
+        (json!({"Image": null, "Inserted": false}), false),
+    ] {
+        let (s, v) = send(
+            reqwest::Method::PATCH,
+            &rig.url(0),
+            &manager_media(&rig, "Cd"),
+            ADMIN,
+            &body.to_string(),
+            &[],
+        );
+        assert_eq!(s, 200, "{body}: {v}");
+        assert_eq!(v["Inserted"], inserted, "{body}: {v}");
+    }
     // A user may not insert.
     let (s, _) = send(
         reqwest::Method::POST,

@@ -346,7 +346,8 @@ pub async fn eject_action(
 }
 
 /// PATCH of a device: `Image` (with `Inserted` true or absent) inserts,
-/// `Image` null or `Inserted` false ejects, as older clients do it.
+/// `Image` null or empty or `Inserted` false ejects, as older clients do
+/// it.
 pub async fn patch(
     State(ctx): State<Ctx>,
     Path((id, dev)): Path<(String, String)>,
@@ -360,7 +361,10 @@ pub async fn patch(
         let device = device_of(&uri, &dev)?;
         let body = json_object(&headers, body).await?;
         require_configure(&caller)?;
-        let ejecting = body.get("Image").is_some_and(Value::is_null)
+        // Image null (sushy), "" (some other clients) or Inserted false.
+        let ejecting = body
+            .get("Image")
+            .is_some_and(|i| i.is_null() || i.as_str() == Some(""))
             || body.get("Inserted") == Some(&Value::Bool(false));
         if ejecting {
             if let Some(k) = body
