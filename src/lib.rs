@@ -24,6 +24,8 @@
 //!   recorder the other parts report to;
 //! - [`routing`]: per-node policy rules and routes through netlink;
 //! - [`config`]: the TOML configuration and its validation;
+//! - [`discovery`]: the cloud's servers served as nodes without a
+//!   `[nodes.NAME]` each, and their BMC addresses;
 //! - [`cli`]: the command line (`serve`, `demo`, `check`, `routes`,
 //!   `export`, `nova-simulator`) and process lifecycle;
 //! - [`check`]: `novabmc check`, the configuration tried against the
@@ -45,6 +47,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod discovery;
 pub mod export;
 pub mod ipmi;
 pub mod metrics;
