@@ -144,3 +144,48 @@ async fn an_exhausted_pool_leaves_only_the_late_servers_out() {
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(problems[0].contains("bm-12") && problems[0].contains("192.0.2.0/28"));
 }
+
+#[tokio::test]
+async fn discovered_nodes_share_the_default_route_and_leave_with_it() {
+    let text = CONFIG.replace(
+        "redfish_port = 8443\n",
+        "redfish_port = 8443\nroute = { table = 1000, gateway = \"192.0.2.14\" }\n",
+    );
+    let c = Config::from_figment(&Figment::from(Toml::string(&text))).expect("config");
+    let d = c.discovery.clone().expect("discovery");
+    let servers = [
+        server("u-a", "bm-0", "2026-01-02T00:00:00Z", None),
+        server("u-b", "bm-1", "2026-01-03T00:00:00Z", None),
+    ];
+    let p = plan(&c, &d, &servers, &HashMap::new()).await;
+    let served = c.with_discovered(p.nodes);
+    let specs = served.route_specs();
+    let routed: Vec<(&str, IpAddr, u32)> = specs
+        .iter()
+        .map(|s| (s.node.as_str(), s.address, s.table))
+        .collect();
+    assert_eq!(
+        routed,
+        [
+            ("bm-0", ip("192.0.2.3"), 1000),
+            ("bm-1", ip("192.0.2.4"), 1000)
+        ]
+    );
+    // The gateway is never given (the pool ends at .14).
+    let many: Vec<ListedServer> = (0..20)
+        .map(|i| {
+            server(
+                &format!("u-{i:02}"),
+                &format!("n{i}"),
+                "2026-01-01T00:00:00Z",
+                None,
+            )
+        })
+        .collect();
+    let p = plan(&c, &d, &many, &HashMap::new()).await;
+    assert!(!p.addresses.values().any(|a| *a == ip("192.0.2.14")));
+    // A server gone takes its route along: the reload flushes what the
+    // new set no longer wants.
+    let fewer = c.with_discovered(plan(&c, &d, &servers[..1], &HashMap::new()).await.nodes);
+    assert_eq!(fewer.route_specs().len(), 1);
+}
