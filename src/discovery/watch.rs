@@ -109,7 +109,8 @@ impl Watch {
     async fn look(&mut self, base: &Config, from_file: bool) -> Option<Config> {
         let (Some(d), BackendConfig::Nova(nova)) = (&base.discovery, &base.backend) else {
             for (id, s) in std::mem::take(&mut self.served) {
-                info!(server = %id, node = %s.node, "discovery is off: the discovered node stops");
+                info!(server = %s.server, id = %id, node = %s.node,
+                    "discovery is off: the discovered node stops");
             }
             return self.hand(base.clone(), from_file);
         };
@@ -138,22 +139,20 @@ impl Watch {
             }
         };
         let mut plan = plan(base, d, &servers, &self.previous).await;
+        let names: HashMap<&str, &str> = servers
+            .iter()
+            .map(|s| (s.id.as_str(), s.name.as_str()))
+            .collect();
+        // Written while the cloud answers; a record that fails is tried
+        // again at the next look, the address held meanwhile (`previous`).
         if !self.unreachable
             && let Some((_, _, client)) = &self.client
         {
-            let names: HashMap<&str, &str> = servers
-                .iter()
-                .map(|s| (s.id.as_str(), s.name.as_str()))
-                .collect();
             plan.notes
                 .extend(record(client, &plan.records, &names).await);
         }
         self.tell(&plan.notes);
         self.previous = plan.addresses.into_iter().collect();
-        let names: HashMap<&str, &str> = servers
-            .iter()
-            .map(|s| (s.id.as_str(), s.name.as_str()))
-            .collect();
         self.log_changes(&plan.nodes, &names);
         self.hand(base.with_discovered(plan.nodes), from_file)
     }
