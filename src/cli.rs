@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::routing::{self, RouteSpec};
-use crate::{check, daemon, demo, discovery, export, ipmi};
+use crate::{check, daemon, demo, export, ipmi};
 
 /// IPMI-over-LAN virtual BMC for cloud servers.
 #[derive(Debug, Parser)]
@@ -523,7 +523,7 @@ async fn serve(config: Config, banner: Option<String>, path: Option<PathBuf>) ->
         let (file_tx, file_rx) = tokio::sync::mpsc::channel(1);
         (
             tokio::spawn(reload_on_sighup(path, file_tx)),
-            tokio::spawn(discovery::watch::run(
+            tokio::spawn(daemon::discovery::run(
                 config.clone(),
                 Some(file_rx),
                 reload_tx,

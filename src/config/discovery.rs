@@ -5,12 +5,15 @@
 //! 2.26), `metadata` (keys and the values they must have), `name` (a
 //! pattern with `*` and `?`). `refresh` is how often the cloud is looked
 //! at again, in seconds. `[discovery.address]` says where the nodes' BMC
-//! addresses come from ([`crate::discovery::address`]), and
+//! addresses come from ([`crate::addressing`]), and
 //! `[discovery.defaults]` holds the settings every discovered node takes,
 //! with the keys and meanings of a `[nodes.NAME]` entry (`port`,
 //! `network_boot`, `ipxe_image`, `efi`, `redfish_port`, `route`).
 //!
 //! Discovery lists Nova's servers, so it needs `[backend] type = "nova"`.
+//! The tag is also handed to Nova as a listing filter, so a large project
+//! is not listed whole; [`Selector::matches`] checks it again, so a cloud
+//! that ignored the filter never gets every server served.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -22,9 +25,9 @@ use super::backend::BackendConfig;
 use super::error::{Checker, ConfigError};
 use super::nodes::{DEFAULT_PORT, NodeConfig, boot_settings};
 use super::routing::{RawRoute, RouteConfig, check_route};
+use crate::addressing::{AddressMode, RawAddress};
 use crate::backend::nova::NetworkBoot;
-use crate::discovery::address::{AddressMode, RawAddress};
-use crate::discovery::select::{NamePattern, Selector};
+use crate::backend::nova::client::ListedServer;
 
 /// How often the cloud is looked at when `refresh` is not given.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
@@ -220,4 +223,140 @@ fn defaults(
         efi: raw.efi,
         redfish_port: raw.redfish_port,
     })
+}
+
+// ----- selectors ---------------------------------------------------------------
+
+/// The selectors of `[discovery]` (`tag`, `metadata`, `name`); at least
+/// one is set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Selector {
+    /// A Nova server tag the server must carry.
+    pub tag: Option<String>,
+    /// Metadata keys the server must have, each with this value.
+    pub metadata: BTreeMap<String, String>,
+    /// A pattern the server's name must match.
+    pub name: Option<NamePattern>,
+}
+
+impl Selector {
+    /// Whether `server` is one to serve.
+    pub fn matches(&self, server: &ListedServer) -> bool {
+        self.tag
+            .as_ref()
+            .is_none_or(|t| server.tags.iter().any(|x| x == t))
+            && self
+                .metadata
+                .iter()
+                .all(|(k, v)| server.metadata.get(k) == Some(v))
+            && self.name.as_ref().is_none_or(|p| p.matches(&server.name))
+    }
+
+    /// `tag baremetal, metadata role=bm, name bm-*`, for messages.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = &self.tag {
+            parts.push(format!("tag {t}"));
+        }
+        for (k, v) in &self.metadata {
+            parts.push(format!("metadata {k}={v}"));
+        }
+        if let Some(p) = &self.name {
+            parts.push(format!("name {}", p.0));
+        }
+        parts.join(", ")
+    }
+}
+
+/// A shell-style name pattern: `*` is any run of characters, `?` any one
+/// character, everything else itself (case matters, as in Nova).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamePattern(pub String);
+
+impl NamePattern {
+    /// Whether `name` matches the whole pattern.
+    pub fn matches(&self, name: &str) -> bool {
+        let p: Vec<char> = self.0.chars().collect();
+        let n: Vec<char> = name.chars().collect();
+        // Iterative wildcard matching: on a mismatch, the last `*` takes
+        // one more character; linear in practice, never exponential.
+        let (mut i, mut j) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while j < n.len() {
+            match p.get(i) {
+                Some('*') => {
+                    star = Some((i, j));
+                    i += 1;
+                }
+                Some(c) if *c == '?' || *c == n[j] => {
+                    i += 1;
+                    j += 1;
+                }
+                _ => match star {
+                    Some((si, sj)) => {
+                        i = si + 1;
+                        j = sj + 1;
+                        star = Some((si, sj + 1));
+                    }
+                    None => return false,
+                },
+            }
+        }
+        p[i.min(p.len())..].iter().all(|c| *c == '*')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::nova::states::Status;
+
+    fn server(name: &str, tags: &[&str], metadata: &[(&str, &str)]) -> ListedServer {
+        ListedServer {
+            id: "u".into(),
+            name: name.into(),
+            status: Status::Active,
+            created: String::new(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn patterns_match_whole_names() {
+        let p = |s: &str| NamePattern(s.into());
+        assert!(p("bm-*").matches("bm-0"));
+        assert!(p("bm-*").matches("bm-"));
+        assert!(!p("bm-*").matches("xbm-0"));
+        assert!(p("*-node-?").matches("rack1-node-7"));
+        assert!(!p("*-node-?").matches("rack1-node-17"));
+        assert!(p("a*b*c").matches("aXXbYYbc"));
+        assert!(!p("a*b*c").matches("aXXbYYbd"));
+        assert!(p("exact").matches("exact"));
+        assert!(!p("exact").matches("Exact"));
+        assert!(p("*").matches(""));
+    }
+
+    #[test]
+    fn every_selector_set_must_pass() {
+        let s = Selector {
+            tag: Some("baremetal".into()),
+            metadata: BTreeMap::from([("role".to_string(), "bm".to_string())]),
+            name: Some(NamePattern("bm-*".into())),
+        };
+        assert!(s.matches(&server("bm-1", &["baremetal"], &[("role", "bm")])));
+        assert!(!s.matches(&server("bm-1", &[], &[("role", "bm")])));
+        assert!(!s.matches(&server("bm-1", &["baremetal"], &[("role", "x")])));
+        assert!(!s.matches(&server("vm-1", &["baremetal"], &[("role", "bm")])));
+        assert_eq!(s.describe(), "tag baremetal, metadata role=bm, name bm-*");
+        let by_tag = Selector {
+            tag: Some("baremetal".into()),
+            metadata: BTreeMap::new(),
+            name: None,
+        };
+        assert!(by_tag.matches(&server("anything", &["x", "baremetal"], &[])));
+    }
 }

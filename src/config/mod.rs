@@ -52,7 +52,7 @@ use error::Checker;
 
 pub use backend::{BackendConfig, NovaConfig, SimulatedConfig};
 pub use bmc::{BmcSettings, DEFAULT_MAX_SESSIONS_TOTAL};
-pub use discovery::{DiscoveryConfig, NodeDefaults};
+pub use discovery::{DiscoveryConfig, NamePattern, NodeDefaults, Selector};
 pub use error::{ConfigError, LoadError};
 pub use metrics::MetricsConfig;
 pub use nodes::{DEFAULT_PORT, NodeConfig, Origin};

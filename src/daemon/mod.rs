@@ -23,8 +23,9 @@
 //! (the simulated one keeps each machine's state; Nova's pending work
 //! goes through the state directory, as across a restart), and the nodes
 //! answer "node busy" for the moment it takes. Discovery's node sets
-//! ([`crate::discovery::watch`]) arrive the same way.
+//! ([`discovery`]) arrive the same way.
 
+pub mod discovery;
 pub mod reload;
 
 use std::collections::BTreeMap;

@@ -15,7 +15,7 @@
 //! A changed node on the same address keeps its socket (a duplicate of
 //! it is held for this), so it never fails to listen again.
 //!
-//! Discovery ([`crate::discovery::watch`]) hands its node sets to the same
+//! Discovery ([`super::discovery`]) hands its node sets to the same
 //! function ([`Cause::Discovery`]): a server that appears is an added
 //! node, one that goes a removed node. The watcher logs a line per
 //! server, so the summary of such a reload is a debug line; and a

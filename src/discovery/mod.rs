@@ -7,37 +7,33 @@
 //! Nova when a tag selects) and works out the nodes ([`plan`]): servers a
 //! `[nodes.NAME]` entry names (by UUID or name) are that entry's, which
 //! wins; the others are named ([`naming`]) and given addresses
-//! ([`address`]), which are recorded in their metadata. The result is the
+//! ([`crate::addressing`]), which are recorded in their metadata. The result is the
 //! configuration with the discovered nodes beside the configured ones
 //! ([`crate::config::Config::with_discovered`]).
 //!
-//! `serve` looks every `refresh` seconds ([`watch`]) and hands each new
-//! node set to the daemon as a reload ([`crate::daemon::reload`]), so a
+//! `serve` looks every `refresh` seconds ([`crate::daemon::discovery`])
+//! and hands each new node set to the daemon as a reload, so a
 //! server that appears or goes is started or stopped exactly as a node
 //! added to or removed from the file would be. `check` and `export` look
 //! once ([`resolve`]); `check` writes nothing, `export` records the
 //! addresses it hands out, so `serve` gives the same ones.
 //!
-//! - [`select`]: which servers are picked;
-//! - [`naming`]: their node names;
-//! - [`address`]: the address modes and the one dispatch over them;
-//! - [`pool`]: the `"pool"` mode;
-//! - [`watch`]: the daemon's periodic look.
+//! - [`naming`]: the discovered nodes' names.
+//!
+//! Which servers are picked is the configuration's
+//! ([`crate::config::discovery::Selector`]); where their addresses come
+//! from, [`crate::addressing`]'s.
 
-pub mod address;
 pub mod naming;
-pub mod pool;
-pub mod select;
-pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use crate::addressing::{AddressNote, Candidate, Record};
 use crate::backend::nova::client::{ListedServer, NovaClient, NovaError};
 use crate::backend::nova::cloud;
 use crate::config::{BackendConfig, Config, DiscoveryConfig, NodeConfig, Origin};
-use address::{AddressNote, Candidate, Record};
 
 /// What one look found worth telling.
 #[derive(Clone, Debug, PartialEq, Eq)]

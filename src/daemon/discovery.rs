@@ -1,5 +1,5 @@
-//! Discovery while serving: the task between the configuration file and
-//! the daemon. It looks at the cloud every `refresh` seconds and whenever
+//! Discovery while serving ([`crate::discovery`] looks, this runs it):
+//! the task between the configuration file and the daemon. It looks at the cloud every `refresh` seconds and whenever
 //! the file is loaded again (SIGHUP), and hands the daemon the file's
 //! configuration with the discovered nodes whenever that differs from
 //! what it handed last ([`crate::daemon::reload::Update`]); the daemon
@@ -21,11 +21,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use super::{Note, look, plan, record};
+use super::reload::{Cause, Update};
 use crate::backend::nova::client::{ListedServer, NovaClient};
 use crate::backend::nova::cloud::{self, CloudSource};
 use crate::config::{BackendConfig, Config, NodeConfig, Origin};
-use crate::daemon::reload::{Cause, Update};
+use crate::discovery::{Note, look, plan, record};
 
 /// A discovered node being served, as the log names it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 
-use super::address::{AddressNote, Assignment, Candidate, Record};
+use super::{AddressNote, Assignment, Candidate, Record};
 use crate::backend::nova::metadata::ADDRESS_KEY;
 
 /// A validated pool.

@@ -1,13 +1,20 @@
-//! Where a discovered node's BMC address comes from: `[discovery.address]`
-//! names a mode, and everything about modes is in this module: the
-//! settings as written ([`RawAddress`], one variant per `mode = "..."`),
-//! their validation ([`AddressMode::new`]) and the one dispatch that gives
-//! servers their addresses ([`AddressMode::assign`]). A new mode is a
-//! variant of both enums and an arm of each `match` here.
+//! Where a discovered node's BMC address comes from ([`crate::discovery`]):
+//! `[discovery.address]` names a mode, and everything about modes is in
+//! this module: the settings as written ([`RawAddress`], one variant per
+//! `mode = "..."`), their validation ([`AddressMode::new`]) and the one
+//! dispatch that gives servers their addresses ([`AddressMode::assign`]).
+//! A new mode is a variant of both enums and an arm of each `match` here
+//! (and a module of its own beside [`pool`]).
+//!
+//! It sits below the configuration, which holds a validated
+//! [`AddressMode`], and depends on nothing but the backend's metadata
+//! schema.
 //!
 //! The modes:
 //! - `"pool"`: addresses from a CIDR range, recorded in each server's
-//!   metadata ([`super::pool`]).
+//!   metadata ([`pool`]).
+
+pub mod pool;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -15,7 +22,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use super::pool::Pool;
+use pool::Pool;
 
 /// `[discovery.address]` as written: `mode` picks the variant.
 #[derive(Debug, Deserialize)]
