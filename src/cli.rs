@@ -257,6 +257,13 @@ async fn run(cli: Cli) -> Result<()> {
             };
             write_export(&text, None)?;
             let failing: Vec<&str> = report.failing().map(|n| n.name.as_str()).collect();
+            if let Some(first) = report.problems.first() {
+                let more = match report.problems.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more problems)", n - 1),
+                };
+                anyhow::bail!("{first}{more}");
+            }
             if !failing.is_empty() {
                 // The report lists every problem; the names here stay short.
                 const NAMED: usize = 10;
@@ -488,7 +495,9 @@ async fn nova_simulator(
 /// Binds every node and serves until SIGINT or SIGTERM; the banner is
 /// printed once the sockets are bound. With the configuration's `path`,
 /// SIGHUP reads it again and applies it; a file that does not load is
-/// refused (the error logged) and the running configuration kept.
+/// refused (the error logged) and the running configuration kept. With
+/// `[discovery]`, the servers it finds are served from its first look on,
+/// right after the start.
 async fn serve(config: Config, banner: Option<String>, path: Option<PathBuf>) -> Result<()> {
     raise_fd_limit(config.nodes.len());
     // IP_FREEBIND: a node's address may be configured (by DHCP) after the
@@ -506,8 +515,21 @@ async fn serve(config: Config, banner: Option<String>, path: Option<PathBuf>) ->
         use std::io::Write;
         let _ = std::io::stdout().flush();
     }
+    // SIGHUP's configurations go through discovery, which adds the
+    // servers it finds (and looks again every refresh interval) before
+    // the daemon applies them.
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
-    let reloader = path.map(|path| tokio::spawn(reload_on_sighup(path, reload_tx)));
+    let reloader = path.map(|path| {
+        let (file_tx, file_rx) = tokio::sync::mpsc::channel(1);
+        (
+            tokio::spawn(reload_on_sighup(path, file_tx)),
+            tokio::spawn(daemon::discovery::run(
+                config.clone(),
+                Some(file_rx),
+                reload_tx,
+            )),
+        )
+    });
     daemon::serve_reloading(
         config,
         sockets,
@@ -518,8 +540,9 @@ async fn serve(config: Config, banner: Option<String>, path: Option<PathBuf>) ->
     )
     .await?;
     signals.abort();
-    if let Some(r) = reloader {
-        r.abort();
+    if let Some((hup, watch)) = reloader {
+        hup.abort();
+        watch.abort();
     }
     Ok(())
 }

@@ -55,6 +55,7 @@ pub fn config(
             ipxe_image: None,
             efi: None,
             redfish_port: Some(redfish_base(base_port).saturating_add(i)),
+            origin: crate::config::Origin::Configured,
         });
     }
     let mut settings = NovaSettings::new(CloudSource::Inline {
@@ -79,6 +80,7 @@ pub fn config(
             ipxe_image: Some(IPXE_IMAGE.into()),
         }),
         nodes,
+        discovery: None,
         routing: RoutingConfig::default(),
         metrics: None,
         redfish: Some(RedfishConfig {

@@ -24,6 +24,11 @@
 //!   recorder the other parts report to;
 //! - [`routing`]: per-node policy rules and routes through netlink;
 //! - [`config`]: the TOML configuration and its validation;
+//! - [`discovery`]: the cloud's servers served as nodes without a
+//!   `[nodes.NAME]` each (the daemon's periodic look is
+//!   [`daemon::discovery`]);
+//! - [`addressing`]: where discovered nodes' BMC addresses come from (the
+//!   address modes, below the configuration);
 //! - [`cli`]: the command line (`serve`, `demo`, `check`, `routes`,
 //!   `export`, `nova-simulator`) and process lifecycle;
 //! - [`check`]: `novabmc check`, the configuration tried against the
@@ -39,12 +44,14 @@
 //! the tests run is the crate `novabmc-novasim`, which never depends on
 //! this one.
 
+pub mod addressing;
 pub mod backend;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod discovery;
 pub mod export;
 pub mod ipmi;
 pub mod metrics;

@@ -1,5 +1,6 @@
 //! Nova's compute API as the simulator serves it: version documents,
-//! servers (list with `changes-since`, `name`, `status` and pagination;
+//! servers (list with `changes-since`, `name`, `status`, the tag filters
+//! of [`super::tags`] and pagination;
 //! show; actions; metadata; interfaces) and flavors, with the server body's
 //! fields changing with the microversion (embedded flavor from 2.47) as
 //! Nova's do.
@@ -158,7 +159,7 @@ pub(super) fn server_json(sim: &Sim, m: &Model, s: &Server, minor: u32) -> Value
         j["description"] = Value::Null;
     }
     if minor >= 26 {
-        j["tags"] = json!([]);
+        j["tags"] = json!(s.tags);
     }
     if minor >= 73 {
         j["locked_reason"] = Value::Null;
@@ -271,6 +272,7 @@ pub(super) fn list(
             None => !s.deleted,
         })
         .filter(|s| q.get("name").is_none_or(|n| name_matches(n, &s.name)))
+        .filter(|s| super::tags::matches(q, s, minor))
         .filter(|s| {
             q.get("status")
                 .is_none_or(|st| s.visible().status.as_str().eq_ignore_ascii_case(st))

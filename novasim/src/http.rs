@@ -37,6 +37,7 @@ pub(super) fn router(sim: St, plain_consoles: bool) -> Router {
         Router::new()
     };
     super::compute::routes()
+        .merge(super::tags::routes())
         .merge(super::attachments::routes())
         .merge(super::image::routes())
         .merge(super::volume::routes())

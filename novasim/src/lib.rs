@@ -35,7 +35,8 @@
 //!   microversions; one module per service owns its routes: `identity`
 //!   (Keystone), `compute` (Nova's servers, actions with the rescue modes,
 //!   flavors), `attachments` (Nova's `os-volume_attachments`), `image`
-//!   (Glance: images, data upload, interoperable import), `volume`
+//!   (Glance: images, data upload, interoperable import), `tags`
+//!   (Nova's server tags and the listing's tag filters), `volume`
 //!   (Cinder volumes), `console` (serial console websockets and console
 //!   logs) and `control` (`/_sim/`); `console_tls` serves the console
 //!   websockets over TLS (`wss://`) on a listener of their own;
@@ -57,6 +58,7 @@ pub mod local;
 pub mod model;
 pub mod shell;
 pub mod states;
+mod tags;
 mod volume;
 
 use std::collections::{BTreeMap, HashMap};
@@ -423,6 +425,8 @@ pub struct NewServer {
     pub volume_gb: Option<u32>,
     /// Metadata.
     pub metadata: HashMap<String, String>,
+    /// Tags (shown from microversion 2.26).
+    pub tags: Vec<String>,
     /// Number of ports (MACs); 1 when absent.
     pub ports: Option<u32>,
 }
@@ -716,6 +720,9 @@ impl Sim {
                 .ok_or_else(|| format!("no flavor {f}"))?,
             None => m.flavors.first().map(|x| x.id.clone()).unwrap_or_default(),
         };
+        if let Some(why) = spec.tags.iter().find_map(|t| tags::invalid_tag(t)) {
+            return Err(why);
+        }
         let id = spec.id.unwrap_or_else(new_uuid);
         if m.servers.iter().any(|s| s.id == id) {
             return Err(format!("server {id} exists"));
@@ -747,6 +754,7 @@ impl Sim {
             m.volumes.push(volume);
         }
         s.metadata = spec.metadata.into_iter().collect();
+        s.tags = spec.tags.into_iter().collect();
         for _ in 0..spec.ports.unwrap_or(1) {
             m.mac_counter += 1;
             let n = m.mac_counter;

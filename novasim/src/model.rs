@@ -9,7 +9,7 @@
 //! needs no timer task and `updated` moves exactly when a phase changes, as
 //! `changes-since` expects.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -140,6 +140,8 @@ pub struct Server {
     pub volumes: Vec<String>,
     /// Metadata.
     pub metadata: BTreeMap<String, String>,
+    /// Tags (microversion 2.26 on), in order.
+    pub tags: BTreeSet<String>,
     /// MAC addresses, one per port.
     pub macs: Vec<String>,
     /// Creation time.
@@ -186,6 +188,7 @@ impl Server {
             volume_gb: None,
             volumes: Vec::new(),
             metadata: BTreeMap::new(),
+            tags: BTreeSet::new(),
             macs: Vec::new(),
             created: iso8601(now),
             updated: now,

@@ -11,6 +11,14 @@
 //! a rebuild or rescue with an image of the other firmware boots the node
 //! in a mode Ironic did not configure.
 //!
+//! With `[discovery]` the servers it picks are looked up first, as
+//! `serve` looks them up ([`discovery::resolve`], recording nothing), and
+//! their nodes are checked with the configured ones, each row saying
+//! where its node comes from; a discovered server left unserved (its
+//! address pool exhausted) or a cloud that cannot be listed is a problem,
+//! the other discovery notes (a server renamed, a recorded address
+//! reassigned, a server a configured node serves) are warnings.
+//!
 //! Problems (a server missing or ambiguous, an image missing or of the
 //! wrong firmware, a cloud unreachable) fail the check; warnings (an
 //! address no interface holds yet, a route someone else's entry blocks,
@@ -29,8 +37,8 @@ use serde::Serialize;
 use crate::backend::nova::client::{CatalogEntry, MICROVERSIONS, NovaClient};
 use crate::backend::nova::metadata::{BOOT_KEY, OWNER_KEY, decode_boot};
 use crate::backend::nova::{NetworkBoot, NovaNode, ServerIndex, cloud};
-use crate::config::{BackendConfig, Config, NodeConfig, NovaConfig};
-use crate::routing;
+use crate::config::{BackendConfig, Config, NodeConfig, NovaConfig, Origin};
+use crate::{discovery, routing};
 
 /// What the check found.
 #[derive(Clone, Debug, Serialize)]
@@ -43,8 +51,26 @@ pub struct Report {
     pub nodes: Vec<NodeRow>,
     /// Warnings about no node in particular.
     pub warnings: Vec<String>,
+    /// Problems about no node in particular (discovery's).
+    pub problems: Vec<String>,
+    /// What discovery found, when configured.
+    pub discovery: Option<DiscoveryReport>,
     /// The Redfish listeners, when Redfish is served.
     pub redfish: Vec<RedfishListener>,
+}
+
+/// What discovery found.
+#[derive(Clone, Debug, Serialize)]
+pub struct DiscoveryReport {
+    /// The selectors, as `tag baremetal, name bm-*`.
+    pub selector: String,
+    /// Where the addresses come from, as `pool 192.0.2.0/24`.
+    pub address: String,
+    /// Servers the selectors picked.
+    pub servers_matched: usize,
+    /// Nodes made of them (those a configured node serves, and those
+    /// without an address, are not).
+    pub nodes: usize,
 }
 
 /// One Redfish listener as it will serve.
@@ -109,6 +135,8 @@ pub struct Microversion {
 pub struct NodeRow {
     /// Node name.
     pub name: String,
+    /// `configured` or `discovered`.
+    pub origin: String,
     /// `address:port` of its BMC.
     pub bmc: String,
     /// The server's name, once found.
@@ -133,16 +161,43 @@ pub struct NodeRow {
     pub warnings: Vec<String>,
 }
 
-/// Checks a loaded configuration.
+/// Checks a loaded configuration, with the nodes discovery finds.
 pub async fn check(config: &Config) -> Report {
+    let resolved = discovery::resolve(config, false).await;
+    let config = &resolved.config;
     let mut rows: Vec<NodeRow> = config.nodes.iter().map(row).collect();
     let mut report = Report {
         backend: "simulated".into(),
         cloud: None,
         nodes: Vec::new(),
         warnings: Vec::new(),
+        problems: Vec::new(),
+        discovery: None,
         redfish: Vec::new(),
     };
+    if let Some(d) = &config.discovery {
+        report.discovery = Some(DiscoveryReport {
+            selector: d.selector.describe(),
+            address: d.address.to_string(),
+            servers_matched: resolved.matched,
+            nodes: config
+                .nodes
+                .iter()
+                .filter(|n| n.origin == Origin::Discovered)
+                .count(),
+        });
+        if let Some(e) = &resolved.error {
+            report.problems.push(format!("discovery: {e}"));
+        }
+        for n in &resolved.notes {
+            let text = format!("discovery: {n}");
+            if n.is_problem() {
+                report.problems.push(text);
+            } else {
+                report.warnings.push(text);
+            }
+        }
+    }
     match &config.backend {
         BackendConfig::Simulated(s) => {
             for (row, node) in rows.iter_mut().zip(&config.nodes) {
@@ -222,6 +277,7 @@ fn check_redfish(
 fn row(n: &NodeConfig) -> NodeRow {
     NodeRow {
         name: n.name.clone(),
+        origin: n.origin.name().into(),
         bmc: n.listen.to_string(),
         ..NodeRow::default()
     }

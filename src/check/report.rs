@@ -10,8 +10,9 @@ use super::{NodeRow, Report};
 type Column = (&'static str, fn(&NodeRow) -> String);
 
 /// The columns of the table.
-const COLUMNS: [Column; 9] = [
+const COLUMNS: [Column; 10] = [
     ("NODE", |r| r.name.clone()),
+    ("ORIGIN", |r| r.origin.clone()),
     ("BMC", |r| r.bmc.clone()),
     ("SERVER", |r| opt(&r.server_name)),
     ("UUID", |r| opt(&r.server_id)),
@@ -68,6 +69,13 @@ pub fn table(report: &Report) -> String {
         let _ = writeln!(out, "servers listed: {}", cloud.servers_listed);
         let _ = writeln!(out, "virtual media: {}", cloud.virtual_media);
     }
+    if let Some(d) = &report.discovery {
+        let _ = writeln!(
+            out,
+            "discovery: {}; addresses from {}; {} servers picked, {} nodes",
+            d.selector, d.address, d.servers_matched, d.nodes
+        );
+    }
     for l in &report.redfish {
         let _ = writeln!(
             out,
@@ -113,6 +121,9 @@ pub fn table(report: &Report) -> String {
         line(&mut out, &values);
     }
     let mut notes = String::new();
+    for p in &report.problems {
+        let _ = writeln!(notes, "problem: {p}");
+    }
     for r in &report.nodes {
         for p in &r.problems {
             let _ = writeln!(notes, "problem: node {}: {p}", r.name);

@@ -14,6 +14,7 @@
 //! - [`users`]: who may log in, and with which privilege;
 //! - [`backend`]: the cloud (simulated or Nova);
 //! - [`nodes`]: each node's address, port and server;
+//! - [`discovery`]: the servers served without a `[nodes.NAME]` each;
 //! - [`routing`]: policy routes, per node and for all of them;
 //! - [`metrics`]: the Prometheus endpoint;
 //! - [`redfish`]: the Redfish service beside IPMI;
@@ -24,6 +25,7 @@
 
 pub mod backend;
 pub mod bmc;
+pub mod discovery;
 pub mod error;
 pub mod metrics;
 pub mod nodes;
@@ -50,9 +52,10 @@ use error::Checker;
 
 pub use backend::{BackendConfig, NovaConfig, SimulatedConfig};
 pub use bmc::{BmcSettings, DEFAULT_MAX_SESSIONS_TOTAL};
+pub use discovery::{DiscoveryConfig, NamePattern, NodeDefaults, Selector};
 pub use error::{ConfigError, LoadError};
 pub use metrics::MetricsConfig;
-pub use nodes::{DEFAULT_PORT, NodeConfig};
+pub use nodes::{DEFAULT_PORT, NodeConfig, Origin};
 pub use redfish::RedfishConfig;
 pub use routing::{DEFAULT_RULE_PRIORITY, RESERVED_TABLES, RouteConfig, RoutingConfig};
 pub use secret::{Secret, SecretBytes, SecretString};
@@ -61,11 +64,12 @@ pub use users::{UserConfig, parse_privilege};
 /// Environment variables override keys only under these sections, so other
 /// `NOVABMC_` variables (`NOVABMC_LOG`, secrets named in the file) are not
 /// mistaken for configuration.
-const SECTIONS: [&str; 7] = [
+const SECTIONS: [&str; 8] = [
     "bmc__",
     "users__",
     "backend__",
     "nodes__",
+    "discovery__",
     "routing__",
     "metrics__",
     "redfish__",
@@ -83,6 +87,8 @@ struct RawConfig {
     #[serde(default)]
     nodes: BTreeMap<String, nodes::RawNode>,
     #[serde(default)]
+    discovery: Option<discovery::RawDiscovery>,
+    #[serde(default)]
     routing: routing::RawRouting,
     #[serde(default)]
     metrics: Option<metrics::RawMetrics>,
@@ -99,8 +105,12 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     /// The cloud.
     pub backend: BackendConfig,
-    /// Nodes, in name order.
+    /// Nodes, in name order: the `[nodes.NAME]` entries as loaded; once
+    /// discovery has looked ([`Config::with_discovered`]), the
+    /// discovered ones too.
     pub nodes: Vec<NodeConfig>,
+    /// Discovery, if configured.
+    pub discovery: Option<DiscoveryConfig>,
     /// Routing settings.
     pub routing: RoutingConfig,
     /// The metrics endpoint, if configured.
@@ -145,7 +155,11 @@ impl Config {
         let bmc = bmc::check(raw.bmc, raw.nodes.len(), c)?;
         let users = users::check(raw.users, c)?;
         let backend = backend::check(raw.backend, c)?;
-        let nodes = nodes::check(raw.nodes, &backend, c)?;
+        let nodes = nodes::check(raw.nodes, &backend, raw.discovery.is_some(), c)?;
+        let discovery = raw
+            .discovery
+            .map(|d| discovery::check(d, &backend, &nodes, c))
+            .transpose()?;
         let routing = routing::check(raw.routing);
         let metrics = raw.metrics.map(|m| metrics::check(m, c)).transpose()?;
         let state_dir = match &backend {
@@ -164,10 +178,28 @@ impl Config {
             users,
             backend,
             nodes,
+            discovery,
             routing,
             metrics,
             redfish,
         })
+    }
+
+    /// This configuration with `discovered` nodes beside the configured
+    /// ones (any discovered before are replaced), all in name order.
+    /// Discovery gives them names and addresses no configured node has
+    /// ([`crate::discovery`]), so nothing is validated again.
+    pub fn with_discovered(&self, discovered: Vec<NodeConfig>) -> Config {
+        let mut c = self.clone();
+        c.nodes.retain(|n| n.origin == Origin::Configured);
+        c.nodes.extend(discovered);
+        c.nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        c
+    }
+
+    /// The configured nodes alone.
+    pub fn configured_nodes(&self) -> impl Iterator<Item = &NodeConfig> {
+        self.nodes.iter().filter(|n| n.origin == Origin::Configured)
     }
 
     /// The nodes as the Nova backend needs them (defaults applied).

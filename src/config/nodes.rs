@@ -49,16 +49,79 @@ pub struct NodeConfig {
     /// The Redfish port on the node's address, instead of `redfish.port`
     /// (for nodes sharing one address, as in the demo).
     pub redfish_port: Option<u16>,
+    /// A `[nodes.NAME]` entry, or a discovered server.
+    pub origin: Origin,
 }
 
-/// Validates the nodes, in name order, against the backend they use.
+/// Where a node comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A `[nodes.NAME]` entry (or a node the program made, as the demo's).
+    Configured,
+    /// A server `[discovery]` found.
+    Discovered,
+}
+
+impl Origin {
+    /// `configured` or `discovered`, for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Configured => "configured",
+            Origin::Discovered => "discovered",
+        }
+    }
+}
+
+/// The network boot mode `network_boot` names (under `key`), checked
+/// against the backend: only Nova has one, and rebuild or rescue needs an
+/// iPXE image, `ipxe_image` or the backend's.
+pub(super) fn boot_settings(
+    key: &str,
+    network_boot_mode: Option<&str>,
+    ipxe_image: Option<&str>,
+    backend: &BackendConfig,
+    c: &Checker<'_>,
+) -> Result<Option<NetworkBoot>, ConfigError> {
+    let mode = match network_boot_mode {
+        None => None,
+        Some(m) => Some(network_boot(&format!("{key}.network_boot"), m, c)?),
+    };
+    if let BackendConfig::Nova(nova) = backend {
+        let mode = mode.unwrap_or(nova.network_boot);
+        if mode.needs_image() && ipxe_image.is_none() && nova.ipxe_image.is_none() {
+            return Err(c.error(
+                &format!("{key}.ipxe_image"),
+                "network boot by rebuild or rescue needs an iPXE image \
+                 (here or as backend.ipxe_image)",
+            ));
+        }
+    } else if network_boot_mode.is_some() || ipxe_image.is_some() {
+        let field = if network_boot_mode.is_some() {
+            "network_boot"
+        } else {
+            "ipxe_image"
+        };
+        return Err(c.error(
+            &format!("{key}.{field}"),
+            "only applies to the nova backend",
+        ));
+    }
+    Ok(mode)
+}
+
+/// Validates the nodes, in name order, against the backend they use;
+/// with `[discovery]` there may be none.
 pub(super) fn check(
     raw: BTreeMap<String, RawNode>,
     backend: &BackendConfig,
+    discovery: bool,
     c: &Checker<'_>,
 ) -> Result<Vec<NodeConfig>, ConfigError> {
-    if raw.is_empty() {
-        return Err(c.error("nodes", "at least one node is needed"));
+    if raw.is_empty() && !discovery {
+        return Err(c.error(
+            "nodes",
+            "at least one node is needed (or a [discovery] section to find them)",
+        ));
     }
     let mut nodes: Vec<NodeConfig> = Vec::with_capacity(raw.len());
     // Node by listening address, so a duplicate is found in one look-up
@@ -92,30 +155,13 @@ pub(super) fn check(
             None => None,
             Some(r) => Some(check_route(&key, n.address, r, c)?),
         };
-        let mode = match n.network_boot.as_deref() {
-            None => None,
-            Some(m) => Some(network_boot(&format!("{key}.network_boot"), m, c)?),
-        };
-        if let BackendConfig::Nova(nova) = backend {
-            let mode = mode.unwrap_or(nova.network_boot);
-            if mode.needs_image() && n.ipxe_image.is_none() && nova.ipxe_image.is_none() {
-                return Err(c.error(
-                    &format!("{key}.ipxe_image"),
-                    "network boot by rebuild or rescue needs an iPXE image \
-                     (here or as backend.ipxe_image)",
-                ));
-            }
-        } else if n.network_boot.is_some() || n.ipxe_image.is_some() {
-            let field = if n.network_boot.is_some() {
-                "network_boot"
-            } else {
-                "ipxe_image"
-            };
-            return Err(c.error(
-                &format!("{key}.{field}"),
-                "only applies to the nova backend",
-            ));
-        }
+        let mode = boot_settings(
+            &key,
+            n.network_boot.as_deref(),
+            n.ipxe_image.as_deref(),
+            backend,
+            c,
+        )?;
         if n.redfish_port == Some(0) {
             return Err(c.error(&format!("{key}.redfish_port"), "must not be 0"));
         }
@@ -129,6 +175,7 @@ pub(super) fn check(
             ipxe_image: n.ipxe_image,
             efi: n.efi,
             redfish_port: n.redfish_port,
+            origin: Origin::Configured,
         });
     }
     check_shared_routes(&nodes, c)?;

@@ -473,3 +473,109 @@ fn metrics_listen_only_on_loopback_unless_allowed() {
         Ok(())
     });
 }
+
+const DISCOVERY: &str = r#"
+    [users.admin]
+    password = "password"
+
+    [backend]
+    type = "nova"
+    cloud = "lab"
+    ipxe_image = "ipxe"
+
+    [discovery]
+    tag = "baremetal"
+    refresh = 5
+
+    [discovery.address]
+    mode = "pool"
+    cidr = "192.0.2.0/24"
+    exclude = ["192.0.2.1", "192.0.2.250-192.0.2.254"]
+
+    [discovery.defaults]
+    port = 6230
+    network_boot = "rescue"
+    redfish_port = 8443
+    route = { table = 1000, gateway = "192.0.2.1" }
+"#;
+
+#[test]
+fn discovery_needs_no_nodes_and_takes_defaults() {
+    Jail::expect_with(|jail| {
+        let c = load(jail, DISCOVERY).expect("valid");
+        assert!(c.nodes.is_empty());
+        let d = c.discovery.expect("discovery");
+        assert_eq!(d.selector.tag.as_deref(), Some("baremetal"));
+        assert_eq!(d.refresh, Duration::from_secs(5));
+        assert_eq!(d.address.to_string(), "pool 192.0.2.0/24");
+        assert_eq!(d.defaults.port, 6230);
+        assert_eq!(d.defaults.network_boot, Some(NetworkBoot::Rescue));
+        assert_eq!(d.defaults.redfish_port, Some(8443));
+        assert_eq!(d.defaults.route.as_ref().map(|r| r.table), Some(1000));
+        // Without [discovery], nodes are still needed.
+        let e = load(jail, &DISCOVERY.replace("[discovery]", "[other]"))
+            .expect_err("unknown section")
+            .to_string();
+        assert!(e.contains("other"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn discovery_refusals_name_their_key() {
+    Jail::expect_with(|jail| {
+        let cases: [(&str, &str, &str); 9] = [
+            ("tag = \"baremetal\"\n", "", "needs a selector"),
+            (
+                "type = \"nova\"\n    cloud = \"lab\"\n    ipxe_image = \"ipxe\"",
+                "type = \"simulated\"",
+                "Nova cloud",
+            ),
+            ("refresh = 5", "refresh = 0", "discovery.refresh"),
+            (
+                "cidr = \"192.0.2.0/24\"",
+                "cidr = \"192.0.2.7/24\"",
+                "discovery.address.cidr",
+            ),
+            (
+                "\"192.0.2.1\", ",
+                "\"10.0.0.1\", ",
+                "discovery.address.exclude",
+            ),
+            ("mode = \"pool\"", "mode = \"port\"", "unknown variant"),
+            ("tag = \"baremetal\"", "tag = \"a,b\"", "discovery.tag"),
+            ("port = 6230", "port = 0", "discovery.defaults.port"),
+            (
+                "gateway = \"192.0.2.1\"",
+                "gateway = \"2001:db8::1\"",
+                "discovery.defaults.route.gateway",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let text = DISCOVERY.replacen(from, to, 1);
+            assert_ne!(text, DISCOVERY, "{from}");
+            let e = load(jail, &text).expect_err(expected).to_string();
+            assert!(e.contains(expected), "{from} -> {to}: {e}");
+        }
+        let text = DISCOVERY.replace(
+            "[discovery.address]\n    mode = \"pool\"\n    cidr = \"192.0.2.0/24\"\n    exclude = [\"192.0.2.1\", \"192.0.2.250-192.0.2.254\"]\n",
+            "",
+        );
+        assert_ne!(text, DISCOVERY);
+        let e = load(jail, &text).expect_err("no address").to_string();
+        assert!(e.contains("discovery.address: is needed"), "{e}");
+        let text = DISCOVERY.replace("ipxe_image = \"ipxe\"\n", "");
+        let e = load(jail, &text).expect_err("no image").to_string();
+        assert!(e.contains("discovery.defaults.ipxe_image"), "{e}");
+        // A configured node's table with another gateway.
+        let text = format!(
+            "{DISCOVERY}\n[nodes.a]\naddress = \"10.0.0.5\"\n[nodes.a.route]\ntable = 1000\ngateway = \"10.0.0.1\"\n"
+        );
+        let e = load(jail, &text).expect_err("shared table").to_string();
+        assert!(
+            e.contains("discovery.defaults.route.table") && e.contains("node a"),
+            "{e}"
+        );
+        Ok(())
+    });
+}

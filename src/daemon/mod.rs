@@ -22,8 +22,10 @@
 //! settings changed, the backend is restarted under the running nodes
 //! (the simulated one keeps each machine's state; Nova's pending work
 //! goes through the state directory, as across a restart), and the nodes
-//! answer "node busy" for the moment it takes.
+//! answer "node busy" for the moment it takes. Discovery's node sets
+//! ([`discovery`]) arrive the same way.
 
+pub mod discovery;
 pub mod reload;
 
 use std::collections::BTreeMap;
@@ -86,12 +88,13 @@ pub async fn serve(
     serve_reloading(config, sockets, shutdown, None).await
 }
 
-/// Like [`serve`], applying each configuration `reloads` delivers.
+/// Like [`serve`], applying each configuration `reloads` delivers (a
+/// file loaded again, or discovery's node set).
 pub async fn serve_reloading(
     config: Config,
     sockets: Vec<UdpSocket>,
     shutdown: impl Future<Output = ()>,
-    mut reloads: Option<mpsc::Receiver<Config>>,
+    mut reloads: Option<mpsc::Receiver<reload::Update>>,
 ) -> Result<(), ServeError> {
     if sockets.len() != config.nodes.len() {
         return Err(ServeError::Sockets {
@@ -459,6 +462,9 @@ fn instance_seed(config: &Config) -> String {
 
 /// "127.0.0.1 ports 6230-6233", or a count of addresses.
 fn summary(nodes: &[NodeConfig]) -> String {
+    if nodes.is_empty() {
+        return "none yet".into();
+    }
     let mut ips: Vec<std::net::IpAddr> = nodes.iter().map(|n| n.listen.ip()).collect();
     ips.sort();
     ips.dedup();

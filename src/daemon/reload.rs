@@ -14,17 +14,44 @@
 //! to whichever backend serves ([`crate::backend::Binding::move_consoles`]).
 //! A changed node on the same address keeps its socket (a duplicate of
 //! it is held for this), so it never fails to listen again.
+//!
+//! Discovery ([`super::discovery`]) hands its node sets to the same
+//! function ([`Cause::Discovery`]): a server that appears is an added
+//! node, one that goes a removed node. The watcher logs a line per
+//! server, so the summary of such a reload is a debug line; and a
+//! discovered node whose address cannot be bound is left out (logged)
+//! rather than refusing the whole change, so one address in use elsewhere
+//! never holds back every other server's; it is tried again with the next
+//! change discovery hands over.
 
 use std::collections::{BTreeSet, HashMap};
 
 use tokio::net::UdpSocket;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::{Running, State};
 use crate::backend::nova::{cloud, store};
-use crate::config::{BackendConfig, Config, NodeConfig};
+use crate::config::{BackendConfig, Config, NodeConfig, Origin};
 use crate::ipmi;
 use crate::routing::Installation;
+
+/// Why a reload comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The configuration file was loaded again (SIGHUP).
+    File,
+    /// Discovery found other servers to serve.
+    Discovery,
+}
+
+/// A configuration to apply, and why.
+#[derive(Debug)]
+pub struct Update {
+    /// The whole configuration, discovered nodes included.
+    pub config: Config,
+    /// Why.
+    pub cause: Cause,
+}
 
 /// What a reload changes, by node name.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -69,8 +96,40 @@ impl Changes {
     }
 }
 
-/// Applies `new` to `state`, or logs why not and keeps what runs.
-pub(super) async fn apply(state: &mut State, new: Config) {
+/// Applies `update` to `state`, or logs why not and keeps what runs.
+pub(super) async fn apply(state: &mut State, update: Update) {
+    let Update {
+        config: mut new,
+        cause,
+    } = update;
+    // Sockets first: a discovered node that cannot listen is left out.
+    let mut sockets: HashMap<String, UdpSocket> = HashMap::new();
+    let mut left_out: BTreeSet<String> = BTreeSet::new();
+    for n in &new.nodes {
+        let moved = match state.nodes.get(&n.name) {
+            None => true,
+            Some(s) => s.config.listen != n.listen,
+        };
+        if !moved {
+            continue;
+        }
+        match ipmi::bind_udp(n.listen, true) {
+            Ok(s) => {
+                sockets.insert(n.name.clone(), s);
+            }
+            Err(e) if n.origin == Origin::Discovered => {
+                error!(node = %n.name, listen = %n.listen, error = %e,
+                    "cannot listen on the discovered node's address; it is not served");
+                left_out.insert(n.name.clone());
+            }
+            Err(e) => {
+                error!(node = %n.name, listen = %n.listen, error = %e,
+                    "reload refused: cannot listen on the node's address; keeping the running configuration");
+                return;
+            }
+        }
+    }
+    new.nodes.retain(|n| !left_out.contains(&n.name));
     let changes = Changes::between(&state.config.nodes, &new.nodes);
     let backend_changed = state.config.backend != new.backend;
     // What can fail, first.
@@ -88,26 +147,6 @@ pub(super) async fn apply(state: &mut State, new: Config) {
     {
         error!(error = %e, "reload refused: the new state directory cannot be used; keeping the running configuration");
         return;
-    }
-    let mut sockets: HashMap<String, UdpSocket> = HashMap::new();
-    for n in &new.nodes {
-        let moved = match state.nodes.get(&n.name) {
-            None => true,
-            Some(s) => s.config.listen != n.listen,
-        };
-        if !moved {
-            continue;
-        }
-        match ipmi::bind_udp(n.listen, true) {
-            Ok(s) => {
-                sockets.insert(n.name.clone(), s);
-            }
-            Err(e) => {
-                error!(node = %n.name, listen = %n.listen, error = %e,
-                    "reload refused: cannot listen on the node's address; keeping the running configuration");
-                return;
-            }
-        }
     }
     if state.config.metrics != new.metrics {
         warn!("metrics settings change at the next restart; the endpoint keeps its address");
@@ -173,16 +212,27 @@ pub(super) async fn apply(state: &mut State, new: Config) {
     }
     state.sync_redfish().await;
     update_routes(state, old_specs).await;
-    info!(
-        added = changes.added.len(),
-        removed = changes.removed.len(),
-        changed = changes.changed.len(),
-        unchanged = changes.unchanged,
-        nodes = state.config.nodes.len(),
-        backend_restarted = backend_changed,
-        "configuration reloaded{}",
-        describe(&changes)
-    );
+    match cause {
+        Cause::File => info!(
+            added = changes.added.len(),
+            removed = changes.removed.len(),
+            changed = changes.changed.len(),
+            unchanged = changes.unchanged,
+            nodes = state.config.nodes.len(),
+            backend_restarted = backend_changed,
+            "configuration reloaded{}",
+            describe(&changes)
+        ),
+        Cause::Discovery => debug!(
+            added = changes.added.len(),
+            removed = changes.removed.len(),
+            changed = changes.changed.len(),
+            unchanged = changes.unchanged,
+            nodes = state.config.nodes.len(),
+            "discovery applied{}",
+            describe(&changes)
+        ),
+    }
 }
 
 /// ": added b; removed c; changed d", or nothing.
@@ -334,6 +384,7 @@ mod tests {
             ipxe_image: None,
             efi: None,
             redfish_port: None,
+            origin: crate::config::Origin::Configured,
         }
     }
 

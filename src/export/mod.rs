@@ -26,6 +26,13 @@
 //! ambiguous, a cloud call failing, a value the consumer cannot take),
 //! nothing is written and the error names every failing node, so a partial
 //! inventory never gets enrolled by mistake.
+//!
+//! With `[discovery]`, the servers it picks are exported too, under the
+//! node names and BMC addresses `serve` gives them
+//! ([`crate::discovery::resolve`]); the addresses are recorded in the
+//! servers' metadata first, so `serve` keeps them. A server discovery
+//! cannot give an address (or record it for), or a cloud it cannot list,
+//! fails the export as a failing node does.
 
 pub mod instackenv;
 pub mod inventory;
@@ -202,6 +209,9 @@ pub enum ExportError {
         /// What failed (not a `source`: the message already says it).
         error: NovaError,
     },
+    /// Discovery could not look at the cloud.
+    #[error("discovery: {0}")]
+    Discovery(String),
     /// Some nodes failed; nothing was exported.
     #[error(
         "{} of {total} nodes cannot be exported, so nothing was:\n  {}",
@@ -389,6 +399,26 @@ pub async fn export(config: &Config, options: &Options) -> Result<String, Export
     let access = Access::from_config(config, options)?;
     if options.format.is_redfish() && config.redfish.is_none() {
         return Err(ExportError::NoRedfish);
+    }
+    let resolved = crate::discovery::resolve(config, true).await;
+    if let Some(e) = resolved.error {
+        return Err(ExportError::Discovery(e));
+    }
+    let failures: Vec<NodeFailure> = resolved
+        .notes
+        .iter()
+        .filter(|n| n.is_problem() || matches!(n, crate::discovery::Note::NotRecorded { .. }))
+        .map(|n| NodeFailure {
+            node: "(discovered)".into(),
+            message: n.to_string(),
+        })
+        .collect();
+    let config = &resolved.config;
+    if !failures.is_empty() {
+        return Err(ExportError::Nodes {
+            total: config.nodes.len() + failures.len(),
+            failures,
+        });
     }
     let entries = inventory::gather(&nova.settings, &config.nodes, config.redfish.as_ref()).await?;
     render(&entries, &access, options)

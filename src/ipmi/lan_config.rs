@@ -159,6 +159,7 @@ mod tests {
             ipxe_image: None,
             efi: None,
             redfish_port: None,
+            origin: crate::config::Origin::Configured,
         }
     }
 

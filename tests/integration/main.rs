@@ -19,6 +19,7 @@ mod check;
 mod convergence;
 mod daemon;
 mod deb;
+mod discovery;
 mod export;
 mod freeipmi;
 mod hostile;

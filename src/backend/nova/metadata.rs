@@ -8,7 +8,10 @@
 //! - [`OWNER_KEY`]: the novabmc instance (host and state directory) that
 //!   serves the server, so two instances driving one server are noticed;
 //! - [`PXE_FIRST_KEY`]: OVB's patched-Nova network boot switch, for
-//!   `network_boot = "metadata"`.
+//!   `network_boot = "metadata"`;
+//! - [`ADDRESS_KEY`]: the BMC address discovery gave a server from its
+//!   pool ([`crate::discovery`]), so a restart or a second look gives the
+//!   same one (the address as text, `192.0.2.10` or `2001:db8::10`).
 
 use novabmc_proto::BootOptions;
 
@@ -18,6 +21,8 @@ pub const BOOT_KEY: &str = "novabmc_boot";
 pub const OWNER_KEY: &str = "novabmc_owner";
 /// Metadata key OVB's Nova patch reads to boot from the network first.
 pub const PXE_FIRST_KEY: &str = "libvirt:pxe-first";
+/// Metadata key holding the BMC address a discovered server was given.
+pub const ADDRESS_KEY: &str = "novabmc_bmc_address";
 
 /// Encodes boot options for the server's metadata.
 pub fn encode_boot(o: &BootOptions) -> String {

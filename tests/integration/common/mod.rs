@@ -53,6 +53,22 @@ pub fn unique_loopback() -> Ipv4Addr {
     )
 }
 
+/// A loopback /28 no other test uses, for discovery's address pools: its
+/// CIDR text and its network address. The third byte is 200 or more,
+/// which [`unique_loopback`]'s counter never reaches.
+pub fn unique_pool() -> (String, Ipv4Addr) {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    let net = Ipv4Addr::new(
+        127,
+        1 + (pid % 250) as u8,
+        200 + (n / 16 % 50) as u8,
+        (n % 16 * 16) as u8,
+    );
+    (format!("{net}/28"), net)
+}
+
 /// Options for a test daemon.
 #[derive(Clone, Debug)]
 pub struct Setup {

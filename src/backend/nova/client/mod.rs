@@ -11,7 +11,7 @@
 //!
 //! Nova's answers are typed once ([`error`]), the bodies read into small
 //! structures ([`responses`]); the reads only `check` and `export` make are
-//! in `inventory_reads`.
+//! in `inventory_reads`, the listing discovery makes in `discovery_reads`.
 //!
 //! Every call is bounded: authentication, token renewal, catalog and
 //! version discovery happen inside the call that needs them, and the whole
@@ -36,11 +36,13 @@ use tokio::sync::RwLock;
 
 use crate::backend::telemetry::{CallRecorder, CloudCall, NoRecorder};
 
+mod discovery_reads;
 mod error;
 mod inventory_reads;
 mod media_calls;
 mod responses;
 
+pub use discovery_reads::{ListedServer, TAGS};
 pub use error::{NovaError, NovaErrorKind};
 pub use inventory_reads::{
     AttachedVolume, CatalogEntry, FlavorInfo, ServerDetail, VolumeAttachment, VolumeInfo,
@@ -51,8 +53,8 @@ pub use responses::{
 };
 
 #[derive(Deserialize)]
-struct ServersPage {
-    servers: Vec<ServerInfo>,
+struct ServersPage<T> {
+    servers: Vec<T>,
     #[serde(default)]
     servers_links: Vec<Link>,
 }
@@ -84,8 +86,9 @@ struct FlavorName {
 const FLAVOR_EMBEDDED: ApiVersion = ApiVersion(2, 47);
 
 /// The compute microversions above 2.1 novabmc asks for, and what for.
-pub const MICROVERSIONS: [(ApiVersion, &str); 3] = [
+pub const MICROVERSIONS: [(ApiVersion, &str); 4] = [
     (ApiVersion(2, 17), "chassis power diag (trigger_crash_dump)"),
+    (TAGS, "discovery by tag (server tags)"),
     (FLAVOR_EMBEDDED, "export (flavor embedded in the server)"),
     (
         ApiVersion(2, 87),
@@ -289,50 +292,71 @@ impl NovaClient {
             (None, Some(n)) => format!("GET servers/detail?name={n}"),
             (None, None) => "GET servers/detail".to_string(),
         };
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(t) = changes_since {
+            query.push(("changes-since", t.to_string()));
+        }
+        if let Some(n) = name {
+            // Nova's name filter is a regular expression.
+            query.push(("name", format!("^{}$", regex_escape(n))));
+        }
         self.bounded(("compute", "list_servers"), &call, async {
-            let mut listing = Listing::default();
-            let mut marker: Option<String> = None;
-            loop {
-                let mut query: Vec<(&str, String)> = Vec::new();
-                if let Some(t) = changes_since {
-                    query.push(("changes-since", t.to_string()));
-                }
-                if let Some(n) = name {
-                    // Nova's name filter is a regular expression.
-                    query.push(("name", format!("^{}$", regex_escape(n))));
-                }
-                if let Some(m) = &marker {
-                    query.push(("marker", m.clone()));
-                }
-                let response = self
-                    .send(|s| s.get(COMPUTE, &["servers", "detail"]).query(&query))
-                    .await?;
-                if listing.answered.is_none() {
-                    listing.answered = response
-                        .headers()
-                        .get("date")
-                        .and_then(|d| d.to_str().ok())
-                        .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
-                        .map(|d| d.with_timezone(&chrono::Utc));
-                }
-                let page: ServersPage = json_of(response).await?;
-                let next = page
-                    .servers_links
-                    .iter()
-                    .find(|l| l.rel == "next")
-                    .and_then(|l| marker_of(&l.href));
-                listing.servers.extend(page.servers);
-                match next {
-                    Some(m) if Some(&m) != marker.as_ref() => marker = Some(m),
-                    _ => break,
-                }
-            }
+            let (servers, answered) = self.server_pages(query, None).await?;
+            let mut listing = Listing { servers, answered };
             if let Some(n) = name {
                 listing.servers.retain(|s| s.name == n);
             }
             Ok(listing)
         })
         .await
+    }
+
+    /// `GET /servers/detail` with `query`, every page, each server read as
+    /// a `T`; with the time Nova answered the first page (its `Date`
+    /// header). Unbounded: the caller bounds the whole call.
+    async fn server_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        query: Vec<(&str, String)>,
+        version: Option<ApiVersion>,
+    ) -> Result<(Vec<T>, Option<chrono::DateTime<chrono::Utc>>), NovaError> {
+        let mut servers = Vec::new();
+        let mut answered = None;
+        let mut marker: Option<String> = None;
+        loop {
+            let mut query = query.clone();
+            if let Some(m) = &marker {
+                query.push(("marker", m.clone()));
+            }
+            let response = self
+                .send(|s| {
+                    let b = s.get(COMPUTE, &["servers", "detail"]).query(&query);
+                    match version {
+                        Some(v) => b.api_version(v),
+                        None => b,
+                    }
+                })
+                .await?;
+            if answered.is_none() {
+                answered = response
+                    .headers()
+                    .get("date")
+                    .and_then(|d| d.to_str().ok())
+                    .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+                    .map(|d| d.with_timezone(&chrono::Utc));
+            }
+            let page: ServersPage<T> = json_of(response).await?;
+            let next = page
+                .servers_links
+                .iter()
+                .find(|l| l.rel == "next")
+                .and_then(|l| marker_of(&l.href));
+            servers.extend(page.servers);
+            match next {
+                Some(m) if Some(&m) != marker.as_ref() => marker = Some(m),
+                _ => break,
+            }
+        }
+        Ok((servers, answered))
     }
 
     /// One server.
