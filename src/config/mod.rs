@@ -261,16 +261,22 @@ impl Config {
         c.kg = self.bmc.kg.as_ref().map(|k| Zeroizing::new(k.to_vec()));
         c.cipher_suites = self.bmc.cipher_suites;
         c.max_sessions = self.bmc.max_sessions;
-        // Validated to hold every node's reserve; a hand-built
-        // configuration that does not is served without a global cap
-        // rather than refused here.
+        // The file's value is validated to hold every configured node's
+        // reserve; discovered nodes can outgrow it, and then the cap grows
+        // to hold theirs too (said once), never disappears.
+        let reserved = self.nodes.len().saturating_mul(DEFAULT_RESERVE);
+        let total = self.bmc.max_sessions_total.max(reserved).max(1);
+        if total > self.bmc.max_sessions_total {
+            tracing::warn!(
+                configured = self.bmc.max_sessions_total,
+                nodes = self.nodes.len(),
+                cap = total,
+                "bmc.max_sessions_total cannot hold every node's reserved sessions; raised"
+            );
+        }
         c.budget = Arc::new(
-            SessionBudget::new(
-                self.bmc.max_sessions_total,
-                self.nodes.len(),
-                DEFAULT_RESERVE,
-            )
-            .unwrap_or_else(|_| SessionBudget::unlimited()),
+            SessionBudget::new(total, self.nodes.len(), DEFAULT_RESERVE)
+                .unwrap_or_else(|_| SessionBudget::unlimited()),
         );
         c.timeouts.setup = self.bmc.setup_timeout;
         c.timeouts.idle = self.bmc.idle_timeout;
