@@ -12,7 +12,11 @@
 //! (and a volume-backed server needs 2.87 for it), legacy otherwise.
 //! Glance creates, patches, uploads (streamed, never kept) and imports
 //! images (web-download fetches the URL itself); Cinder makes volumes from
-//! images, which Nova attaches and detaches. Faults can be injected
+//! images, which Nova attaches and detaches. Neutron has networks,
+//! subnets, ports (allocated addresses, allowed address pairs, port
+//! security), routers and tags, with quotas, missing extensions and policy
+//! refusals set under `/_sim/neutron`; Nova attaches its ports to servers
+//! (`os-interface`). Faults can be injected
 //! (latency, 5xx, dropped connections, a storm of 409s, tokens revoked,
 //! Keystone down, imports refused) and every request is recorded, through
 //! a small control API under `/_sim/` that tests drive over HTTP.
