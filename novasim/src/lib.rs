@@ -946,7 +946,7 @@ impl Sim {
             log: Vec::new(),
             mac_counter: 0,
             import: ImportSettings::default(),
-            neutron: neutron::Neutron::default(),
+            neutron: neutron::Neutron::seeded("2026-01-01T00:00:00Z", new_uuid()),
         };
         seed(&mut model);
         Sim {

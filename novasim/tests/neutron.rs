@@ -151,13 +151,30 @@ async fn networks_subnets_ports_and_tags() {
         .call(
             Method::PUT,
             &format!("/network/v2.0/ports/{p2id}"),
-            Some(json!({"port": {"port_security_enabled": false}})),
+            Some(json!({"port": {"port_security_enabled": false, "security_groups": []}})),
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{e}");
     assert_eq!(
         e["NeutronError"]["type"],
         "AddressPairAndPortSecurityRequired"
+    );
+    // Nor can port security go while a security group holds the port.
+    assert_eq!(
+        p2["port"]["security_groups"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let (s, e) = c
+        .call(
+            Method::PUT,
+            &format!("/network/v2.0/ports/{p2id}"),
+            Some(json!({"port": {"port_security_enabled": false, "allowed_address_pairs": []}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        e["NeutronError"]["type"],
+        "PortSecurityPortHasSecurityGroup"
     );
 
     // Tags, one at a time, and the filters.

@@ -814,7 +814,7 @@ fn one_nic_without_allowed_address_pairs_says_so() {
     api.call(
         reqwest::Method::PUT,
         &format!("/network/v2.0/ports/{port}"),
-        Some(json!({"port": {"port_security_enabled": false}})),
+        Some(json!({"port": {"port_security_enabled": false, "security_groups": []}})),
     );
     let out = novabmc(&["network", "apply", "--config", cfg]);
     assert_eq!(out.code, Some(0), "{out:#?}");

@@ -1,6 +1,7 @@
 //! Neutron's networking API v2.0 as the simulator serves it, under the
 //! catalog's `network` endpoint (`/network`): the version document,
-//! `GET /v2.0/extensions`, networks, subnets, ports and routers (list
+//! `GET /v2.0/extensions`, networks, subnets, ports, routers and security
+//! groups (without rules: nothing is filtered here) (list
 //! with Neutron's filters, create, show, update, delete), tags
 //! (`PUT /v2.0/{resource}/{id}/tags/{tag}`, the whole set, `tags=`
 //! filters), a router's `add_router_interface` and
@@ -261,6 +262,7 @@ async fn create(State(sim): State<St>, Path(collection): Path<String>, body: Byt
             Kind::Subnet => create_subnet(&sim, m, &b),
             Kind::Port => create_port(&sim, m, &b),
             Kind::Router => create_router(&sim, m, &b),
+            Kind::SecurityGroup => create_security_group(&sim, m, &b),
         }
     });
     answer(r.map(|v| (StatusCode::CREATED, json!({ kind.singular(): v }))))
@@ -410,6 +412,9 @@ fn create_port(sim: &Sim, m: &mut Model, b: &Map<String, Value>) -> Result<Value
         return Err(model::unrecognized("port_security_enabled"));
     }
     let security = security.unwrap_or(net.port_security_enabled);
+    let security_groups = m
+        .neutron
+        .security_groups_of(b.get("security_groups"), security)?;
     m.neutron.check_quota(Kind::Port)?;
     let requested: Vec<Value> = b
         .get("fixed_ips")
@@ -435,6 +440,7 @@ fn create_port(sim: &Sim, m: &mut Model, b: &Map<String, Value>) -> Result<Value
         device_id: text(b, "device_id"),
         device_owner: text(b, "device_owner"),
         created_by_nova: false,
+        security_groups,
     };
     let v = port.json(&m.neutron, &sim.project_id);
     m.neutron.ports.push(port);
@@ -446,6 +452,20 @@ fn pairs_need_security() -> Refusal {
         "AddressPairAndPortSecurityRequired",
         "Port Security must be enabled in order to have allowed address pairs on a port.",
     )
+}
+
+fn create_security_group(
+    sim: &Sim,
+    m: &mut Model,
+    b: &Map<String, Value>,
+) -> Result<Value, Refusal> {
+    m.neutron.check_quota(Kind::SecurityGroup)?;
+    let g = model::SecurityGroup {
+        common: new_common(sim, b)?,
+    };
+    let v = g.json(&sim.project_id);
+    m.neutron.security_groups.push(g);
+    Ok(v)
 }
 
 fn create_router(sim: &Sim, m: &mut Model, b: &Map<String, Value>) -> Result<Value, Refusal> {
@@ -535,8 +555,27 @@ fn update_port(m: &mut Model, id: &str, b: &Map<String, Value>) -> Result<(), Re
     if !final_security && !final_pairs.is_empty() {
         return Err(pairs_need_security());
     }
+    let groups = match b.get("security_groups") {
+        Some(v) => Some(n.security_groups_of(Some(v), final_security)?),
+        None => None,
+    };
+    if !final_security
+        && !groups
+            .as_ref()
+            .unwrap_or(&n.ports[i].security_groups)
+            .is_empty()
+    {
+        return Err(Refusal::in_use(
+            "PortSecurityPortHasSecurityGroup",
+            "Port has security group associated. Cannot disable port security or ip address \
+             until security group is removed",
+        ));
+    }
     let port = &mut n.ports[i];
     port.port_security_enabled = final_security;
+    if let Some(g) = groups {
+        port.security_groups = g;
+    }
     if let Some(p) = pairs {
         port.allowed_address_pairs = p;
     }
@@ -622,6 +661,21 @@ fn delete_resource(m: &mut Model, kind: Kind, id: &str) -> Result<(), Refusal> {
             if let Some(s) = m.servers.iter_mut().find(|s| s.id == server) {
                 s.ports.retain(|p| p != id);
             }
+        }
+        Kind::SecurityGroup => {
+            if !n.security_groups.iter().any(|x| x.common.id == id) {
+                return Err(kind.not_found(id));
+            }
+            if n.ports
+                .iter()
+                .any(|p| p.security_groups.iter().any(|g| g == id))
+            {
+                return Err(Refusal::in_use(
+                    "SecurityGroupInUse",
+                    format!("Security Group {id} in use."),
+                ));
+            }
+            n.security_groups.retain(|x| x.common.id != id);
         }
         Kind::Router => {
             if !n.routers.iter().any(|x| x.common.id == id) {
@@ -911,6 +965,7 @@ fn add_router_interface(
             device_id: router.to_string(),
             device_owner: "network:router_interface".into(),
             created_by_nova: false,
+            security_groups: Vec::new(),
         };
         let v = interface_info(sim, router, &port);
         m.neutron.ports.push(port);
@@ -1110,5 +1165,6 @@ pub(super) fn dump(sim: &Sim) -> Value {
     let n = &m.neutron;
     let p = &sim.project_id;
     json!({"networks": n.all(Kind::Network, p), "subnets": n.all(Kind::Subnet, p),
-        "ports": n.all(Kind::Port, p), "routers": n.all(Kind::Router, p)})
+        "ports": n.all(Kind::Port, p), "routers": n.all(Kind::Router, p),
+        "security_groups": n.all(Kind::SecurityGroup, p)})
 }

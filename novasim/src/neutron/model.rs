@@ -204,11 +204,21 @@ pub struct Port {
     /// Created by Nova for an interface attach by network (so deleted
     /// when detached), as Nova does.
     pub created_by_nova: bool,
+    /// Its security groups' IDs.
+    pub security_groups: Vec<String>,
 }
 
 /// A router.
 #[derive(Clone, Debug)]
 pub struct Router {
+    /// Standard attributes.
+    pub common: Common,
+}
+
+/// A security group (its rules are not simulated: they filter nothing
+/// here).
+#[derive(Clone, Debug)]
+pub struct SecurityGroup {
     /// Standard attributes.
     pub common: Common,
 }
@@ -224,6 +234,8 @@ pub struct Neutron {
     pub ports: Vec<Port>,
     /// Routers.
     pub routers: Vec<Router>,
+    /// Security groups (the project's `default` first).
+    pub security_groups: Vec<SecurityGroup>,
     /// Quotas, missing extensions, policy refusals.
     pub settings: NeutronSettings,
 }
@@ -239,6 +251,8 @@ pub enum Kind {
     Port,
     /// `routers`.
     Router,
+    /// `security-groups`.
+    SecurityGroup,
 }
 
 impl Kind {
@@ -249,6 +263,7 @@ impl Kind {
             "subnets" => Kind::Subnet,
             "ports" => Kind::Port,
             "routers" => Kind::Router,
+            "security-groups" => Kind::SecurityGroup,
             _ => return None,
         })
     }
@@ -260,6 +275,7 @@ impl Kind {
             Kind::Subnet => "subnet",
             Kind::Port => "port",
             Kind::Router => "router",
+            Kind::SecurityGroup => "security_group",
         }
     }
 
@@ -270,6 +286,7 @@ impl Kind {
             Kind::Subnet => ("SubnetNotFound", "Subnet"),
             Kind::Port => ("PortNotFound", "Port"),
             Kind::Router => ("RouterNotFound", "Router"),
+            Kind::SecurityGroup => ("SecurityGroupNotFound", "Security group"),
         };
         Refusal::not_found(kind, format!("{what} {id} could not be found."))
     }
@@ -337,7 +354,7 @@ impl Port {
             "ACTIVE"
         });
         j["admin_state_up"] = json!(true);
-        j["security_groups"] = json!([]);
+        j["security_groups"] = json!(self.security_groups);
         j["binding:vnic_type"] = json!("normal");
         j["binding:host_id"] = json!(if self.device_owner.starts_with("compute:") {
             "compute-0"
@@ -350,6 +367,16 @@ impl Port {
         if n.has_extension("port-security") {
             j["port_security_enabled"] = json!(self.port_security_enabled);
         }
+        j
+    }
+}
+
+impl SecurityGroup {
+    /// As Neutron shows it.
+    pub fn json(&self, project: &str) -> Value {
+        let mut j = self.common.json(project);
+        j["security_group_rules"] = json!([]);
+        j["stateful"] = json!(true);
         j
     }
 }
@@ -427,6 +454,72 @@ pub(crate) fn from_u128(n: u128, v4: bool) -> IpAddr {
 }
 
 impl Neutron {
+    /// A project's Neutron: no resources but its `default` security
+    /// group, made at `now`.
+    pub fn seeded(now: &str, id: String) -> Neutron {
+        Neutron {
+            security_groups: vec![SecurityGroup {
+                common: Common {
+                    id,
+                    name: "default".into(),
+                    description: "Default security group".into(),
+                    tags: BTreeSet::new(),
+                    created_at: now.to_string(),
+                    updated_at: now.to_string(),
+                    revision_number: 1,
+                },
+            }],
+            ..Neutron::default()
+        }
+    }
+
+    /// Reads a port's `security_groups` (IDs that must exist); none
+    /// given is the project's `default` when port security is on.
+    pub fn security_groups_of(
+        &self,
+        value: Option<&Value>,
+        port_security: bool,
+    ) -> Result<Vec<String>, Refusal> {
+        let ids: Vec<String> = match value {
+            None | Some(Value::Null) => {
+                return Ok(if port_security {
+                    self.security_groups
+                        .iter()
+                        .find(|g| g.common.name == "default")
+                        .map(|g| vec![g.common.id.clone()])
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                });
+            }
+            Some(v) => v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        for id in &ids {
+            if !self.security_groups.iter().any(|g| &g.common.id == id) {
+                return Err(Refusal::not_found(
+                    "SecurityGroupNotFound",
+                    format!("Security group {id} does not exist"),
+                ));
+            }
+        }
+        if !ids.is_empty() && !port_security {
+            return Err(Refusal::in_use(
+                "PortSecurityAndIPRequiredForSecurityGroups",
+                "Port security must be enabled and port must have an IP address in order to \
+                 use security groups.",
+            ));
+        }
+        Ok(ids)
+    }
+
     /// Whether the cloud has extension `alias`.
     pub fn has_extension(&self, alias: &str) -> bool {
         !self.settings.extensions_off.iter().any(|e| e == alias)
@@ -465,6 +558,7 @@ impl Neutron {
             Kind::Subnet => (q.subnet, self.subnets.len()),
             Kind::Port => (q.port, self.ports.len()),
             Kind::Router => (q.router, self.routers.len()),
+            Kind::SecurityGroup => (10, self.security_groups.len()),
         }
     }
 
@@ -488,6 +582,11 @@ impl Neutron {
                 .find(|c| c.id == id),
             Kind::Router => self
                 .routers
+                .iter_mut()
+                .map(|x| &mut x.common)
+                .find(|c| c.id == id),
+            Kind::SecurityGroup => self
+                .security_groups
                 .iter_mut()
                 .map(|x| &mut x.common)
                 .find(|c| c.id == id),
@@ -517,6 +616,11 @@ impl Neutron {
                 .iter()
                 .find(|x| x.common.id == id)
                 .map(|x| x.json(project)),
+            Kind::SecurityGroup => self
+                .security_groups
+                .iter()
+                .find(|x| x.common.id == id)
+                .map(|x| x.json(project)),
         }
     }
 
@@ -531,6 +635,11 @@ impl Neutron {
             Kind::Subnet => self.subnets.iter().map(|x| x.json(project)).collect(),
             Kind::Port => self.ports.iter().map(|x| x.json(self, project)).collect(),
             Kind::Router => self.routers.iter().map(|x| x.json(project)).collect(),
+            Kind::SecurityGroup => self
+                .security_groups
+                .iter()
+                .map(|x| x.json(project))
+                .collect(),
         }
     }
 
