@@ -39,6 +39,7 @@ pub(super) struct RawNetwork {
     prefix_len_v6: Option<u8>,
     shared_network: Option<bool>,
     table_base: Option<u32>,
+    security_groups: Option<Vec<String>>,
     routes_file: Option<PathBuf>,
     #[serde(default)]
     images: BTreeMap<String, RawImage>,
@@ -80,6 +81,9 @@ pub enum Layout {
         shared_network: bool,
         /// The first routing table given to a node.
         table_base: u32,
+        /// Security groups (names or IDs) of the node ports; `None`
+        /// leaves Neutron's default (the project's `default` group).
+        security_groups: Option<Vec<String>>,
     },
 }
 
@@ -159,6 +163,7 @@ pub(super) fn check(
             per_node_only("prefix_len_v6", raw.prefix_len_v6.is_some())?;
             per_node_only("shared_network", raw.shared_network.is_some())?;
             per_node_only("table_base", raw.table_base.is_some())?;
+            per_node_only("security_groups", raw.security_groups.is_some())?;
             let Some(network) = raw.network.filter(|n| !n.trim().is_empty()) else {
                 return Err(c.error(
                     "network.network",
@@ -199,12 +204,18 @@ pub(super) fn check(
                     "must be a table number of its own (1 to 2147418112, not 253 to 255)",
                 ));
             }
+            if let Some(groups) = &raw.security_groups
+                && groups.iter().any(|g| g.trim().is_empty())
+            {
+                return Err(c.error("network.security_groups", "a name must not be empty"));
+            }
             let layout = Layout::NicPerNode {
                 router,
                 prefix_v4,
                 prefix_v6,
                 shared_network: raw.shared_network.unwrap_or(false),
                 table_base,
+                security_groups: raw.security_groups,
             };
             check_node_subnets(&layout, nodes, c)?;
             layout

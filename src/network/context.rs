@@ -91,6 +91,8 @@ pub struct Run<'a> {
     pub wait: Duration,
     /// What was found and done.
     pub report: Report,
+    /// Said after the report.
+    pub notes: Vec<String>,
 }
 
 impl<'a> Run<'a> {
@@ -139,6 +141,7 @@ impl<'a> Run<'a> {
             host,
             wait,
             report,
+            notes: Vec::new(),
         })
     }
 

@@ -98,6 +98,9 @@ pub async fn run(config: &Config, path: &std::path::Path, action: Action) -> Res
         Action::Apply { .. } | Action::Show => provision(&mut run, config).await,
     };
     print!("{}", run.report);
+    for n in &run.notes {
+        println!("{n}");
+    }
     match (action, run.report.changes()) {
         (Action::Show, 0) => println!("everything is in place"),
         (Action::Show, n) => println!("{n} to make or change: run `novabmc network apply`"),
@@ -161,18 +164,55 @@ async fn provision(run: &mut Run<'_>, config: &Config) -> Result<(), NetError> {
         match run.cloud.mode() {
             Mode::Apply => {
                 routes_file::write(&path, &text)?;
-                println!(
+                run.notes.push(format!(
                     "routes written to {}: reload serve (systemctl reload novabmc, or SIGHUP) \
                      to install them",
                     path.display()
-                );
+                ));
             }
-            Mode::DryRun => println!("would write the routes file {}:\n{text}", path.display()),
+            Mode::DryRun => run.notes.push(format!(
+                "would write the routes file {}:\n{text}",
+                path.display()
+            )),
             Mode::Show => {}
         }
     }
+    unwanted(run, &nodes);
     if let Some(e) = error {
         return Err(e);
     }
     images::apply(run).await
+}
+
+/// Reports what novabmc made for nodes the configuration no longer has.
+fn unwanted(run: &mut Run<'_>, nodes: &[Node]) {
+    let wanted: BTreeSet<String> = nodes.iter().map(|n| run.marks.node(&n.name)).collect();
+    let shared = run.marks.prefix.clone();
+    let mut lines = Vec::new();
+    let mut note = |kind: &str, name: &str| {
+        if !wanted.contains(name) && name != shared {
+            lines.push(format!("{kind} {name}"));
+        }
+    };
+    for n in &run.ours.networks {
+        note("network", &n.common.name);
+    }
+    for s in &run.ours.subnets {
+        note("subnet", &s.common.name);
+    }
+    for p in &run.ours.ports {
+        note("port", &p.common.name);
+    }
+    let router = match &run.config.layout {
+        Layout::NicPerNode { router, .. } => Some(router.clone()),
+        Layout::OneNic { .. } => None,
+    };
+    for r in &run.ours.routers {
+        if Some(&r.common.name) != router.as_ref() {
+            lines.push(format!("router {}", r.common.name));
+        }
+    }
+    for l in lines {
+        run.report.unwanted("unwanted", l);
+    }
 }

@@ -54,12 +54,17 @@ async fn cloud_side(
     let Layout::NicPerNode {
         router: router_name,
         shared_network,
+        security_groups,
         ..
     } = &run.config.layout
     else {
         return Ok(());
     };
     let (router_name, shared_network) = (router_name.clone(), *shared_network);
+    let groups = match security_groups {
+        Some(names) => Some(group_ids(run, &names.clone()).await?),
+        None => None,
+    };
     let bmc = run.bmc()?.clone();
     let router = router(run, &router_name).await?;
     let attached: Vec<Port> = if router.common.id.starts_with('<') {
@@ -106,7 +111,7 @@ async fn cloud_side(
                 .await?;
             run.report.made(subject, what, gateway.to_string());
         }
-        let port = port(run, subject, &name, &net, &subnet, node).await?;
+        let port = port(run, subject, &name, &net, &subnet, node, groups.as_deref()).await?;
         let what = format!("port {name} attached to server {}", bmc.name);
         if port.device_id == bmc.id {
             run.report.present(subject, what, port.mac_address.clone());
@@ -250,6 +255,43 @@ async fn subnet(
     Ok(s)
 }
 
+/// The IDs of the security groups `[network] security_groups` names.
+async fn group_ids(run: &Run<'_>, names: &[String]) -> Result<Vec<String>, NetError> {
+    let mut ids = Vec::new();
+    for name in names {
+        let v = run
+            .cloud
+            .read(
+                &format!("find security group {name}"),
+                Call::get(Api::Network, &["security-groups"]),
+            )
+            .await?;
+        let found: Vec<&str> = v["security_groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|g| g["id"] == name.as_str() || g["name"] == name.as_str())
+            .filter_map(|g| g["id"].as_str())
+            .collect();
+        match found.as_slice() {
+            [id] => ids.push(id.to_string()),
+            [] => {
+                return Err(NetError::Mismatch(format!(
+                    "network.security_groups: the cloud has no security group {name:?}"
+                )));
+            }
+            _ => {
+                return Err(NetError::Mismatch(format!(
+                    "network.security_groups: {} security groups are named {name:?}; give \
+                     its ID",
+                    found.len()
+                )));
+            }
+        }
+    }
+    Ok(ids)
+}
+
 async fn port(
     run: &mut Run<'_>,
     subject: &str,
@@ -257,6 +299,7 @@ async fn port(
     net: &Network,
     subnet: &Subnet,
     node: &Node,
+    groups: Option<&[String]>,
 ) -> Result<Port, NetError> {
     let what = format!("port {name} {}", node.address);
     if let Some(p) = found(run, Kind::Port, &run.ours.ports.clone(), name).await? {
@@ -272,17 +315,39 @@ async fn port(
             )));
         }
         run.report.present(subject, what, p.common.id.clone());
+        if let Some(wanted) = groups {
+            let mut have = p.security_groups.clone();
+            let mut want = wanted.to_vec();
+            have.sort();
+            want.sort();
+            if have != want {
+                run.cloud
+                    .change(
+                        &format!("set the security groups of port {name}"),
+                        Call::put(
+                            Api::Network,
+                            &["ports", &p.common.id],
+                            Some(json!({"port": {"security_groups": want}})),
+                        ),
+                        Value::Null,
+                    )
+                    .await?;
+                run.report.changed(
+                    subject,
+                    format!("security groups of port {name}"),
+                    want.join(", "),
+                );
+            }
+        }
         return Ok(p);
     }
-    let p: Port = resources::create(
-        &mut run.cloud,
-        Kind::Port,
-        &run.marks,
-        name,
-        json!({"network_id": net.common.id,
-            "fixed_ips": [{"subnet_id": subnet.common.id, "ip_address": node.address.to_string()}]}),
-    )
-    .await?;
+    let mut attributes = json!({"network_id": net.common.id,
+        "fixed_ips": [{"subnet_id": subnet.common.id, "ip_address": node.address.to_string()}]});
+    if let Some(g) = groups {
+        attributes["security_groups"] = json!(g);
+    }
+    let p: Port =
+        resources::create(&mut run.cloud, Kind::Port, &run.marks, name, attributes).await?;
     run.report.made(subject, what, p.common.id.clone());
     run.ours.ports.push(p.clone());
     Ok(p)

@@ -20,6 +20,8 @@ pub enum State {
     Removed(String),
     /// Not looked at, with why.
     Skipped(String),
+    /// novabmc's, for nothing the configuration wants now.
+    Unwanted,
 }
 
 /// One line.
@@ -78,6 +80,11 @@ impl Report {
         self.push(subject, what, State::Removed(detail.into()));
     }
 
+    /// novabmc's, but no longer wanted.
+    pub fn unwanted(&mut self, subject: &str, what: impl Into<String>) {
+        self.push(subject, what, State::Unwanted);
+    }
+
     /// Not looked at.
     pub fn skipped(&mut self, subject: &str, what: impl Into<String>, why: impl Into<String>) {
         self.push(subject, what, State::Skipped(why.into()));
@@ -119,6 +126,9 @@ impl fmt::Display for Report {
                 (State::Removed(d), Mode::Apply) => with("removed", d),
                 (State::Removed(d), _) => with("would be removed", d),
                 (State::Skipped(why), _) => format!("not checked: {why}"),
+                (State::Unwanted, _) => "novabmc's, for no configured node (left in place; \
+                                         `novabmc network destroy` removes everything of novabmc's)"
+                    .to_string(),
             };
             writeln!(f, "{}: {}: {state}", l.subject, l.what)?;
         }

@@ -176,6 +176,9 @@ pub struct Port {
     /// Who binds it.
     #[serde(default)]
     pub device_owner: String,
+    /// Its security groups' IDs.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
 }
 
 /// A router.

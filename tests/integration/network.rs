@@ -499,11 +499,19 @@ fn nic_per_node_from_an_empty_project_to_ipmi_and_back() {
         sim.add_server(n, true);
     }
     let ipxe = ipxe_file(l.dir.path());
+    let sg = api.post(
+        "/network/v2.0/security-groups",
+        json!({"security_group": {"name": "bmc-sg"}}),
+    )["security_group"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let path = config(
         &sim,
         l.dir.path(),
         &format!(
             "layout = \"nic-per-node\"\nbmc_server = \"bmc\"\nrouter = \"bmc-router\"\n\
+             security_groups = [\"bmc-sg\"]\n\
              [network.images.ipxe-net]\nfile = \"{}\"\nfirmware = \"uefi\"\n",
             ipxe.display()
         ),
@@ -526,12 +534,33 @@ fn nic_per_node_from_an_empty_project_to_ipmi_and_back() {
 
     let first = apply_in_lab(&mut l, &sim, &path);
     assert_eq!(first.code, Some(0), "{first:#?}");
+    eprintln!("{}", first.stdout);
     let routes = std::fs::read_to_string(l.dir.path().join("state/network-routes.toml"))
         .expect("routes file");
     assert!(
         routes.contains("[nodes.\"node-1\".route]\ntable = 1000\ngateway = \"10.77.1.1\""),
         "{routes}"
     );
+    let node_ports: Vec<Value> = resources(&sim)["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| {
+            p["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("novabmc-bmc-node-"))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(node_ports.len(), 2);
+    for p in &node_ports {
+        assert_eq!(p["security_groups"], json!([sg]), "{p}");
+        assert_eq!(
+            p["tags"],
+            json!(["novabmc", "novabmc:bmc"]),
+            "tagged as novabmc's: {p}"
+        );
+    }
     let addrs = netns::exec(&l.bmc, "ip", &["-4", "-o", "addr"]).stdout;
     for a in ["10.77.1.10/24", "10.77.2.10/24"] {
         assert!(addrs.contains(a), "{a} not configured: {addrs}");
@@ -765,10 +794,38 @@ fn quota_halfway_then_a_second_apply_finishes() {
     assert_eq!(third.code, Some(0), "{third:#?}");
     assert_eq!(mutations(&sim), Vec::<String>::new(), "{}", third.stdout);
 
-    // A policy refusal names what was refused.
+    // A node taken out of the configuration: its resources are shown as
+    // novabmc's but unwanted, and left for destroy.
+    let path = config(
+        &sim,
+        dir.path(),
+        "layout = \"nic-per-node\"\nbmc_server = \"bmc\"\nrouter = \"bmc-router\"\n",
+        &[("node-1", "10.78.1.10"), ("node-2", "10.78.2.10")],
+    );
+    let cfg = path.to_str().expect("utf-8");
+    let show = novabmc(&["network", "show", "--config", cfg]);
+    assert_eq!(show.code, Some(0), "{show:#?}");
+    assert!(
+        show.stdout
+            .contains("unwanted: port novabmc-bmc-node-3: novabmc's, for no configured node"),
+        "{}",
+        show.stdout
+    );
+
+    // A dry destroy makes no call; destroy takes everything.
+    clear_requests(&sim);
+    let dry = novabmc(&["network", "destroy", "--dry-run", "--config", cfg]);
+    assert_eq!(dry.code, Some(0), "{dry:#?}");
+    assert!(
+        dry.stdout.contains("would delete port novabmc-bmc-node-3"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(mutations(&sim), Vec::<String>::new(), "{}", dry.stdout);
     let gone = novabmc(&["network", "destroy", "--config", cfg]);
     assert_eq!(gone.code, Some(0), "{gone:#?}");
     assert_eq!(leftovers(&sim), Vec::<String>::new());
+    // A policy refusal names what was refused.
     put_control(&sim, "neutron", json!({"forbid": ["create_network"]}));
     let refused = novabmc(&["network", "apply", "--config", cfg]);
     refused.failed();
@@ -778,9 +835,6 @@ fn quota_halfway_then_a_second_apply_finishes() {
             .contains("create network novabmc-bmc-node-1: refused by the cloud's policy"),
         "{refused:#?}"
     );
-    put_control(&sim, "neutron", json!({}));
-    let gone = novabmc(&["network", "destroy", "--dry-run", "--config", cfg]);
-    assert_eq!(gone.code, Some(0), "{gone:#?}");
 }
 
 #[test]
