@@ -9,9 +9,10 @@
 //! fixed IPs and allowed address pairs). `novabmc` runs inside the BMC
 //! namespace and reaches the simulator (on the host's loopback) through a
 //! socat relay over a Unix socket, since a namespace's loopback is its
-//! own. Then `serve` runs there, and ipmitool from the client reaches
-//! every node; `destroy` leaves nothing of novabmc's, asserted through
-//! the simulator's API.
+//! own. `serve` runs there (in layout (b) from before the apply, and a
+//! reload picks up the routes file the apply wrote), and ipmitool from
+//! the client reaches every node; `destroy` leaves nothing of novabmc's,
+//! asserted through the simulator's API.
 //!
 //! The other tests run `novabmc network` outside the BMC instance (no
 //! local NIC has its ports' MACs), where only the cloud side is done: a
@@ -142,16 +143,20 @@ fn clear_requests(sim: &Sim) {
         .expect("clear");
 }
 
-/// The requests that change something in the cloud (not reads, not
-/// Keystone).
+/// The requests that change the network side of the cloud: not reads,
+/// not Keystone, and not the server actions and metadata writes a running
+/// `serve` makes.
 fn mutations(sim: &Sim) -> Vec<String> {
     sim.requests()
         .iter()
         .filter(|r| r["method"] != "GET" && r["method"] != "HEAD")
         .filter(|r| {
-            r["path"]
-                .as_str()
-                .is_some_and(|p| !p.starts_with("/identity") && !p.starts_with("/_sim"))
+            r["path"].as_str().is_some_and(|p| {
+                !p.starts_with("/identity")
+                    && !p.starts_with("/_sim")
+                    && !p.ends_with("/action")
+                    && !p.contains("/metadata")
+            })
         })
         .map(|r| format!("{} {}", r["method"], r["path"]))
         .collect()
@@ -468,6 +473,12 @@ fn apply_in_lab(l: &mut Lab2, sim: &Sim, config: &Path) -> Out {
 fn serve_and_reach(l: &Lab2, config: &Path, addresses: &[&str]) {
     let mut d = NsDaemon::start(&l.bmc, config, &l.path("serve.log"));
     d.wait_log(&["serving"]);
+    reach(l, &d, addresses);
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
+}
+
+/// ipmitool from the client gets every address's power state.
+fn reach(l: &Lab2, d: &NsDaemon, addresses: &[&str]) {
     for a in addresses {
         // The node's server is found within a refresh or two.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -484,7 +495,6 @@ fn serve_and_reach(l: &Lab2, config: &Path, addresses: &[&str]) {
             std::thread::sleep(Duration::from_millis(300));
         }
     }
-    assert_eq!(d.stop(), Some(0), "{}", d.log());
 }
 
 // ----- tests ------------------------------------------------------------------------
@@ -518,6 +528,10 @@ fn nic_per_node_from_an_empty_project_to_ipmi_and_back() {
         &[("node-1", "10.77.1.10"), ("node-2", "10.77.2.10")],
     );
     let cfg = path.to_str().expect("utf-8");
+    // serve runs before the network exists, as on a BMC instance that
+    // starts it at boot; a reload after apply brings the routes.
+    let mut d = NsDaemon::start(&l.bmc, &path, &l.path("serve.log"));
+    d.wait_log(&["serving"]);
 
     // A dry run prints the calls and makes none.
     clear_requests(&sim);
@@ -592,9 +606,13 @@ fn nic_per_node_from_an_empty_project_to_ipmi_and_back() {
         show.stdout
     );
 
-    // serve installs the routes from the routes file; every node answers
-    // through a router that drops spoofed sources.
-    serve_and_reach(&l, &path, &["10.77.1.10", "10.77.2.10"]);
+    // A reload reads the routes file and installs the routes; every node
+    // answers through a router that drops spoofed sources.
+    d.hangup();
+    d.wait_log(&["routes installed", "node-1"]);
+    d.wait_log(&["routes installed", "node-2"]);
+    reach(&l, &d, &["10.77.1.10", "10.77.2.10"]);
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
 
     // destroy leaves nothing of novabmc's.
     let gone = netns::novabmc(&l.bmc, &["network", "destroy", "--config", cfg]);
