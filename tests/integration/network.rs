@@ -265,6 +265,7 @@ impl Lab2 {
         let rtr = lab.host("rtr");
         let cli = lab.host("cli");
         lab.sysctl(&rtr, "net.ipv4.ip_forward=1");
+        lab.sysctl(&rtr, "net.ipv6.conf.all.forwarding=1");
         lab.sysctl(&bmc, "net.ipv4.conf.all.rp_filter=2");
         let dir = tempfile::tempdir().expect("dir");
         let relays = relay(sim, &bmc, dir.path());
@@ -290,6 +291,36 @@ impl Lab2 {
         ip(&["-n", &l.cli, "addr", "add", "10.77.9.20/24", "dev", &c]);
         ip(&["-n", &l.rtr, "addr", "add", "10.77.9.1/24", "dev", &r]);
         ip(&["-n", &l.cli, "route", "add", "default", "via", "10.77.9.1"]);
+        ip(&[
+            "-n",
+            &l.cli,
+            "addr",
+            "add",
+            "fd77:9::20/64",
+            "dev",
+            &c,
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            &l.rtr,
+            "addr",
+            "add",
+            "fd77:9::1/64",
+            "dev",
+            &r,
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            &l.cli,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "fd77:9::1",
+        ]);
         l
     }
 
@@ -303,44 +334,54 @@ impl Lab2 {
             "netns", &self.rtr,
         ]);
         ip(&["-n", &self.rtr, "link", "set", &r, "up"]);
-        ip(&["-n", &self.rtr, "addr", "add", gateway, "dev", &r]);
+        if gateway.contains(':') {
+            ip(&["-n", &self.rtr, "addr", "add", gateway, "dev", &r, "nodad"]);
+        } else {
+            ip(&["-n", &self.rtr, "addr", "add", gateway, "dev", &r]);
+        }
         self.allow(&r, allowed);
         b
     }
 
     /// The router's anti-spoofing on its side `r` of a BMC port.
     fn allow(&self, r: &str, allowed: &[&str]) {
-        let _ = Command::new("ip")
-            .args([
+        for family in ["-4", "-6"] {
+            let _ = Command::new("ip")
+                .args([
+                    "-n",
+                    &self.rtr,
+                    family,
+                    "rule",
+                    "del",
+                    "iif",
+                    r,
+                    "blackhole",
+                ])
+                .args(["pref", "200"])
+                .stderr(Stdio::null())
+                .status();
+        }
+        for src in allowed {
+            let family = if src.contains(':') { "-6" } else { "-4" };
+            ip(&[
+                "-n", &self.rtr, family, "rule", "add", "iif", r, "from", src, "lookup", "main",
+                "pref", "100",
+            ]);
+        }
+        for family in ["-4", "-6"] {
+            ip(&[
                 "-n",
                 &self.rtr,
+                family,
                 "rule",
-                "del",
+                "add",
                 "iif",
                 r,
                 "blackhole",
                 "pref",
                 "200",
-            ])
-            .stderr(Stdio::null())
-            .status();
-        for src in allowed {
-            ip(&[
-                "-n", &self.rtr, "rule", "add", "iif", r, "from", src, "lookup", "main", "pref",
-                "100",
             ]);
         }
-        ip(&[
-            "-n",
-            &self.rtr,
-            "rule",
-            "add",
-            "iif",
-            r,
-            "blackhole",
-            "pref",
-            "200",
-        ]);
     }
 
     /// Plays the hypervisor: a NIC for every port newly attached to the
@@ -505,7 +546,7 @@ fn nic_per_node_from_an_empty_project_to_ipmi_and_back() {
     let sim = Sim::start();
     let api = Api::new(&sim);
     let mut l = Lab2::new(&sim, &api);
-    for n in ["node-1", "node-2"] {
+    for n in ["node-1", "node-2", "node-3"] {
         sim.add_server(n, true);
     }
     let ipxe = ipxe_file(l.dir.path());
@@ -525,7 +566,11 @@ fn nic_per_node_from_an_empty_project_to_ipmi_and_back() {
              [network.images.ipxe-net]\nfile = \"{}\"\nfirmware = \"uefi\"\n",
             ipxe.display()
         ),
-        &[("node-1", "10.77.1.10"), ("node-2", "10.77.2.10")],
+        &[
+            ("node-1", "10.77.1.10"),
+            ("node-2", "10.77.2.10"),
+            ("node-3", "fd77:3::10"),
+        ],
     );
     let cfg = path.to_str().expect("utf-8");
     // serve runs before the network exists, as on a BMC instance that
@@ -566,7 +611,7 @@ fn nic_per_node_from_an_empty_project_to_ipmi_and_back() {
         })
         .cloned()
         .collect();
-    assert_eq!(node_ports.len(), 2);
+    assert_eq!(node_ports.len(), 3);
     for p in &node_ports {
         assert_eq!(p["security_groups"], json!([sg]), "{p}");
         assert_eq!(
@@ -575,8 +620,12 @@ fn nic_per_node_from_an_empty_project_to_ipmi_and_back() {
             "tagged as novabmc's: {p}"
         );
     }
-    let addrs = netns::exec(&l.bmc, "ip", &["-4", "-o", "addr"]).stdout;
-    for a in ["10.77.1.10/24", "10.77.2.10/24"] {
+    assert!(
+        routes.contains("[nodes.\"node-3\".route]\ntable = 1002\ngateway = \"fd77:3::1\""),
+        "{routes}"
+    );
+    let addrs = netns::exec(&l.bmc, "ip", &["-o", "addr"]).stdout;
+    for a in ["10.77.1.10/24", "10.77.2.10/24", "fd77:3::10/64"] {
         assert!(addrs.contains(a), "{a} not configured: {addrs}");
     }
     let images: Value = reqwest::blocking::get(format!("{}/_sim/images", sim.base))
@@ -611,7 +660,8 @@ fn nic_per_node_from_an_empty_project_to_ipmi_and_back() {
     d.hangup();
     d.wait_log(&["routes installed", "node-1"]);
     d.wait_log(&["routes installed", "node-2"]);
-    reach(&l, &d, &["10.77.1.10", "10.77.2.10"]);
+    d.wait_log(&["routes installed", "node-3"]);
+    reach(&l, &d, &["10.77.1.10", "10.77.2.10", "fd77:3::10"]);
     assert_eq!(d.stop(), Some(0), "{}", d.log());
 
     // destroy leaves nothing of novabmc's.
