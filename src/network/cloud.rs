@@ -209,7 +209,8 @@ pub struct Cloud {
     mode: Mode,
     /// The project, for quota look-ups once known.
     pub project: Option<String>,
-    /// The changes made (or, in a dry run, that would be made), in order.
+    /// The changes made (or, in a dry run or `show`, that would be
+    /// made), in order.
     pub changes: Vec<String>,
 }
 

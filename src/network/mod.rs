@@ -101,7 +101,10 @@ pub async fn run(config: &Config, path: &std::path::Path, action: Action) -> Res
     for n in &run.notes {
         println!("{n}");
     }
-    match (action, run.report.changes()) {
+    // Every change goes through the cloud's log (tags added to what a
+    // stopped run left untagged included); the report counts the rest.
+    let changes = run.report.changes().max(run.cloud.changes.len());
+    match (action, changes) {
         (Action::Show, 0) => println!("everything is in place"),
         (Action::Show, n) => println!("{n} to make or change: run `novabmc network apply`"),
         (_, 0) if outcome.is_ok() => println!("nothing to do"),
