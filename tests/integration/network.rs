@@ -797,6 +797,13 @@ fn quota_halfway_then_a_second_apply_finishes() {
         ],
     );
     let cfg = path.to_str().expect("utf-8");
+    // A run stopped between creating node-1's network and tagging it
+    // left it described as novabmc's but untagged: it is taken, not made
+    // again.
+    api.post(
+        "/network/v2.0/networks",
+        json!({"network": {"name": "novabmc-bmc-node-1", "description": "novabmc:bmc"}}),
+    );
     // One port (the BMC's) exists; node-1 takes two (router interface and
     // its own), node-2's router interface the fourth, and its port fails.
     put_control(
@@ -831,6 +838,13 @@ fn quota_halfway_then_a_second_apply_finishes() {
         second.stdout
     );
     let all = resources(&sim);
+    let adopted = all["networks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["name"] == "novabmc-bmc-node-1")
+        .expect("network");
+    assert_eq!(adopted["tags"], json!(["novabmc", "novabmc:bmc"]));
     for kind in ["networks", "subnets", "ports"] {
         for n in 1..=3 {
             let name = format!("novabmc-bmc-node-{n}");
