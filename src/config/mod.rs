@@ -158,8 +158,8 @@ impl Config {
         let mut config = Self::validate(raw, &c)?;
         // The routes `novabmc network apply` wrote, read at every load so
         // that a reload picks up a new apply.
-        if let Some(n) = &config.network {
-            network::apply_routes_file(&n.routes_file, &mut config.nodes)?;
+        if let Some(n) = &mut config.network {
+            n.routes = network::apply_routes_file(&n.routes_file, &mut config.nodes)?;
             routing::check_shared_routes(&config.nodes, &c)?;
         }
         Ok(config)
@@ -210,9 +210,21 @@ impl Config {
     /// ones (any discovered before are replaced), all in name order.
     /// Discovery gives them names and addresses no configured node has
     /// ([`crate::discovery`]), so nothing is validated again.
-    pub fn with_discovered(&self, discovered: Vec<NodeConfig>) -> Config {
+    pub fn with_discovered(&self, mut discovered: Vec<NodeConfig>) -> Config {
         let mut c = self.clone();
         c.nodes.retain(|n| n.origin == Origin::Configured);
+        // A discovered node's own route in the routes file `novabmc
+        // network apply` wrote wins over the one all discovered nodes share.
+        if let Some(routes) = self.network.as_ref().map(|n| &n.routes) {
+            for n in &mut discovered {
+                if let Some(r) = routes.get(&n.name)
+                    && r.gateway.is_ipv4() == n.listen.ip().is_ipv4()
+                    && r.gateway != n.listen.ip()
+                {
+                    n.route = Some(r.clone());
+                }
+            }
+        }
         c.nodes.extend(discovered);
         c.nodes.sort_by(|a, b| a.name.cmp(&b.name));
         c

@@ -114,6 +114,10 @@ pub struct NetworkConfig {
     pub routes_file: PathBuf,
     /// iPXE images to upload, in name order.
     pub images: Vec<ImageSpec>,
+    /// The routes file's entries as the last load read them, by node
+    /// name, for nodes discovery adds after the load
+    /// ([`super::Config::with_discovered`]).
+    pub routes: BTreeMap<String, RouteConfig>,
 }
 
 /// Validates `[network]` against the backend (which must be Nova) and
@@ -282,6 +286,7 @@ pub(super) fn check(
         name,
         routes_file,
         images,
+        routes: BTreeMap::new(),
     })
 }
 
@@ -370,9 +375,9 @@ struct RawRoutesNode {
 
 /// Reads the routes file (none yet is no routes) and gives each node
 /// without a `[nodes.NAME.route]` of its own the route the file holds for
-/// it; an explicit route wins. Routes for nodes the configuration does
-/// not have are left out. Returns the routes the file holds for
-/// configured nodes.
+/// it; an explicit route wins. Returns every route the file holds: those
+/// of nodes not configured (discovered ones, or gone) checked against
+/// their gateway's family alone.
 pub(super) fn apply_routes_file(
     path: &Path,
     nodes: &mut [NodeConfig],
@@ -387,11 +392,17 @@ pub(super) fn apply_routes_file(
         .map_err(|e| LoadError::Parse(format_figment_error(e)))?;
     let c = Checker { figment: &figment };
     for (name, n) in raw.nodes {
+        let key = format!("nodes.{name}");
         let Some(node) = nodes.iter_mut().find(|x| x.name == name) else {
-            tracing::debug!(node = %name, file = %path.display(), "route for a node not configured; left out");
+            let family: IpAddr = if n.route.gateway().is_ipv4() {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            };
+            routes.insert(name, check_route(&key, family, n.route, &c)?);
             continue;
         };
-        let route = check_route(&format!("nodes.{name}"), node.listen.ip(), n.route, &c)?;
+        let route = check_route(&key, node.listen.ip(), n.route, &c)?;
         if node.route.is_none() {
             node.route = Some(route.clone());
         }

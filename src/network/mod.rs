@@ -90,6 +90,22 @@ pub async fn run(config: &Config, path: &std::path::Path, action: Action) -> Res
             Duration::ZERO,
         ),
     };
+    // Discovered nodes are provisioned like configured ones; a dry run or
+    // show records no address (as `check` does not).
+    let resolved;
+    let config = match (&config.discovery, action) {
+        (Some(_), Action::Apply { .. } | Action::Show) => {
+            resolved = crate::discovery::resolve(config, mode == Mode::Apply).await;
+            if let Some(e) = &resolved.error {
+                bail!("discovery: {e}");
+            }
+            for n in &resolved.notes {
+                println!("discovery: {n}");
+            }
+            &resolved.config
+        }
+        _ => config,
+    };
     let mut run = Run::start(Cloud::new(client, mode), net, wait)
         .await
         .context("cannot read the starting point")?;

@@ -61,6 +61,21 @@ async fn cloud_side(
         return Ok(());
     };
     let (router_name, shared_network) = (router_name.clone(), *shared_network);
+    // The configuration checks its own nodes; discovered ones are checked
+    // here.
+    let mut seen: BTreeMap<IpNet, &str> = BTreeMap::new();
+    for n in nodes {
+        if let Some(cidr) = node_subnet(&run.config.layout, n.address)
+            && let Some(other) = seen.insert(cidr, &n.name)
+        {
+            return Err(NetError::Mismatch(format!(
+                "nodes {other} and {} are both in subnet {cidr}: layout \"nic-per-node\" gives \
+                 each node a subnet of its own (give them addresses further apart, or a longer \
+                 network.prefix_len)",
+                n.name
+            )));
+        }
+    }
     let groups = match security_groups {
         Some(names) => Some(group_ids(run, &names.clone()).await?),
         None => None,

@@ -960,3 +960,62 @@ fn one_nic_without_allowed_address_pairs_says_so() {
         out.stdout
     );
 }
+
+/// Discovered nodes are provisioned like configured ones, and their routes
+/// reach them through the routes file once discovery has named them.
+#[test]
+fn discovered_nodes_get_their_ports_and_routes() {
+    let sim = Sim::start();
+    let api = Api::new(&sim);
+    let dir = tempfile::tempdir().expect("dir");
+    let bmc = sim.add_server_spec(json!({"name": "bmc", "ports": 0, "on": true}));
+    let (mgmt, _) = api.network("mgmt", "10.80.9.0/24");
+    api.attached_port(&bmc, &mgmt, "10.80.9.10");
+    for n in ["bm-a", "bm-b"] {
+        sim.add_server_spec(json!({"name": n, "on": true, "tags": ["baremetal"]}));
+    }
+    // The pool gives 10.80.0.2, then 10.80.0.10: a /29 each.
+    let text = format!(
+        "[users.{}]\npassword = \"{}\"\n{}\
+         [discovery]\ntag = \"baremetal\"\n\
+         [discovery.address]\nmode = \"pool\"\ncidr = \"10.80.0.0/24\"\n\
+         exclude = [\"10.80.0.1\", \"10.80.0.3-10.80.0.9\"]\n\
+         [network]\nlayout = \"nic-per-node\"\nbmc_server = \"bmc\"\nrouter = \"bmc-router\"\n\
+         prefix_len = 29\n",
+        common::ADMIN.0,
+        common::ADMIN.1,
+        sim.backend_toml_in("rescue", &dir.path().join("state")),
+    );
+    let path = common::write_file(dir.path(), "novabmc.toml", &text);
+    let cfg = path.to_str().expect("utf-8");
+    let out = novabmc(&["network", "apply", "--config", cfg]);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    for needle in [
+        "bm-a: port novabmc-bmc-bm-a 10.80.0.2: created",
+        "bm-b: port novabmc-bmc-bm-b 10.80.0.10: created",
+        "bm-b: route table 1001 via 10.80.0.9: created",
+    ] {
+        assert!(out.stdout.contains(needle), "{needle}: {}", out.stdout);
+    }
+    let loaded = novabmc::config::Config::load(&path).expect("config loads");
+    let with = loaded.with_discovered(vec![novabmc::config::NodeConfig {
+        name: "bm-b".into(),
+        listen: "10.80.0.10:623".parse().expect("addr"),
+        server: "bm-b".into(),
+        route: None,
+        network_boot: None,
+        ipxe_image: None,
+        efi: None,
+        redfish_port: None,
+        origin: novabmc::config::Origin::Discovered,
+    }]);
+    let route = with.nodes[0].route.as_ref().expect("route from the file");
+    assert_eq!(
+        (route.table, route.gateway.to_string()),
+        (1001, "10.80.0.9".into())
+    );
+    clear_requests(&sim);
+    let again = novabmc(&["network", "apply", "--config", cfg]);
+    assert_eq!(again.code, Some(0), "{again:#?}");
+    assert_eq!(mutations(&sim), Vec::<String>::new(), "{}", again.stdout);
+}
