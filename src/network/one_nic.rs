@@ -108,6 +108,31 @@ async fn reserve(
         run.report.present(&node.name, what, p.common.id.clone());
         return Ok(());
     }
+    // A port that already holds the address (the one discovery's port
+    // modes take it from, or the operator's) reserves it already.
+    let ip = node.address.to_string();
+    let filter = format!("ip_address={ip}");
+    let holders: Vec<Port> = resources::list(
+        &run.cloud,
+        Kind::Port,
+        &[("network_id", &net.common.id), ("fixed_ips", &filter)],
+    )
+    .await?;
+    if let Some(h) = holders.first() {
+        if !h.device_id.is_empty() {
+            return Err(NetError::Mismatch(format!(
+                "node {}: address {ip} is port {}'s, bound to {} {}; give the node a free \
+                 address",
+                node.name, h.common.id, h.device_owner, h.device_id
+            )));
+        }
+        run.report.present(
+            &node.name,
+            format!("port {} {ip} (reserves the address)", h.common.name),
+            h.common.id.clone(),
+        );
+        return Ok(());
+    }
     let p: Port = resources::create(
         &mut run.cloud,
         Kind::Port,
