@@ -524,7 +524,7 @@ fn discovery_needs_no_nodes_and_takes_defaults() {
 #[test]
 fn discovery_refusals_name_their_key() {
     Jail::expect_with(|jail| {
-        let cases: [(&str, &str, &str); 9] = [
+        let cases: [(&str, &str, &str); 10] = [
             ("tag = \"baremetal\"\n", "", "needs a selector"),
             (
                 "type = \"nova\"\n    cloud = \"lab\"\n    ipxe_image = \"ipxe\"",
@@ -542,7 +542,12 @@ fn discovery_refusals_name_their_key() {
                 "\"10.0.0.1\", ",
                 "discovery.address.exclude",
             ),
-            ("mode = \"pool\"", "mode = \"port\"", "unknown variant"),
+            ("mode = \"pool\"", "mode = \"dhcp\"", "unknown variant"),
+            (
+                "mode = \"pool\"",
+                "mode = \"port\"",
+                "discovery.address: unknown field: found `cidr`",
+            ),
             ("tag = \"baremetal\"", "tag = \"a,b\"", "discovery.tag"),
             ("port = 6230", "port = 0", "discovery.defaults.port"),
             (
@@ -666,6 +671,44 @@ fn the_routes_file_gives_nodes_their_routes_and_the_file_loses_to_the_config() {
         assert!(
             e.contains("nodes.node-1.route.table") && e.contains("routes.toml"),
             "{e}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn discovery_port_modes_name_their_keys() {
+    Jail::expect_with(|jail| {
+        let with = |address: &str| {
+            DISCOVERY.replace(
+                "mode = \"pool\"\n    cidr = \"192.0.2.0/24\"\n    exclude = [\"192.0.2.1\", \"192.0.2.250-192.0.2.254\"]",
+                address,
+            )
+        };
+        let e = load(jail, &with("mode = \"port\"\n    name = \"bmc\""))
+            .expect_err("one port for all")
+            .to_string();
+        assert!(
+            e.contains("discovery.address.name") && e.contains("{server}"),
+            "{e}"
+        );
+        let e = load(jail, &with("mode = \"port\""))
+            .expect_err("no name or tag")
+            .to_string();
+        assert!(e.contains("discovery.address.name"), "{e}");
+        let e = load(jail, &with("mode = \"new-port\"\n    network = \"\""))
+            .expect_err("no network")
+            .to_string();
+        assert!(e.contains("discovery.address.network"), "{e}");
+        let c = load(
+            jail,
+            &with("mode = \"new-port\"\n    network = \"bmc-net\"\n    subnet = \"s\""),
+        )
+        .expect("valid");
+        let d = c.discovery.expect("discovery");
+        assert_eq!(
+            d.address.to_string(),
+            "a port made on network bmc-net, subnet s"
         );
         Ok(())
     });

@@ -990,17 +990,42 @@ fn discovered_nodes_get_their_ports_and_routes() {
     let cfg = path.to_str().expect("utf-8");
     let out = novabmc(&["network", "apply", "--config", cfg]);
     assert_eq!(out.code, Some(0), "{out:#?}");
-    for needle in [
-        "bm-a: port novabmc-bmc-bm-a 10.80.0.2: created",
-        "bm-b: port novabmc-bmc-bm-b 10.80.0.10: created",
-        "bm-b: route table 1001 via 10.80.0.9: created",
-    ] {
-        assert!(out.stdout.contains(needle), "{needle}: {}", out.stdout);
+    // Which server the pool gives which address depends on their UUIDs
+    // (they were made in the same second): read bm-b's from its port.
+    let port_of = |name: &str| -> String {
+        resources(&sim)["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == format!("novabmc-bmc-{name}").as_str())
+            .and_then(|p| p["fixed_ips"][0]["ip_address"].as_str())
+            .unwrap_or_else(|| panic!("no port for {name}: {}", out.stdout))
+            .to_string()
+    };
+    let (a, b) = (port_of("bm-a"), port_of("bm-b"));
+    let mut both = [a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(both, ["10.80.0.10", "10.80.0.2"], "{}", out.stdout);
+    let gateway = |ip: &str| {
+        if ip == "10.80.0.2" {
+            "10.80.0.1"
+        } else {
+            "10.80.0.9"
+        }
+    };
+    for (name, ip) in [("bm-a", &a), ("bm-b", &b)] {
+        let needle = format!("{name}: route table 10");
+        assert!(out.stdout.contains(&needle), "{needle}: {}", out.stdout);
+        let needle = format!(" via {}: created (in the routes file)", gateway(ip));
+        assert!(out.stdout.contains(&needle), "{needle}: {}", out.stdout);
     }
+    // A load keeps the file's routes for nodes only discovery names, and
+    // a discovered node takes its own.
     let loaded = novabmc::config::Config::load(&path).expect("config loads");
+    let file = loaded.network.as_ref().expect("network").routes["bm-b"].clone();
     let with = loaded.with_discovered(vec![novabmc::config::NodeConfig {
         name: "bm-b".into(),
-        listen: "10.80.0.10:623".parse().expect("addr"),
+        listen: format!("{b}:623").parse().expect("addr"),
         server: "bm-b".into(),
         route: None,
         network_boot: None,
@@ -1010,12 +1035,182 @@ fn discovered_nodes_get_their_ports_and_routes() {
         origin: novabmc::config::Origin::Discovered,
     }]);
     let route = with.nodes[0].route.as_ref().expect("route from the file");
-    assert_eq!(
-        (route.table, route.gateway.to_string()),
-        (1001, "10.80.0.9".into())
-    );
+    assert_eq!(route, &file);
+    assert_eq!(route.gateway.to_string(), gateway(&b));
     clear_requests(&sim);
     let again = novabmc(&["network", "apply", "--config", cfg]);
     assert_eq!(again.code, Some(0), "{again:#?}");
     assert_eq!(mutations(&sim), Vec::<String>::new(), "{}", again.stdout);
+}
+
+/// `[discovery]` with a tag, the given address section, and the BMC
+/// server, for the discovery address-mode tests.
+fn discovery_config(sim: &Sim, dir: &Path, address: &str) -> PathBuf {
+    let text = format!(
+        "[users.{}]\npassword = \"{}\"\n{}\
+         [discovery]\ntag = \"baremetal\"\n[discovery.address]\n{address}\n",
+        common::ADMIN.0,
+        common::ADMIN.1,
+        sim.backend_toml_in("rescue", &dir.join("state")),
+    );
+    common::write_file(dir, "novabmc.toml", &text)
+}
+
+/// The address `check --format json` gives node `name`.
+fn checked_address(report: &Value, name: &str) -> Option<String> {
+    report["nodes"]
+        .as_array()?
+        .iter()
+        .find(|r| r["name"] == name)
+        .and_then(|r| r["bmc"].as_str())
+        .and_then(|b| b.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip().to_string())
+}
+
+/// `mode = "port"`: each discovered server's address is that of the port
+/// the operator made for it (by name); a server without one is not served,
+/// and said so.
+#[test]
+fn discovery_addresses_from_existing_ports() {
+    let sim = Sim::start();
+    let api = Api::new(&sim);
+    let dir = tempfile::tempdir().expect("dir");
+    let (net, _) = api.network("bmc-net", "10.81.0.0/24");
+    for (server, address) in [("bm-a", "10.81.0.21"), ("bm-b", "10.81.0.22")] {
+        sim.add_server_spec(json!({"name": server, "on": true, "tags": ["baremetal"]}));
+        api.post(
+            "/network/v2.0/ports",
+            json!({"port": {"network_id": net, "name": format!("bmc-{server}"),
+                "fixed_ips": [{"ip_address": address}]}}),
+        );
+    }
+    sim.add_server_spec(json!({"name": "bm-c", "on": true, "tags": ["baremetal"]}));
+    let path = discovery_config(
+        &sim,
+        dir.path(),
+        "mode = \"port\"\nname = \"bmc-{server}\"\nnetwork = \"bmc-net\"\n",
+    );
+    let cfg = path.to_str().expect("utf-8");
+    let out = novabmc(&["check", "--config", cfg, "--format", "json"]);
+    let report: Value = serde_json::from_str(&out.stdout).expect("check JSON");
+    assert_eq!(
+        checked_address(&report, "bm-a").as_deref(),
+        Some("10.81.0.21"),
+        "{report:#}"
+    );
+    assert_eq!(
+        checked_address(&report, "bm-b").as_deref(),
+        Some("10.81.0.22")
+    );
+    assert_eq!(checked_address(&report, "bm-c"), None);
+    let all = novabmc(&["check", "--config", cfg]);
+    all.failed();
+    assert!(
+        all.all().contains("bm-c")
+            && all
+                .all()
+                .contains("is not served: no Neutron port is named bmc-bm-c"),
+        "{all:#?}"
+    );
+}
+
+/// `mode = "new-port"`: `check` makes nothing and says so; `export` makes
+/// a port per server on the network (Neutron allocating the address),
+/// tagged with the server's UUID; the next look finds the same ports and
+/// makes none.
+#[test]
+fn discovery_addresses_from_ports_novabmc_makes() {
+    let sim = Sim::start();
+    let api = Api::new(&sim);
+    let dir = tempfile::tempdir().expect("dir");
+    let (net, _) = api.network("bmc-net", "10.82.0.0/24");
+    let bmc = sim.add_server_spec(json!({"name": "bmc", "ports": 0, "on": true}));
+    let (bmc_port, _) = api.attached_port(&bmc, &net, "10.82.0.250");
+    let a = sim.add_server_spec(json!({"name": "bm-a", "on": true, "tags": ["baremetal"]}));
+    sim.add_server_spec(json!({"name": "bm-b", "on": true, "tags": ["baremetal"]}));
+    let path = discovery_config(
+        &sim,
+        dir.path(),
+        "mode = \"new-port\"\nnetwork = \"bmc-net\"\n\
+         [network]\nlayout = \"one-nic\"\nbmc_server = \"bmc\"\nnetwork = \"bmc-net\"\n",
+    );
+    let cfg = path.to_str().expect("utf-8");
+
+    clear_requests(&sim);
+    let check = novabmc(&["check", "--config", cfg]);
+    assert!(
+        check
+            .all()
+            .contains("has no BMC port yet: serve (or export) makes one on network bmc-net"),
+        "{check:#?}"
+    );
+    assert_eq!(
+        mutations(&sim),
+        Vec::<String>::new(),
+        "check made something"
+    );
+
+    let export = novabmc(&["export", "--config", cfg, "--format", "ironic"]);
+    let doc: Value = serde_json::from_str(export.ok()).expect("export JSON");
+    let made: Vec<Value> = resources(&sim)["ports"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| {
+            p["tags"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "novabmc:discovery"))
+        })
+        .collect();
+    assert_eq!(made.len(), 2, "{made:#?}");
+    let for_a = made
+        .iter()
+        .find(|p| {
+            p["tags"].as_array().is_some_and(|t| {
+                t.iter()
+                    .any(|t| t == format!("novabmc-server:{a}").as_str())
+            })
+        })
+        .expect("bm-a's port");
+    assert_eq!(for_a["name"], "novabmc-bm-a");
+    let address = for_a["fixed_ips"][0]["ip_address"].as_str().expect("ip");
+    let node = doc["nodes"]
+        .as_array()
+        .and_then(|l| l.iter().find(|n| n["name"] == "bm-a"))
+        .expect("bm-a exported");
+    assert_eq!(node["driver_info"]["ipmi_address"], address);
+
+    clear_requests(&sim);
+    let report: Value =
+        serde_json::from_str(novabmc(&["check", "--config", cfg, "--format", "json"]).ok())
+            .expect("check JSON");
+    assert_eq!(checked_address(&report, "bm-a").as_deref(), Some(address));
+    assert_eq!(
+        mutations(&sim),
+        Vec::<String>::new(),
+        "a second look made ports"
+    );
+
+    // Layout (a) takes the ports discovery made as the addresses'
+    // reservations, and allows the addresses on the BMC instance's port.
+    let apply = novabmc(&["network", "apply", "--config", cfg]);
+    assert_eq!(apply.code, Some(0), "{apply:#?}");
+    assert!(
+        apply.stdout.contains(&format!(
+            "bm-a: port novabmc-bm-a {address} (reserves the address): present"
+        )),
+        "{}",
+        apply.stdout
+    );
+    let shown = api.call(
+        reqwest::Method::GET,
+        &format!("/network/v2.0/ports/{bmc_port}"),
+        None,
+    );
+    let pairs = shown["port"]["allowed_address_pairs"].to_string();
+    for p in &made {
+        let ip = p["fixed_ips"][0]["ip_address"].as_str().expect("ip");
+        assert!(pairs.contains(ip), "{ip} not allowed: {pairs}");
+    }
 }
