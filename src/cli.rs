@@ -1,6 +1,7 @@
 //! The command line: `novabmc serve --config FILE`, `novabmc check`,
 //! `novabmc demo`,
-//! `novabmc routes show|apply|flush --config FILE`, `novabmc export`,
+//! `novabmc routes show|apply|flush --config FILE`,
+//! `novabmc network apply|show|destroy --config FILE`, `novabmc export`,
 //! `novabmc nova-simulator` and `novabmc completions SHELL`, the logging
 //! set-up, signal handling and the exit status.
 
@@ -16,7 +17,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::routing::{self, RouteSpec};
-use crate::{check, daemon, demo, export, ipmi};
+use crate::{check, daemon, demo, export, ipmi, network};
 
 /// IPMI-over-LAN virtual BMC for cloud servers.
 #[derive(Debug, Parser)]
@@ -111,6 +112,14 @@ pub enum Command {
         #[arg(short, long)]
         config: PathBuf,
     },
+    /// Provision the BMC network in the cloud ([network]): the nodes'
+    /// ports, subnets and router interfaces, their addresses on the BMC
+    /// instance, their routes, the iPXE images; tagged as novabmc's.
+    Network {
+        /// What to do.
+        #[command(subcommand)]
+        action: NetworkAction,
+    },
     /// Write what Ironic, TripleO or MAAS needs to enroll the nodes: BMC
     /// address, port and credentials, and the machine as Nova describes it
     /// (MACs, vCPUs, RAM, disk, architecture, firmware).
@@ -160,6 +169,41 @@ pub enum CheckFormat {
     Table,
     /// One JSON document.
     Json,
+}
+
+/// What `network` does.
+#[derive(Debug, Subcommand)]
+pub enum NetworkAction {
+    /// Make whatever is missing (running it again changes nothing), and
+    /// write the nodes' routes for `serve`.
+    Apply {
+        /// The TOML configuration.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Print the calls it would make, and make none.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds to wait for the NICs that attaching the node ports
+        /// hot-plugs into the BMC instance.
+        #[arg(long, default_value_t = 120)]
+        wait_secs: u64,
+    },
+    /// Per node: what exists against what the configuration wants.
+    Show {
+        /// The TOML configuration.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Remove everything novabmc made in the cloud for this [network]
+    /// name, its addresses on the BMC instance and its routes file.
+    Destroy {
+        /// The TOML configuration.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Print the calls it would make, and make none.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// What `routes` does.
@@ -321,6 +365,27 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Routes { action, config } => {
             let c = Config::load(&config)?;
             routes(action, &c.route_specs(), &config).await
+        }
+        Command::Network { action } => {
+            let (config, action) = match action {
+                NetworkAction::Apply {
+                    config,
+                    dry_run,
+                    wait_secs,
+                } => (
+                    config,
+                    network::Action::Apply {
+                        dry_run,
+                        wait: std::time::Duration::from_secs(wait_secs),
+                    },
+                ),
+                NetworkAction::Show { config } => (config, network::Action::Show),
+                NetworkAction::Destroy { config, dry_run } => {
+                    (config, network::Action::Destroy { dry_run })
+                }
+            };
+            let c = Config::load(&config)?;
+            network::run(&c, &config, action).await
         }
         Command::Export {
             config,

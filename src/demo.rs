@@ -83,6 +83,7 @@ pub fn config(
         discovery: None,
         routing: RoutingConfig::default(),
         metrics: None,
+        network: None,
         redfish: Some(RedfishConfig {
             port: redfish_base(base_port),
             per_node: true,

@@ -23,6 +23,9 @@
 //! - [`metrics`]: the Prometheus endpoint, the health check, and the
 //!   recorder the other parts report to;
 //! - [`routing`]: per-node policy rules and routes through netlink;
+//! - [`network`]: `novabmc network`, the BMC network provisioned through
+//!   Neutron, Nova and Glance (ports, subnets, router interfaces, the
+//!   addresses on the BMC instance, the routes file, iPXE images);
 //! - [`config`]: the TOML configuration and its validation;
 //! - [`discovery`]: the cloud's servers served as nodes without a
 //!   `[nodes.NAME]` each (the daemon's periodic look is
@@ -30,7 +33,7 @@
 //! - [`addressing`]: where discovered nodes' BMC addresses come from (the
 //!   address modes, below the configuration);
 //! - [`cli`]: the command line (`serve`, `demo`, `check`, `routes`,
-//!   `export`, `nova-simulator`) and process lifecycle;
+//!   `network`, `export`, `nova-simulator`) and process lifecycle;
 //! - [`check`]: `novabmc check`, the configuration tried against the
 //!   cloud before serving;
 //! - [`export`]: enrollment files for Ironic, TripleO and MAAS;
@@ -55,5 +58,6 @@ pub mod discovery;
 pub mod export;
 pub mod ipmi;
 pub mod metrics;
+pub mod network;
 pub mod redfish;
 pub mod routing;

@@ -47,7 +47,11 @@ pub(super) fn routes() -> Router<St> {
         )
         .route(
             "/compute/v2.1/servers/{id}/os-interface",
-            get(os_interfaces),
+            get(os_interfaces).post(attach_interface),
+        )
+        .route(
+            "/compute/v2.1/servers/{id}/os-interface/{port}",
+            get(show_interface).delete(detach_interface),
         )
         .route("/compute/v2.1/flavors", get(list_flavors))
         .route("/compute/v2.1/flavors/detail", get(list_flavors))
@@ -116,6 +120,12 @@ pub(super) fn server_json(sim: &Sim, m: &Model, s: &Server, minor: u32) -> Value
                 "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac})
         })
         .collect();
+    // The server's own NICs on "provisioning", then attached ports per
+    // network.
+    let mut all_addresses = super::neutron::addresses(m, &s.ports);
+    if !addresses.is_empty() || s.ports.is_empty() {
+        all_addresses.insert("provisioning".into(), json!(addresses));
+    }
     let mut j = json!({
         "id": s.id,
         "name": s.name,
@@ -128,7 +138,7 @@ pub(super) fn server_json(sim: &Sim, m: &Model, s: &Server, minor: u32) -> Value
         "flavor": flavor_json,
         "created": s.created,
         "updated": iso8601(s.updated),
-        "addresses": {"provisioning": addresses},
+        "addresses": all_addresses,
         "accessIPv4": "",
         "accessIPv6": "",
         "links": server_links(sim, &s.id),
@@ -744,19 +754,118 @@ async fn os_interfaces(State(sim): State<St>, Path(id): Path<String>) -> Respons
         )
         .into_response();
     }
-    json_or(with_server(&sim, &id, |s, _| {
-        let list: Vec<Value> = s
-            .macs
+    let now = sim.now();
+    let mut m = sim.lock();
+    let Some(s) = m.servers.iter_mut().find(|s| s.id == id && !s.deleted) else {
+        return ApiError::not_found(&format!("Instance {id} could not be found.")).into_response();
+    };
+    s.settle(now);
+    let s = s.clone();
+    // The server's own NICs (made with it, on no simulated network), then
+    // the Neutron ports attached since.
+    let mut list: Vec<Value> = s
+        .macs
+        .iter()
+        .enumerate()
+        .map(|(i, mac)| {
+            json!({"port_state": "ACTIVE", "mac_addr": mac, "port_id": format!("{}-port{i}", &s.id[..8.min(s.id.len())]),
+                "net_id": format!("net-{i}"),
+                "fixed_ips": [{"ip_address": format!("10.0.{i}.10"), "subnet_id": format!("subnet-{i}")}]})
+        })
+        .collect();
+    list.extend(
+        s.ports
             .iter()
-            .enumerate()
-            .map(|(i, mac)| {
-                json!({"port_state": "ACTIVE", "mac_addr": mac, "port_id": format!("{}-port{i}", &s.id[..8.min(s.id.len())]),
-                    "net_id": format!("net-{i}"),
-                    "fixed_ips": [{"ip_address": format!("10.0.{i}.10"), "subnet_id": format!("subnet-{i}")}]})
-            })
-            .collect();
-        Ok(json!({"interfaceAttachments": list}))
-    }))
+            .filter_map(|p| super::neutron::interface_json(&m, p)),
+    );
+    Json(json!({"interfaceAttachments": list})).into_response()
+}
+
+/// `POST /servers/{id}/os-interface`: binds an existing port
+/// (`port_id`) or a new one on a network (`net_id`) to the server, as the
+/// hypervisor hot-plugs its NIC.
+async fn attach_interface(State(sim): State<St>, Path(id): Path<String>, body: Bytes) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return ApiError::bad_request("Malformed request body").into_response();
+    };
+    let a = &body["interfaceAttachment"];
+    let mut m = sim.lock();
+    if m.faults.forbid_interface_attach {
+        return ApiError::forbidden(
+            "Policy doesn't allow os_compute_api:os-attach-interfaces:create to be performed.",
+        )
+        .into_response();
+    }
+    if !m.servers.iter().any(|s| s.id == id && !s.deleted) {
+        return ApiError::not_found(&format!("Instance {id} could not be found.")).into_response();
+    }
+    match super::neutron::attach(
+        &sim,
+        &mut m,
+        &id,
+        a["port_id"].as_str(),
+        a["net_id"].as_str(),
+    ) {
+        Ok(port) => {
+            let port_id = port["id"].as_str().unwrap_or_default();
+            match super::neutron::interface_json(&m, port_id) {
+                Some(v) => Json(json!({"interfaceAttachment": v})).into_response(),
+                None => ApiError::not_found("Port could not be found.").into_response(),
+            }
+        }
+        Err((status, message)) => {
+            let kind = match status {
+                404 => "itemNotFound",
+                409 => "conflictingRequest",
+                403 => "forbidden",
+                _ => "badRequest",
+            };
+            super::http::nova_error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                kind,
+                &message,
+            )
+        }
+    }
+}
+
+/// `GET /servers/{id}/os-interface/{port_id}`.
+async fn show_interface(
+    State(sim): State<St>,
+    Path((id, port)): Path<(String, String)>,
+) -> Response {
+    let m = sim.lock();
+    let attached = m
+        .servers
+        .iter()
+        .any(|s| s.id == id && !s.deleted && s.ports.contains(&port));
+    match attached
+        .then(|| super::neutron::interface_json(&m, &port))
+        .flatten()
+    {
+        Some(v) => Json(json!({"interfaceAttachment": v})).into_response(),
+        None => ApiError::not_found(&format!(
+            "Instance {id} has no interface attachment with port {port}."
+        ))
+        .into_response(),
+    }
+}
+
+/// `DELETE /servers/{id}/os-interface/{port_id}`: 202, the NIC
+/// unplugged and the port unbound.
+async fn detach_interface(
+    State(sim): State<St>,
+    Path((id, port)): Path<(String, String)>,
+) -> Response {
+    let mut m = sim.lock();
+    if !m.servers.iter().any(|s| s.id == id && !s.deleted) {
+        return ApiError::not_found(&format!("Instance {id} could not be found.")).into_response();
+    }
+    if super::neutron::detach(&mut m, &id, &port) {
+        StatusCode::ACCEPTED.into_response()
+    } else {
+        ApiError::not_found(&format!("Port {port} is not attached")).into_response()
+    }
 }
 
 // ----- flavors ----------------------------------------------------------------

@@ -2,7 +2,10 @@
 //! servers, images and flavors, make a guest halt or a server take a
 //! state, write a deployed image to a server's disk, inject faults, change
 //! transition timings, revoke tokens, configure Glance's image import
-//! (`/_sim/glance/import`: methods, URL filter, size and time bounds), and
+//! (`/_sim/glance/import`: methods, URL filter, size and time bounds),
+//! set Neutron's quotas, missing extensions and policy refusals
+//! (`/_sim/neutron`) and read every Neutron resource
+//! (`/_sim/neutron/resources`), and
 //! read the request log, every server's record (boots, NMIs, metadata, how
 //! it is rescued), every image (status, properties, last import) and
 //! every volume (status, attachment).
@@ -16,6 +19,7 @@ use serde_json::{Value, json};
 
 use super::http::St;
 use super::model::Phase;
+use super::neutron::NeutronSettings;
 use super::{Faults, Flavor, ImportSettings, NewImage, NewServer, Timings};
 
 pub(super) fn routes() -> Router<St> {
@@ -32,6 +36,8 @@ pub(super) fn routes() -> Router<St> {
             get(sim_get_import).put(sim_put_import),
         )
         .route("/_sim/flavors", post(sim_add_flavor))
+        .route("/_sim/neutron", get(sim_get_neutron).put(sim_put_neutron))
+        .route("/_sim/neutron/resources", get(sim_neutron_resources))
         .route("/_sim/faults", get(sim_get_faults).put(sim_put_faults))
         .route("/_sim/timings", put(sim_put_timings))
         .route("/_sim/expire-tokens", post(sim_expire_tokens))
@@ -183,4 +189,18 @@ async fn sim_requests(State(sim): State<St>) -> Response {
 async fn sim_clear_requests(State(sim): State<St>) -> Response {
     sim.lock().log.clear();
     StatusCode::NO_CONTENT.into_response()
+}
+
+async fn sim_get_neutron(State(sim): State<St>) -> Response {
+    Json(sim.lock().neutron.settings.clone()).into_response()
+}
+
+async fn sim_put_neutron(State(sim): State<St>, Json(s): Json<NeutronSettings>) -> Response {
+    sim.lock().neutron.settings = s;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Every network, subnet, port and router, as Neutron shows them.
+async fn sim_neutron_resources(State(sim): State<St>) -> Response {
+    Json(super::neutron::dump(&sim)).into_response()
 }

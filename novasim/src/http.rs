@@ -1,7 +1,7 @@
 //! The simulator's HTTP surface, put together: each service's routes
 //! (Keystone in [`super::identity`], Nova in [`super::compute`] and
 //! [`super::attachments`], Glance in [`super::image`], Cinder in
-//! [`super::volume`], the `/_sim/` control API in [`super::control`]), and
+//! [`super::volume`], Neutron in [`super::neutron`], the `/_sim/` control API in [`super::control`]), and
 //! what cuts across them: the request log, injected faults, token checks,
 //! Nova's error envelopes and microversion negotiation. Request bodies are
 //! read whole for the log (POST, PUT and PATCH, up to 1 MiB), except image
@@ -41,6 +41,7 @@ pub(super) fn router(sim: St, plain_consoles: bool) -> Router {
         .merge(super::attachments::routes())
         .merge(super::image::routes())
         .merge(super::volume::routes())
+        .merge(super::neutron::routes())
         .merge(super::identity::routes())
         .merge(super::console::api_routes())
         .layer(axum::middleware::from_fn_with_state(sim.clone(), observe))
@@ -63,6 +64,7 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
     } else if path.starts_with("/compute")
         || path.starts_with("/image")
         || path.starts_with("/volume")
+        || path.starts_with("/network")
     {
         Service::Cloud
     } else {
@@ -86,9 +88,16 @@ async fn observe(State(sim): State<St>, req: Request, next: Next) -> Response {
         (Body::from(bytes), logged)
     };
     // Version documents are public, as in the real services.
-    let public = ["/compute", "/compute/", "/volume", "/volume/"]
-        .iter()
-        .any(|p| path == *p);
+    let public = [
+        "/compute",
+        "/compute/",
+        "/volume",
+        "/volume/",
+        "/network",
+        "/network/",
+    ]
+    .iter()
+    .any(|p| path == *p);
     let is_token = path.ends_with("/auth/tokens");
     let (latency, injected) = sim.take_fault(
         service,

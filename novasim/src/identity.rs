@@ -100,6 +100,7 @@ async fn issue_token(State(sim): State<St>, body: Bytes) -> Response {
         "catalog": [
             endpoint("compute", "/compute/v2.1"),
             endpoint("image", "/image"),
+            endpoint("network", "/network"),
             endpoint("identity", "/identity"),
             endpoint("volumev3", &format!("/volume/v3/{}", sim.project_id)),
             endpoint("block-storage", &format!("/volume/v3/{}", sim.project_id)),

@@ -1,5 +1,6 @@
 //! A Nova simulator: Keystone v3, Nova (compute API 2.1 to 2.96), Glance
-//! v2 and the part of Cinder v3 that virtual media needs, over real HTTP
+//! v2, the part of Cinder v3 that virtual media needs and the part of
+//! Neutron v2.0 that provisioning the BMC network needs, over real HTTP
 //! on loopback. It is the embedded cloud of `novabmc demo` and the cloud
 //! of novabmc's tests (`novabmc nova-simulator` runs it on its own).
 //!
@@ -11,7 +12,11 @@
 //! (and a volume-backed server needs 2.87 for it), legacy otherwise.
 //! Glance creates, patches, uploads (streamed, never kept) and imports
 //! images (web-download fetches the URL itself); Cinder makes volumes from
-//! images, which Nova attaches and detaches. Faults can be injected
+//! images, which Nova attaches and detaches. Neutron has networks,
+//! subnets, ports (allocated addresses, allowed address pairs, port
+//! security), routers and tags, with quotas, missing extensions and policy
+//! refusals set under `/_sim/neutron`; Nova attaches its ports to servers
+//! (`os-interface`). Faults can be injected
 //! (latency, 5xx, dropped connections, a storm of 409s, tokens revoked,
 //! Keystone down, imports refused) and every request is recorded, through
 //! a small control API under `/_sim/` that tests drive over HTTP.
@@ -37,9 +42,11 @@
 //!   flavors), `attachments` (Nova's `os-volume_attachments`), `image`
 //!   (Glance: images, data upload, interoperable import), `tags`
 //!   (Nova's server tags and the listing's tag filters), `volume`
-//!   (Cinder volumes), `console` (serial console websockets and console
-//!   logs) and `control` (`/_sim/`); `console_tls` serves the console
-//!   websockets over TLS (`wss://`) on a listener of their own;
+//!   (Cinder volumes), [`neutron`] (Neutron's networks, subnets, ports,
+//!   routers, tags and quotas, and the ports Nova attaches), `console`
+//!   (serial console websockets and console logs) and `control`
+//!   (`/_sim/`); `console_tls` serves the console websockets over TLS
+//!   (`wss://`) on a listener of their own;
 //! - `import`: Glance's web-download, carried out in the background with
 //!   its URL filter;
 //! - [`local`]: the in-process cloud;
@@ -56,6 +63,7 @@ mod image;
 mod import;
 pub mod local;
 pub mod model;
+pub mod neutron;
 pub mod shell;
 pub mod states;
 mod tags;
@@ -123,6 +131,8 @@ pub struct Faults {
     /// `GET /servers/{id}/os-interface` is refused by policy (403), as on
     /// clouds that keep the attached interfaces to administrators.
     pub forbid_os_interface: bool,
+    /// `POST /servers/{id}/os-interface` is refused by policy (403).
+    pub forbid_interface_attach: bool,
     /// Every Nova, Glance and Cinder request fails with 503 while set (the
     /// API is down; Keystone still answers).
     pub nova_down: bool,
@@ -153,7 +163,7 @@ pub struct Faults {
 pub(crate) enum Service {
     /// Keystone.
     Identity,
-    /// Nova, Glance or Cinder.
+    /// Nova, Glance, Cinder or Neutron.
     Cloud,
     /// The control API.
     None,
@@ -476,6 +486,7 @@ pub(crate) struct Model {
     log: Vec<LoggedRequest>,
     mac_counter: u32,
     import: ImportSettings,
+    neutron: neutron::Neutron,
 }
 
 /// The simulator's shared state.
@@ -756,14 +767,8 @@ impl Sim {
         s.metadata = spec.metadata.into_iter().collect();
         s.tags = spec.tags.into_iter().collect();
         for _ in 0..spec.ports.unwrap_or(1) {
-            m.mac_counter += 1;
-            let n = m.mac_counter;
-            s.macs.push(format!(
-                "fa:16:3e:{:02x}:{:02x}:{:02x}",
-                n >> 16 & 0xff,
-                n >> 8 & 0xff,
-                n & 0xff
-            ));
+            let mac = neutron::next_mac(&mut m);
+            s.macs.push(mac);
         }
         m.servers.push(s);
         Ok(id)
@@ -778,6 +783,10 @@ impl Sim {
             Some(s) => {
                 s.deleted = true;
                 s.updated = self.now();
+                // Its ports are unbound (those Nova made for it deleted).
+                for port in std::mem::take(&mut s.ports) {
+                    neutron::release(&mut m, &port);
+                }
                 m.volumes
                     .retain(|v| !(v.server.as_deref() == Some(id) && v.delete_on_termination));
                 for v in m
@@ -937,6 +946,7 @@ impl Sim {
             log: Vec::new(),
             mac_counter: 0,
             import: ImportSettings::default(),
+            neutron: neutron::Neutron::seeded("2026-01-01T00:00:00Z", new_uuid()),
         };
         seed(&mut model);
         Sim {

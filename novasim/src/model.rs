@@ -144,6 +144,8 @@ pub struct Server {
     pub tags: BTreeSet<String>,
     /// MAC addresses, one per port.
     pub macs: Vec<String>,
+    /// Neutron ports attached through `os-interface`, in attach order.
+    pub ports: Vec<String>,
     /// Creation time.
     pub created: String,
     /// When the visible state last changed.
@@ -190,6 +192,7 @@ impl Server {
             metadata: BTreeMap::new(),
             tags: BTreeSet::new(),
             macs: Vec::new(),
+            ports: Vec::new(),
             created: iso8601(now),
             updated: now,
             stable: if on { ACTIVE } else { SHUTOFF },

@@ -7,14 +7,19 @@
 //! (and a module of its own beside [`pool`]).
 //!
 //! It sits below the configuration, which holds a validated
-//! [`AddressMode`], and depends on nothing but the backend's metadata
-//! schema.
+//! [`AddressMode`], and depends on nothing but the backend (its metadata
+//! schema, and its client for the modes that read Neutron).
 //!
 //! The modes:
 //! - `"pool"`: addresses from a CIDR range, recorded in each server's
-//!   metadata ([`pool`]).
+//!   metadata ([`pool`]);
+//! - `"port"`: the address of a Neutron port made for the server, found
+//!   by name or tag ([`ports::ExistingPort`]);
+//! - `"new-port"`: the address of a Neutron port novabmc makes for the
+//!   server ([`ports::MadePort`]).
 
 pub mod pool;
+pub mod ports;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -22,7 +27,9 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
+use crate::backend::nova::client::NovaClient;
 use pool::Pool;
+use ports::{ExistingPort, MadePort};
 
 /// `[discovery.address]` as written: `mode` picks the variant.
 #[derive(Debug, Deserialize)]
@@ -37,6 +44,23 @@ pub enum RawAddress {
         #[serde(default)]
         exclude: Vec<String>,
     },
+    /// `mode = "port"`: `name` or `tag` (with `{server}` or `{id}`),
+    /// and optionally `network`.
+    Port {
+        /// The port's name.
+        name: Option<String>,
+        /// A tag of the port.
+        tag: Option<String>,
+        /// The network it is on.
+        network: Option<String>,
+    },
+    /// `mode = "new-port"`: `network`, and optionally `subnet`.
+    NewPort {
+        /// Where the ports are made.
+        network: String,
+        /// The subnet their addresses come from.
+        subnet: Option<String>,
+    },
 }
 
 /// How discovered nodes get their BMC addresses, validated.
@@ -44,6 +68,19 @@ pub enum RawAddress {
 pub enum AddressMode {
     /// From a pool, recorded in the servers' metadata.
     Pool(Pool),
+    /// From the Neutron port made for each server.
+    Port(ExistingPort),
+    /// From a Neutron port novabmc makes for each server.
+    NewPort(MadePort),
+}
+
+/// The cloud the modes that read or make Neutron ports use.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cloud<'a> {
+    /// The backend's client; without one those modes give nothing.
+    pub client: Option<&'a NovaClient>,
+    /// Whether ports may be made (not for `check`, which writes nothing).
+    pub write: bool,
 }
 
 /// A bad `[discovery.address]` setting: the key under it, and why.
@@ -120,21 +157,57 @@ pub enum AddressNote {
         /// How many addresses the pool has.
         size: u128,
     },
+    /// No Neutron port was found for the server; it is not served.
+    NoPort {
+        /// UUID.
+        server: String,
+        /// Name.
+        name: String,
+        /// The port looked for (`named bmc-web-1`).
+        wanted: String,
+    },
+    /// The server's port could not be found, made or used; it is not
+    /// served.
+    PortFailed {
+        /// UUID.
+        server: String,
+        /// Name.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// A look that makes nothing (`check`) found no port made for the
+    /// server yet: `serve` or `export` makes it.
+    PortToMake {
+        /// UUID.
+        server: String,
+        /// Name.
+        name: String,
+        /// The network it will be on.
+        network: String,
+    },
 }
 
 impl AddressNote {
     /// The server it is about.
     pub fn server(&self) -> &str {
         match self {
-            AddressNote::Reassigned { server, .. } | AddressNote::Exhausted { server, .. } => {
-                server
-            }
+            AddressNote::Reassigned { server, .. }
+            | AddressNote::Exhausted { server, .. }
+            | AddressNote::NoPort { server, .. }
+            | AddressNote::PortFailed { server, .. }
+            | AddressNote::PortToMake { server, .. } => server,
         }
     }
 
     /// Whether the server is left unserved.
     pub fn is_problem(&self) -> bool {
-        matches!(self, AddressNote::Exhausted { .. })
+        matches!(
+            self,
+            AddressNote::Exhausted { .. }
+                | AddressNote::NoPort { .. }
+                | AddressNote::PortFailed { .. }
+        )
     }
 }
 
@@ -163,6 +236,26 @@ impl fmt::Display for AddressNote {
                  exhausted (all its {size} addresses are in use); widen discovery.address.cidr \
                  or narrow the selection"
             ),
+            AddressNote::NoPort {
+                server,
+                name,
+                wanted,
+            } => write!(
+                f,
+                "server {name} ({server}) is not served: no Neutron port is {wanted}"
+            ),
+            AddressNote::PortFailed { server, name, why } => {
+                write!(f, "server {name} ({server}) is not served: {why}")
+            }
+            AddressNote::PortToMake {
+                server,
+                name,
+                network,
+            } => write!(
+                f,
+                "server {name} ({server}) has no BMC port yet: serve (or export) makes one on \
+                 network {network}"
+            ),
         }
     }
 }
@@ -177,26 +270,38 @@ impl AddressMode {
                     key: e.key(),
                     message: e.to_string(),
                 }),
+            RawAddress::Port { name, tag, network } => {
+                ExistingPort::new(name, tag, network).map(AddressMode::Port)
+            }
+            RawAddress::NewPort { network, subnet } => {
+                MadePort::new(network, subnet).map(AddressMode::NewPort)
+            }
         }
     }
 
     /// An address of the kind the mode gives, to check settings shared by
-    /// every discovered node (a route's gateway family) against.
-    pub fn sample(&self) -> IpAddr {
+    /// every discovered node (a route's gateway family) against; `None`
+    /// when only the cloud knows (Neutron's ports).
+    pub fn sample(&self) -> Option<IpAddr> {
         match self {
-            AddressMode::Pool(p) => p.first(),
+            AddressMode::Pool(p) => Some(p.first()),
+            AddressMode::Port(_) | AddressMode::NewPort(_) => None,
         }
     }
 
     /// Gives `servers` their addresses; `reserved` addresses (each with
-    /// who holds it, for messages) are never given.
+    /// who holds it, for messages) are never given. The port modes read
+    /// (and make) Neutron ports through `cloud`.
     pub async fn assign(
         &self,
         servers: &[Candidate<'_>],
         reserved: &BTreeMap<IpAddr, String>,
+        cloud: Cloud<'_>,
     ) -> Assignment {
         match self {
             AddressMode::Pool(p) => p.assign(servers, reserved),
+            AddressMode::Port(p) => p.assign(servers, reserved, cloud).await,
+            AddressMode::NewPort(p) => p.assign(servers, reserved, cloud).await,
         }
     }
 }
@@ -205,6 +310,8 @@ impl fmt::Display for AddressMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AddressMode::Pool(p) => write!(f, "pool {p}"),
+            AddressMode::Port(p) => write!(f, "{p}"),
+            AddressMode::NewPort(p) => write!(f, "{p}"),
         }
     }
 }

@@ -189,9 +189,17 @@ fn defaults(
     )?;
     // The nodes' addresses are not known yet: the route is checked against
     // their family (the gateway is kept out of the addresses given).
-    let family: IpAddr = match address.sample() {
-        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-        IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    // A mode whose addresses only the cloud knows holds the route to its
+    // gateway's family.
+    let v4 = match (address.sample(), &raw.route) {
+        (Some(ip), _) => ip.is_ipv4(),
+        (None, Some(r)) => r.gateway().is_ipv4(),
+        (None, None) => true,
+    };
+    let family: IpAddr = if v4 {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
     };
     let route = match raw.route {
         None => None,

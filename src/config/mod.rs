@@ -16,6 +16,8 @@
 //! - [`nodes`]: each node's address, port and server;
 //! - [`discovery`]: the servers served without a `[nodes.NAME]` each;
 //! - [`routing`]: policy routes, per node and for all of them;
+//! - [`network`]: what `novabmc network` provisions in Neutron, and the
+//!   routes file it writes for `serve`;
 //! - [`metrics`]: the Prometheus endpoint;
 //! - [`redfish`]: the Redfish service beside IPMI;
 //! - [`secret`]: passwords and keys inline, in files or in variables;
@@ -28,6 +30,7 @@ pub mod bmc;
 pub mod discovery;
 pub mod error;
 pub mod metrics;
+pub mod network;
 pub mod nodes;
 pub mod redfish;
 pub mod routing;
@@ -55,6 +58,7 @@ pub use bmc::{BmcSettings, DEFAULT_MAX_SESSIONS_TOTAL};
 pub use discovery::{DiscoveryConfig, NamePattern, NodeDefaults, Selector};
 pub use error::{ConfigError, LoadError};
 pub use metrics::MetricsConfig;
+pub use network::{ImageSpec, Layout, NetworkConfig};
 pub use nodes::{DEFAULT_PORT, NodeConfig, Origin};
 pub use redfish::RedfishConfig;
 pub use routing::{DEFAULT_RULE_PRIORITY, RESERVED_TABLES, RouteConfig, RoutingConfig};
@@ -64,7 +68,7 @@ pub use users::{UserConfig, parse_privilege};
 /// Environment variables override keys only under these sections, so other
 /// `NOVABMC_` variables (`NOVABMC_LOG`, secrets named in the file) are not
 /// mistaken for configuration.
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "bmc__",
     "users__",
     "backend__",
@@ -73,6 +77,7 @@ const SECTIONS: [&str; 8] = [
     "routing__",
     "metrics__",
     "redfish__",
+    "network__",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +99,8 @@ struct RawConfig {
     metrics: Option<metrics::RawMetrics>,
     #[serde(default)]
     redfish: Option<redfish::RawRedfish>,
+    #[serde(default)]
+    network: Option<network::RawNetwork>,
 }
 
 /// A validated configuration.
@@ -117,6 +124,8 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// The Redfish service, if configured.
     pub redfish: Option<RedfishConfig>,
+    /// What `novabmc network` provisions, if configured.
+    pub network: Option<NetworkConfig>,
 }
 
 impl Config {
@@ -146,7 +155,14 @@ impl Config {
             .extract()
             .map_err(|e| LoadError::Parse(error::format_figment_error(e)))?;
         let c = Checker { figment };
-        Ok(Self::validate(raw, &c)?)
+        let mut config = Self::validate(raw, &c)?;
+        // The routes `novabmc network apply` wrote, read at every load so
+        // that a reload picks up a new apply.
+        if let Some(n) = &mut config.network {
+            n.routes = network::apply_routes_file(&n.routes_file, &mut config.nodes)?;
+            routing::check_shared_routes(&config.nodes, &c)?;
+        }
+        Ok(config)
     }
 
     /// Each section checks its own values; the nodes are checked against
@@ -173,6 +189,10 @@ impl Config {
         if let Some(r) = &redfish {
             redfish::check_addresses(r, &nodes, c)?;
         }
+        let network = raw
+            .network
+            .map(|n| network::check(n, &backend, &nodes, c))
+            .transpose()?;
         Ok(Config {
             bmc,
             users,
@@ -182,6 +202,7 @@ impl Config {
             routing,
             metrics,
             redfish,
+            network,
         })
     }
 
@@ -189,9 +210,21 @@ impl Config {
     /// ones (any discovered before are replaced), all in name order.
     /// Discovery gives them names and addresses no configured node has
     /// ([`crate::discovery`]), so nothing is validated again.
-    pub fn with_discovered(&self, discovered: Vec<NodeConfig>) -> Config {
+    pub fn with_discovered(&self, mut discovered: Vec<NodeConfig>) -> Config {
         let mut c = self.clone();
         c.nodes.retain(|n| n.origin == Origin::Configured);
+        // A discovered node's own route in the routes file `novabmc
+        // network apply` wrote wins over the one all discovered nodes share.
+        if let Some(routes) = self.network.as_ref().map(|n| &n.routes) {
+            for n in &mut discovered {
+                if let Some(r) = routes.get(&n.name)
+                    && r.gateway.is_ipv4() == n.listen.ip().is_ipv4()
+                    && r.gateway != n.listen.ip()
+                {
+                    n.route = Some(r.clone());
+                }
+            }
+        }
         c.nodes.extend(discovered);
         c.nodes.sort_by(|a, b| a.name.cmp(&b.name));
         c

@@ -44,6 +44,14 @@ pub(super) struct RawRoute {
     priority: Option<u32>,
 }
 
+impl RawRoute {
+    /// The gateway as written, whose family a route checked before its
+    /// node's address is known is held to.
+    pub(super) fn gateway(&self) -> IpAddr {
+        self.gateway
+    }
+}
+
 /// `[nodes.NAME.route]`: replies from the node's address leave through its
 /// own NIC (`from ADDRESS lookup TABLE` and `default via GATEWAY dev
 /// INTERFACE table TABLE`), because a cloud drops packets whose source

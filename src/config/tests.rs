@@ -524,7 +524,7 @@ fn discovery_needs_no_nodes_and_takes_defaults() {
 #[test]
 fn discovery_refusals_name_their_key() {
     Jail::expect_with(|jail| {
-        let cases: [(&str, &str, &str); 9] = [
+        let cases: [(&str, &str, &str); 10] = [
             ("tag = \"baremetal\"\n", "", "needs a selector"),
             (
                 "type = \"nova\"\n    cloud = \"lab\"\n    ipxe_image = \"ipxe\"",
@@ -542,7 +542,12 @@ fn discovery_refusals_name_their_key() {
                 "\"10.0.0.1\", ",
                 "discovery.address.exclude",
             ),
-            ("mode = \"pool\"", "mode = \"port\"", "unknown variant"),
+            ("mode = \"pool\"", "mode = \"dhcp\"", "unknown variant"),
+            (
+                "mode = \"pool\"",
+                "mode = \"port\"",
+                "discovery.address: unknown field: found `cidr`",
+            ),
             ("tag = \"baremetal\"", "tag = \"a,b\"", "discovery.tag"),
             ("port = 6230", "port = 0", "discovery.defaults.port"),
             (
@@ -575,6 +580,135 @@ fn discovery_refusals_name_their_key() {
         assert!(
             e.contains("discovery.defaults.route.table") && e.contains("node a"),
             "{e}"
+        );
+        Ok(())
+    });
+}
+
+const NOVA_NODES: &str = r#"
+    [users.admin]
+    password = "password"
+
+    [backend]
+    type = "nova"
+    cloud = "sim"
+    ipxe_image = "ipxe-boot"
+    state_dir = "state"
+
+    [nodes.node-1]
+    address = "10.20.1.10"
+    [nodes.node-2]
+    address = "10.20.2.10"
+"#;
+
+#[test]
+fn network_section_is_checked_against_backend_and_nodes() {
+    Jail::expect_with(|jail| {
+        let per_node = "[network]\nlayout = \"nic-per-node\"\nbmc_server = \"bmc\"\n";
+        let e = load(jail, &format!("{NOVA_NODES}{per_node}"))
+            .expect_err("no router")
+            .to_string();
+        assert!(e.contains("network.router"), "{e}");
+        let e = load(jail, &format!("{GOOD}{per_node}router = \"r\"\n"))
+            .expect_err("simulated backend")
+            .to_string();
+        assert!(e.contains("backend.type = \"nova\""), "{e}");
+        let e = load(
+            jail,
+            &format!("{NOVA_NODES}{per_node}router = \"r\"\nprefix_len = 8\n"),
+        )
+        .expect_err("one subnet for both nodes")
+        .to_string();
+        assert!(
+            e.contains("nodes.node-2.address") && e.contains("like node node-1's"),
+            "{e}"
+        );
+        let e = load(
+            jail,
+            &format!("{NOVA_NODES}[network]\nlayout = \"one-nic\"\nbmc_server = \"bmc\"\nrouter = \"r\"\n"),
+        )
+        .expect_err("router in one-nic")
+        .to_string();
+        assert!(e.contains("network.router: only applies"), "{e}");
+        let c = load(jail, &format!("{NOVA_NODES}{per_node}router = \"r\"\n")).expect("valid");
+        let n = c.network.expect("network");
+        assert_eq!(n.name, "bmc");
+        assert_eq!(n.routes_file, Path::new("state").join(network::ROUTES_FILE));
+        Ok(())
+    });
+}
+
+#[test]
+fn the_routes_file_gives_nodes_their_routes_and_the_file_loses_to_the_config() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "routes.toml",
+            "[nodes.\"node-1\".route]\ntable = 1000\ngateway = \"10.20.1.1\"\ninterface = \"ens5\"\n\
+             [nodes.\"node-2\".route]\ntable = 1001\ngateway = \"10.20.2.1\"\n\
+             [nodes.\"gone\".route]\ntable = 1002\ngateway = \"10.20.3.1\"\n",
+        )?;
+        let text = format!(
+            "{NOVA_NODES}[nodes.node-2.route]\ntable = 7\ngateway = \"10.20.2.1\"\n\
+             [network]\nlayout = \"nic-per-node\"\nbmc_server = \"bmc\"\nrouter = \"r\"\n\
+             routes_file = \"routes.toml\"\n"
+        );
+        let c = load(jail, &text).expect("valid");
+        let route = |name: &str| {
+            c.nodes
+                .iter()
+                .find(|n| n.name == name)
+                .and_then(|n| n.route.clone())
+                .expect("route")
+        };
+        assert_eq!(route("node-1").table, 1000);
+        assert_eq!(route("node-1").interface.as_deref(), Some("ens5"));
+        assert_eq!(route("node-2").table, 7, "the configuration's route wins");
+        jail.create_file(
+            "routes.toml",
+            "[nodes.\"node-1\".route]\ntable = 254\ngateway = \"10.20.1.1\"\n",
+        )?;
+        let e = load(jail, &text).expect_err("reserved table").to_string();
+        assert!(
+            e.contains("nodes.node-1.route.table") && e.contains("routes.toml"),
+            "{e}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn discovery_port_modes_name_their_keys() {
+    Jail::expect_with(|jail| {
+        let with = |address: &str| {
+            DISCOVERY.replace(
+                "mode = \"pool\"\n    cidr = \"192.0.2.0/24\"\n    exclude = [\"192.0.2.1\", \"192.0.2.250-192.0.2.254\"]",
+                address,
+            )
+        };
+        let e = load(jail, &with("mode = \"port\"\n    name = \"bmc\""))
+            .expect_err("one port for all")
+            .to_string();
+        assert!(
+            e.contains("discovery.address.name") && e.contains("{server}"),
+            "{e}"
+        );
+        let e = load(jail, &with("mode = \"port\""))
+            .expect_err("no name or tag")
+            .to_string();
+        assert!(e.contains("discovery.address.name"), "{e}");
+        let e = load(jail, &with("mode = \"new-port\"\n    network = \"\""))
+            .expect_err("no network")
+            .to_string();
+        assert!(e.contains("discovery.address.network"), "{e}");
+        let c = load(
+            jail,
+            &with("mode = \"new-port\"\n    network = \"bmc-net\"\n    subnet = \"s\""),
+        )
+        .expect("valid");
+        let d = c.discovery.expect("discovery");
+        assert_eq!(
+            d.address.to_string(),
+            "a port made on network bmc-net, subnet s"
         );
         Ok(())
     });

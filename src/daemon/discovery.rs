@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::reload::{Cause, Update};
+use crate::addressing::Cloud;
 use crate::backend::nova::client::{ListedServer, NovaClient};
 use crate::backend::nova::cloud::{self, CloudSource};
 use crate::config::{BackendConfig, Config, NodeConfig, Origin};
@@ -138,7 +139,15 @@ impl Watch {
                 self.last_servers.clone().unwrap_or_default()
             }
         };
-        let mut plan = plan(base, d, &servers, &self.previous).await;
+        let cloud = Cloud {
+            client: self
+                .client
+                .as_ref()
+                .map(|(_, _, c)| c)
+                .filter(|_| !self.unreachable),
+            write: true,
+        };
+        let mut plan = plan(base, d, &servers, &self.previous, cloud).await;
         let names: HashMap<&str, &str> = servers
             .iter()
             .map(|s| (s.id.as_str(), s.name.as_str()))

@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::addressing::{AddressNote, Candidate, Record};
+use crate::addressing::{AddressNote, Candidate, Cloud, Record};
 use crate::backend::nova::client::{ListedServer, NovaClient, NovaError};
 use crate::backend::nova::cloud;
 use crate::config::{BackendConfig, Config, DiscoveryConfig, NodeConfig, Origin};
@@ -139,12 +139,14 @@ pub async fn look(
 }
 
 /// The nodes `servers` make under `config` (its configured nodes win);
-/// `previous` is what this process gave each server last time.
+/// `previous` is what this process gave each server last time; `cloud`
+/// is where the port modes read (and make) Neutron ports.
 pub async fn plan(
     config: &Config,
     discovery: &DiscoveryConfig,
     servers: &[ListedServer],
     previous: &HashMap<String, IpAddr>,
+    cloud: Cloud<'_>,
 ) -> Plan {
     let mut out = Plan::default();
     let configured: Vec<&NodeConfig> = config.configured_nodes().collect();
@@ -191,7 +193,7 @@ pub async fn plan(
         .collect();
     let assignment = discovery
         .address
-        .assign(&candidates, &reserved(config, discovery))
+        .assign(&candidates, &reserved(config, discovery), cloud)
         .await;
     let d = &discovery.defaults;
     for s in &picked {
@@ -304,7 +306,11 @@ pub async fn resolve(config: &Config, write: bool) -> Resolved {
             return out;
         }
     };
-    let plan = plan(config, d, &servers, &HashMap::new()).await;
+    let cloud = Cloud {
+        client: Some(&client),
+        write,
+    };
+    let plan = plan(config, d, &servers, &HashMap::new(), cloud).await;
     out.matched = servers.len();
     out.notes = plan.notes;
     if write {

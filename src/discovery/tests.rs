@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 
 use super::*;
+use crate::addressing::Cloud;
 use crate::backend::nova::metadata::ADDRESS_KEY;
 use crate::backend::nova::states::Status;
 
@@ -76,7 +77,7 @@ async fn configured_nodes_win_and_discovered_ones_take_the_defaults() {
         server("u-a", "bm-0", "2026-01-02T00:00:00Z", Some("192.0.2.9")),
         server("u-infra", "infra", "2026-01-04T00:00:00Z", None),
     ];
-    let p = plan(&c, &d, &servers, &HashMap::new()).await;
+    let p = plan(&c, &d, &servers, &HashMap::new(), Cloud::default()).await;
     let names: Vec<&str> = p.nodes.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names, ["bm-0", "bm-1", "infra-uinfra"]);
     let bm0 = &p.nodes[0];
@@ -114,7 +115,7 @@ async fn configured_nodes_win_and_discovered_ones_take_the_defaults() {
     // Another listing order, same outcome.
     let mut reversed = servers.clone();
     reversed.reverse();
-    let q = plan(&c, &d, &reversed, &HashMap::new()).await;
+    let q = plan(&c, &d, &reversed, &HashMap::new(), Cloud::default()).await;
     assert_eq!(q.nodes, p.nodes);
 }
 
@@ -133,7 +134,7 @@ async fn an_exhausted_pool_leaves_only_the_late_servers_out() {
             )
         })
         .collect();
-    let p = plan(&c, &d, &servers, &HashMap::new()).await;
+    let p = plan(&c, &d, &servers, &HashMap::new(), Cloud::default()).await;
     assert_eq!(p.nodes.len(), 12);
     let problems: Vec<String> = p
         .notes
@@ -157,7 +158,7 @@ async fn discovered_nodes_share_the_default_route_and_leave_with_it() {
         server("u-a", "bm-0", "2026-01-02T00:00:00Z", None),
         server("u-b", "bm-1", "2026-01-03T00:00:00Z", None),
     ];
-    let p = plan(&c, &d, &servers, &HashMap::new()).await;
+    let p = plan(&c, &d, &servers, &HashMap::new(), Cloud::default()).await;
     let served = c.with_discovered(p.nodes);
     let specs = served.route_specs();
     let routed: Vec<(&str, IpAddr, u32)> = specs
@@ -182,10 +183,14 @@ async fn discovered_nodes_share_the_default_route_and_leave_with_it() {
             )
         })
         .collect();
-    let p = plan(&c, &d, &many, &HashMap::new()).await;
+    let p = plan(&c, &d, &many, &HashMap::new(), Cloud::default()).await;
     assert!(!p.addresses.values().any(|a| *a == ip("192.0.2.14")));
     // A server gone takes its route along: the reload flushes what the
     // new set no longer wants.
-    let fewer = c.with_discovered(plan(&c, &d, &servers[..1], &HashMap::new()).await.nodes);
+    let fewer = c.with_discovered(
+        plan(&c, &d, &servers[..1], &HashMap::new(), Cloud::default())
+            .await
+            .nodes,
+    );
     assert_eq!(fewer.route_specs().len(), 1);
 }

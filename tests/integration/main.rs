@@ -28,6 +28,7 @@ mod ipmitool;
 mod ironic_maas;
 mod man_completions;
 mod metrics;
+mod network;
 mod nova_backend;
 mod nova_e2e;
 mod nova_restarts;

@@ -285,6 +285,16 @@ impl NsDaemon {
         }
     }
 
+    /// Sends SIGHUP (reload the configuration).
+    pub fn hangup(&self) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -HUP {pid}");
+    }
+
     /// Stops the daemon with SIGTERM and returns its exit code.
     pub fn stop(&mut self) -> Option<i32> {
         common::stop_child(self.child.take()?).and_then(|s| s.code())

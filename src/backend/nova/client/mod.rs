@@ -11,7 +11,9 @@
 //!
 //! Nova's answers are typed once ([`error`]), the bodies read into small
 //! structures ([`responses`]); the reads only `check` and `export` make are
-//! in `inventory_reads`, the listing discovery makes in `discovery_reads`.
+//! in `inventory_reads`, the listing discovery makes in `discovery_reads`;
+//! `raw` sends any call and hands the answer back unread (for `novabmc
+//! network`, which types Neutron's errors itself).
 //!
 //! Every call is bounded: authentication, token renewal, catalog and
 //! version discovery happen inside the call that needs them, and the whole
@@ -40,6 +42,7 @@ mod discovery_reads;
 mod error;
 mod inventory_reads;
 mod media_calls;
+mod raw;
 mod responses;
 
 pub use discovery_reads::{ListedServer, TAGS};
@@ -48,6 +51,7 @@ pub use inventory_reads::{
     AttachedVolume, CatalogEntry, FlavorInfo, ServerDetail, VolumeAttachment, VolumeInfo,
 };
 pub use media_calls::{ImageState, NewImage, VolumeState};
+pub use raw::{Api, RawAnswer, RawBody, RawRequest};
 pub use responses::{
     AddressInfo, ImageFirmware, ImageInfo, Listing, ServerAction, ServerInfo, macs_of,
 };
