@@ -4,7 +4,8 @@
 //! ports detached from the BMC instance, the node addresses taken off its
 //! NICs and out of its port's allowed address pairs, the subnets taken
 //! off the router, then ports, subnets, networks, novabmc's router, its
-//! images, and the routes file. Anyone else's resources, the operator's
+//! images, and the routes file; and the ports discovery's `new-port` mode
+//! made for servers. Anyone else's resources, the operator's
 //! router included, are left alone; a run stopped halfway is finished by
 //! the next.
 
@@ -18,11 +19,22 @@ use super::images;
 use super::one_nic::our_pairs;
 use super::resources::{self, Kind, Port};
 use super::routes_file;
+use crate::addressing::ports::DISCOVERY_TAG;
 use crate::backend::nova::client::Api;
 
 /// Removes everything of novabmc's; stops at the first refusal.
 pub async fn destroy(run: &mut Run<'_>) -> Result<(), NetError> {
-    let ours = std::mem::take(&mut run.ours);
+    let mut ours = std::mem::take(&mut run.ours);
+    // The ports discovery's `new-port` mode made are novabmc's too: they
+    // go with the rest (a running daemon's discovery makes them again).
+    let discovery_tags = format!("{},{}", resources::TAG, DISCOVERY_TAG);
+    let made: Vec<Port> =
+        resources::list(&run.cloud, Kind::Port, &[("tags", &discovery_tags)]).await?;
+    for p in made {
+        if !ours.ports.iter().any(|o| o.common.id == p.common.id) {
+            ours.ports.push(p);
+        }
+    }
     let our_addresses: Vec<IpAddr> = ours
         .ports
         .iter()

@@ -1213,4 +1213,9 @@ fn discovery_addresses_from_ports_novabmc_makes() {
         let ip = p["fixed_ips"][0]["ip_address"].as_str().expect("ip");
         assert!(pairs.contains(ip), "{ip} not allowed: {pairs}");
     }
+
+    // destroy takes the ports discovery made with the rest.
+    let destroy = novabmc(&["network", "destroy", "--config", cfg]);
+    assert_eq!(destroy.code, Some(0), "{destroy:#?}");
+    assert_eq!(leftovers(&sim), Vec::<String>::new(), "{destroy:#?}");
 }
