@@ -1219,3 +1219,63 @@ fn discovery_addresses_from_ports_novabmc_makes() {
     assert_eq!(destroy.code, Some(0), "{destroy:#?}");
     assert_eq!(leftovers(&sim), Vec::<String>::new(), "{destroy:#?}");
 }
+
+/// The whole flow on discovered nodes, layout (b): tagged servers in an
+/// empty project, `serve` with discovery started first, `network apply`
+/// (ports, NICs, addresses, the routes file), a reload, and every node
+/// answers ipmitool through a router that drops spoofed sources. A server
+/// tagged afterwards is discovered by the running daemon, given its port
+/// by a second apply, and answers after a reload, the daemon never
+/// restarted; destroy leaves nothing of novabmc's.
+#[test]
+fn discovered_nodes_in_layout_b_reach_and_follow_the_cloud() {
+    let sim = Sim::start();
+    let api = Api::new(&sim);
+    let mut l = Lab2::new(&sim, &api);
+    for n in ["bm-a", "bm-b"] {
+        sim.add_server_spec(json!({"name": n, "on": true, "tags": ["baremetal"]}));
+    }
+    // A /29 per node: the pool gives 10.80.0.2, .10, then .18.
+    let text = format!(
+        "[users.{}]\npassword = \"{}\"\n{}\
+         [discovery]\ntag = \"baremetal\"\nrefresh = 1\n\
+         [discovery.address]\nmode = \"pool\"\ncidr = \"10.80.0.0/24\"\n\
+         exclude = [\"10.80.0.1\", \"10.80.0.3-10.80.0.9\", \"10.80.0.11-10.80.0.17\"]\n\
+         [network]\nlayout = \"nic-per-node\"\nbmc_server = \"bmc\"\nrouter = \"bmc-router\"\n\
+         prefix_len = 29\n",
+        common::ADMIN.0,
+        common::ADMIN.1,
+        sim.backend_toml_in("rescue", &l.dir.path().join("state")),
+    );
+    let path = common::write_file(l.dir.path(), "novabmc.toml", &text);
+    let cfg = path.to_str().expect("utf-8").to_string();
+    let mut d = NsDaemon::start(&l.bmc, &path, &l.path("serve.log"));
+    d.wait_log(&["serving"]);
+
+    let first = apply_in_lab(&mut l, &sim, &path);
+    assert_eq!(first.code, Some(0), "{first:#?}");
+    d.hangup();
+    d.wait_log(&["routes installed", "bm-a"]);
+    d.wait_log(&["routes installed", "bm-b"]);
+    reach(&l, &d, &["10.80.0.2", "10.80.0.10"]);
+
+    // A server tagged later: discovered by the running daemon, its port
+    // and NIC made by a second apply, answering after a reload.
+    sim.add_server_spec(json!({"name": "bm-c", "on": true, "tags": ["baremetal"]}));
+    d.wait_log(&["discovered server served", "bm-c"]);
+    let second = apply_in_lab(&mut l, &sim, &path);
+    assert_eq!(second.code, Some(0), "{second:#?}");
+    assert!(
+        second.stdout.contains("bm-c"),
+        "the second apply provisions bm-c: {}",
+        second.stdout
+    );
+    d.hangup();
+    d.wait_log(&["routes installed", "bm-c"]);
+    reach(&l, &d, &["10.80.0.18", "10.80.0.2", "10.80.0.10"]);
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
+
+    let gone = netns::novabmc(&l.bmc, &["network", "destroy", "--config", &cfg]);
+    assert_eq!(gone.code, Some(0), "{gone:#?}");
+    assert_eq!(leftovers(&sim), Vec::<String>::new(), "{}", gone.stdout);
+}
