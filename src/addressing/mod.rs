@@ -43,6 +43,11 @@ pub enum RawAddress {
         /// Addresses never given (the BMC instance's own, a router's...).
         #[serde(default)]
         exclude: Vec<String>,
+        /// Give one address per block of this prefix length (the block's
+        /// third address; its second is left for the gateway), so each
+        /// node has a subnet of its own (layout "nic-per-node").
+        #[serde(default)]
+        block: Option<u8>,
     },
     /// `mode = "port"`: `name` or `tag` (with `{server}` or `{id}`),
     /// and optionally `network`.
@@ -264,7 +269,11 @@ impl AddressMode {
     /// Validates `[discovery.address]`.
     pub fn new(raw: RawAddress) -> Result<AddressMode, AddressError> {
         match raw {
-            RawAddress::Pool { cidr, exclude } => Pool::new(&cidr, &exclude)
+            RawAddress::Pool {
+                cidr,
+                exclude,
+                block,
+            } => Pool::new(&cidr, &exclude, block)
                 .map(AddressMode::Pool)
                 .map_err(|e| AddressError {
                     key: e.key(),

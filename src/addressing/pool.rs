@@ -30,6 +30,11 @@ pub struct Pool {
     last: u128,
     /// Excluded ranges, inclusive, sorted and merged.
     exclude: Vec<(u128, u128)>,
+    /// With `block`, each address given takes its whole block of this
+    /// prefix length (the third address of the block: the first is the
+    /// block's network, the second its gateway), so every node has a
+    /// subnet of its own, as layout "nic-per-node" wants.
+    block: Option<u8>,
 }
 
 /// What is wrong with a pool's settings; [`PoolError::key`] says which.
@@ -65,6 +70,18 @@ pub enum PoolError {
         /// The pool.
         pool: String,
     },
+    /// A block that does not fit the pool or holds no node address.
+    #[error("/{block} does not fit the pool {pool}: it must be from /{min} to /{max}")]
+    Block {
+        /// As written.
+        block: u8,
+        /// The pool.
+        pool: String,
+        /// The pool's own prefix length.
+        min: u8,
+        /// The longest prefix with a network, a gateway and a node.
+        max: u8,
+    },
 }
 
 impl PoolError {
@@ -72,6 +89,7 @@ impl PoolError {
     pub fn key(&self) -> &'static str {
         match self {
             PoolError::NotCidr(_) | PoolError::HostBits { .. } => "cidr",
+            PoolError::Block { .. } => "block",
             _ => "exclude",
         }
     }
@@ -86,8 +104,8 @@ fn bits(ip: IpAddr) -> u128 {
 
 impl Pool {
     /// The pool `cidr` less `exclude` (addresses, CIDR ranges or
-    /// `FIRST-LAST` ranges).
-    pub fn new(cidr: &str, exclude: &[String]) -> Result<Pool, PoolError> {
+    /// `FIRST-LAST` ranges), giving one address per `block` when given.
+    pub fn new(cidr: &str, exclude: &[String], block: Option<u8>) -> Result<Pool, PoolError> {
         let net: IpNet = cidr
             .trim()
             .parse()
@@ -134,12 +152,36 @@ impl Pool {
                 _ => merged.push((a, b)),
             }
         }
+        if let Some(b) = block {
+            let max = if net.network().is_ipv4() { 30 } else { 126 };
+            let min = net.prefix_len();
+            if b < min || b > max {
+                return Err(PoolError::Block {
+                    block: b,
+                    pool: net.to_string(),
+                    min,
+                    max,
+                });
+            }
+        }
         Ok(Pool {
             net,
             first,
             last,
             exclude: merged,
+            block,
         })
+    }
+
+    /// How many bits of an address are below the block (0 without one).
+    fn block_shift(&self) -> u32 {
+        let width = if self.is_v4() { 32 } else { 128 };
+        self.block.map_or(0, |b| width - u32::from(b))
+    }
+
+    /// The block holding `v` (`v` itself without blocks).
+    fn block_of(&self, v: u128) -> u128 {
+        v.checked_shr(self.block_shift()).unwrap_or(0)
     }
 
     fn is_v4(&self) -> bool {
@@ -191,10 +233,30 @@ impl Pool {
         all.saturating_sub(excluded)
     }
 
-    /// The lowest address neither excluded nor in `used`; steps over
-    /// exclusions whole, so a large IPv6 range costs no more than the
+    /// The lowest address neither excluded nor in `used` (with blocks:
+    /// the node address of the lowest block none of `used` is in); steps
+    /// over exclusions whole, so a large IPv6 range costs no more than the
     /// addresses in use.
     fn lowest_free(&self, used: &BTreeSet<u128>) -> Option<IpAddr> {
+        if self.block.is_some() {
+            let shift = self.block_shift();
+            let taken: BTreeSet<u128> = used.iter().map(|v| self.block_of(*v)).collect();
+            let mut b = self.block_of(self.first);
+            while b <= self.block_of(self.last) {
+                let v = b.checked_shl(shift)?.checked_add(2)?;
+                if v > self.last {
+                    return None;
+                }
+                if let Some(end) = self.excluding(v) {
+                    b = self.block_of(end).checked_add(1)?;
+                } else if v < self.first || taken.contains(&b) {
+                    b = b.checked_add(1)?;
+                } else {
+                    return Some(self.address(v));
+                }
+            }
+            return None;
+        }
         let mut v = self.first;
         while v <= self.last {
             if let Some(end) = self.excluding(v) {
@@ -245,6 +307,17 @@ impl Pool {
                         "is also recorded for server {} ({}), created earlier",
                         other.name, other.id
                     )),
+                    (None, None)
+                        if self.block.is_some()
+                            && used
+                                .iter()
+                                .any(|u| self.block_of(*u) == self.block_of(bits(ip))) =>
+                    {
+                        Some(format!(
+                            "shares its /{} with another node or a reserved address",
+                            self.block.unwrap_or_default()
+                        ))
+                    }
                     (None, None) => None,
                 },
             };
@@ -370,6 +443,7 @@ mod tests {
         let p = Pool::new(
             "192.0.2.0/29",
             &strings(&["192.0.2.1", "192.0.2.3-192.0.2.4"]),
+            None,
         )
         .expect("pool");
         assert_eq!(p.first(), ip("192.0.2.1"));
@@ -381,31 +455,34 @@ mod tests {
         assert!(!p.contains(ip("192.0.2.7")));
         assert!(!p.contains(ip("2001:db8::1")));
         assert_eq!(p.size(), 3);
-        let v6 = Pool::new("2001:db8::/64", &strings(&["2001:db8::/120"])).expect("pool");
+        let v6 = Pool::new("2001:db8::/64", &strings(&["2001:db8::/120"]), None).expect("pool");
         assert_eq!(v6.lowest_free(&BTreeSet::new()), Some(ip("2001:db8::100")));
-        let one = Pool::new("192.0.2.9/32", &[]).expect("pool");
+        let one = Pool::new("192.0.2.9/32", &[], None).expect("pool");
         assert_eq!(one.size(), 1);
         assert!(one.contains(ip("192.0.2.9")));
     }
 
     #[test]
     fn bad_settings_name_their_key() {
-        let e = Pool::new("192.0.2.5/24", &[]).expect_err("host bits");
+        let e = Pool::new("192.0.2.5/24", &[], None).expect_err("host bits");
         assert_eq!(e.key(), "cidr");
         assert!(e.to_string().contains("192.0.2.0/24"), "{e}");
-        assert_eq!(Pool::new("nope", &[]).expect_err("parse").key(), "cidr");
-        let e = Pool::new("192.0.2.0/24", &strings(&["10.0.0.1"])).expect_err("outside");
+        assert_eq!(
+            Pool::new("nope", &[], None).expect_err("parse").key(),
+            "cidr"
+        );
+        let e = Pool::new("192.0.2.0/24", &strings(&["10.0.0.1"]), None).expect_err("outside");
         assert_eq!(e.key(), "exclude");
         assert!(matches!(e, PoolError::Outside { .. }));
-        let e = Pool::new("192.0.2.0/24", &strings(&["2001:db8::1"])).expect_err("family");
+        let e = Pool::new("192.0.2.0/24", &strings(&["2001:db8::1"]), None).expect_err("family");
         assert!(matches!(e, PoolError::Family { .. }));
-        let e = Pool::new("192.0.2.0/24", &strings(&["192.0.2.x"])).expect_err("parse");
+        let e = Pool::new("192.0.2.0/24", &strings(&["192.0.2.x"]), None).expect_err("parse");
         assert!(matches!(e, PoolError::BadExclusion(_)));
     }
 
     #[test]
     fn allocation_follows_creation_order_not_listing_order() {
-        let p = Pool::new("192.0.2.0/29", &strings(&["192.0.2.1"])).expect("pool");
+        let p = Pool::new("192.0.2.0/29", &strings(&["192.0.2.1"]), None).expect("pool");
         let servers = [
             server("c", "2026-01-03T00:00:00Z", None),
             server("a", "2026-01-01T00:00:00Z", None),
@@ -425,7 +502,7 @@ mod tests {
 
     #[test]
     fn recorded_addresses_stay_unless_they_no_longer_hold() {
-        let p = Pool::new("192.0.2.0/28", &[]).expect("pool");
+        let p = Pool::new("192.0.2.0/28", &[], None).expect("pool");
         let reserved = BTreeMap::from([(ip("192.0.2.9"), "node x's address".to_string())]);
         let servers = [
             server("kept", "2026-01-01T00:00:00Z", Some("192.0.2.7")),
@@ -455,7 +532,7 @@ mod tests {
 
     #[test]
     fn an_address_given_before_holds_until_it_is_recorded() {
-        let p = Pool::new("192.0.2.0/29", &[]).expect("pool");
+        let p = Pool::new("192.0.2.0/29", &[], None).expect("pool");
         let mut early = server("early", "2026-01-01T00:00:00Z", None);
         let mut late = server("late", "2026-01-02T00:00:00Z", None);
         late.previous = Some(ip("192.0.2.1"));
@@ -469,7 +546,7 @@ mod tests {
 
     #[test]
     fn an_exhausted_pool_names_itself_and_the_server() {
-        let p = Pool::new("192.0.2.0/30", &[]).expect("pool");
+        let p = Pool::new("192.0.2.0/30", &[], None).expect("pool");
         let servers = [
             server("a", "2026-01-01T00:00:00Z", None),
             server("b", "2026-01-02T00:00:00Z", None),
@@ -484,5 +561,41 @@ mod tests {
                 && text.contains("2 addresses"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn blocks_give_each_node_a_subnet_of_its_own() {
+        let p = Pool::new("10.80.0.0/24", &strings(&["10.80.0.16/29"]), Some(29)).expect("pool");
+        let servers = [
+            server("a", "2026-01-01T00:00:01Z", None),
+            server("b", "2026-01-01T00:00:02Z", None),
+            server("c", "2026-01-01T00:00:03Z", Some("10.80.0.12")),
+            server("d", "2026-01-01T00:00:04Z", None),
+        ];
+        let out = p.assign(&candidates(&servers), &BTreeMap::new());
+        let got = |id: &str| out.addresses.get(id).map(ToString::to_string);
+        // c keeps its recorded address, whose /29 (.8) is then taken; the
+        // excluded .16/29 is stepped over.
+        assert_eq!(got("c").as_deref(), Some("10.80.0.12"));
+        assert_eq!(got("a").as_deref(), Some("10.80.0.2"));
+        assert_eq!(got("b").as_deref(), Some("10.80.0.26"));
+        assert_eq!(got("d").as_deref(), Some("10.80.0.34"));
+        // A recorded address in a block already taken is reassigned.
+        let clash = [
+            server("a", "2026-01-01T00:00:01Z", Some("10.80.0.2")),
+            server("b", "2026-01-01T00:00:02Z", Some("10.80.0.3")),
+        ];
+        let out = p.assign(&candidates(&clash), &BTreeMap::new());
+        assert_eq!(
+            out.addresses.get("b").map(ToString::to_string).as_deref(),
+            Some("10.80.0.10")
+        );
+        assert_eq!(
+            Pool::new("10.80.0.0/24", &[], Some(31))
+                .expect_err("too long")
+                .key(),
+            "block"
+        );
+        assert!(Pool::new("10.80.0.0/24", &[], Some(16)).is_err());
     }
 }

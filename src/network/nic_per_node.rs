@@ -70,9 +70,10 @@ async fn cloud_side(
         {
             return Err(NetError::Mismatch(format!(
                 "nodes {other} and {} are both in subnet {cidr}: layout \"nic-per-node\" gives \
-                 each node a subnet of its own (give them addresses further apart, or a longer \
-                 network.prefix_len)",
-                n.name
+                 each node a subnet of its own (give them addresses further apart: a discovery \
+                 pool does that with block = {}; or a longer network.prefix_len)",
+                n.name,
+                cidr.prefix_len()
             )));
         }
     }

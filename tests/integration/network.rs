@@ -1235,12 +1235,11 @@ fn discovered_nodes_in_layout_b_reach_and_follow_the_cloud() {
     for n in ["bm-a", "bm-b"] {
         sim.add_server_spec(json!({"name": n, "on": true, "tags": ["baremetal"]}));
     }
-    // A /29 per node: the pool gives 10.80.0.2, .10, then .18.
+    // A /29 per node (block = 29): the pool gives 10.80.0.2, .10, then .18.
     let text = format!(
         "[users.{}]\npassword = \"{}\"\n{}\
          [discovery]\ntag = \"baremetal\"\nrefresh = 1\n\
-         [discovery.address]\nmode = \"pool\"\ncidr = \"10.80.0.0/24\"\n\
-         exclude = [\"10.80.0.1\", \"10.80.0.3-10.80.0.9\", \"10.80.0.11-10.80.0.17\"]\n\
+         [discovery.address]\nmode = \"pool\"\ncidr = \"10.80.0.0/24\"\nblock = 29\n\
          [network]\nlayout = \"nic-per-node\"\nbmc_server = \"bmc\"\nrouter = \"bmc-router\"\n\
          prefix_len = 29\n",
         common::ADMIN.0,
