@@ -332,8 +332,9 @@ fn removable_media_reach_the_server_as_volumes() {
     });
 }
 
-/// IPMI's boot from CD boots the media a Redfish client inserted, with
-/// one rescue; with nothing inserted, the disk, logged once.
+/// IPMI's boot from CD (Ironic's raw UEFI form) boots the media a Redfish
+/// client inserted, with one rescue; with nothing inserted (`chassis
+/// bootdev cdrom`), the disk, logged once.
 #[test]
 fn ipmi_bootdev_cdrom_boots_the_inserted_media() {
     let media = MediaServer::start();
@@ -361,7 +362,16 @@ fn ipmi_bootdev_cdrom_boots_the_inserted_media() {
     );
     assert_eq!(s, 204, "{v}");
     wait_ready(&rig, "Cd");
-    ipmitool(node, ADMIN, &["chassis", "bootdev", "cdrom"]).ok();
+    // Ironic's raw form for UEFI (Set System Boot Options, parameter 5:
+    // valid, EFI, one boot; selector 0101b, CD/DVD).
+    ipmitool(
+        node,
+        ADMIN,
+        &[
+            "raw", "0x00", "0x08", "0x05", "0xa0", "0x14", "0x00", "0x00", "0x00",
+        ],
+    )
+    .ok();
     let get5 = ipmitool(node, ADMIN, &["chassis", "bootparam", "get", "5"]);
     assert!(
         get5.ok().contains("Force Boot from CD/DVD"),
