@@ -150,7 +150,12 @@ pub fn instructions(config: &Config, sim_url: &str) -> String {
                  \x20 curl -sk -u {USER}:{PASSWORD} {scheme}://{host}:{rp}/redfish/v1/Systems/{name}\n\
                  \x20 curl -sk -u {USER}:{PASSWORD} -H 'Content-Type: application/json' \
                  -d '{{\"ResetType\": \"On\"}}' {scheme}://{host}:{rp}/redfish/v1/Systems/{name}/Actions/ComputerSystem.Reset\n\
-                 \x20 redfishtool -r {host}:{rp} -S Always -u {USER} -p {PASSWORD} Systems -I {name} get\n",
+                 \x20 redfishtool -r {host}:{rp} -S Always -u {USER} -p {PASSWORD} Systems -I {name} get\n\
+                 Virtual media (serve an ISO first, e.g. python3 -m http.server 8000 where it is):\n\
+                 \x20 curl -sk -u {USER}:{PASSWORD} -H 'Content-Type: application/json' \
+                 -d '{{\"Image\": \"http://127.0.0.1:8000/boot.iso\"}}' \
+                 {scheme}://{host}:{rp}/redfish/v1/Managers/{name}/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia\n\
+                 \x20 then boot from CD (chassis bootdev cdrom, or Redfish Cd once) and power on: the ISO boots as a CD\n",
                 name = first.name
             ));
             if let Some(a) = r.aggregate {
