@@ -284,6 +284,39 @@ fn eject(ctx: &Ctx, system: &System, caller: &Caller, device: MediaDevice) -> Re
     Ok(())
 }
 
+/// A change request's node and device and its body as a JSON object, once
+/// the caller may change them. An empty body reads as `{}`: EjectMedia
+/// has no parameters, and sushy posts no body for it.
+async fn target(
+    ctx: &Ctx,
+    uri: &Uri,
+    (id, dev): (&str, &str),
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(System, MediaDevice, Map<String, Value>), Error> {
+    let system = find(ctx, uri, id)?;
+    let device = device_of(uri, dev)?;
+    let bytes = axum::body::to_bytes(body, crate::redfish::MAX_BODY)
+        .await
+        .map_err(|_| Error::too_large(crate::redfish::MAX_BODY))?;
+    let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        json_object(headers, Body::from(bytes)).await?
+    };
+    require_configure(caller)?;
+    Ok((system, device, body))
+}
+
+/// 204 for a carried-out action, else the error.
+fn no_content(r: Result<(), Error>) -> Response {
+    match r {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// `VirtualMedia.InsertMedia`.
 pub async fn insert_action(
     State(ctx): State<Ctx>,
@@ -293,21 +326,17 @@ pub async fn insert_action(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let r = async {
-        let system = find(&ctx, &uri, &id)?;
-        let device = device_of(&uri, &dev)?;
-        let body = json_object(&headers, body).await?;
-        require_configure(&caller)?;
-        let Some(request) = insert_request(INSERT, &body)? else {
-            return Err(Error::parameter_missing(INSERT, "Image"));
-        };
-        insert(&ctx, &system, &caller, device, request).await
-    }
-    .await;
-    match r {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
-    }
+    no_content(
+        async {
+            let (system, device, body) =
+                target(&ctx, &uri, (&id, &dev), &caller, &headers, body).await?;
+            let Some(request) = insert_request(INSERT, &body)? else {
+                return Err(Error::parameter_missing(INSERT, "Image"));
+            };
+            insert(&ctx, &system, &caller, device, request).await
+        }
+        .await,
+    )
 }
 
 /// `VirtualMedia.EjectMedia`.
@@ -319,30 +348,17 @@ pub async fn eject_action(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let r = async {
-        let system = find(&ctx, &uri, &id)?;
-        let device = device_of(&uri, &dev)?;
-        // EjectMedia has no parameters: sushy posts no body at all, other
-        // clients `{}`.
-        let bytes = axum::body::to_bytes(body, crate::redfish::MAX_BODY)
-            .await
-            .map_err(|_| Error::too_large(crate::redfish::MAX_BODY))?;
-        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
-            Map::new()
-        } else {
-            json_object(&headers, Body::from(bytes)).await?
-        };
-        require_configure(&caller)?;
-        if let Some(k) = body.keys().find(|k| !k.starts_with('@')) {
-            return Err(Error::parameter_unknown(EJECT, k));
+    no_content(
+        async {
+            let (system, device, body) =
+                target(&ctx, &uri, (&id, &dev), &caller, &headers, body).await?;
+            if let Some(k) = body.keys().find(|k| !k.starts_with('@')) {
+                return Err(Error::parameter_unknown(EJECT, k));
+            }
+            eject(&ctx, &system, &caller, device)
         }
-        eject(&ctx, &system, &caller, device)
-    }
-    .await;
-    match r {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
-    }
+        .await,
+    )
 }
 
 /// PATCH of a device: `Image` (with `Inserted` true or absent) inserts,
@@ -357,10 +373,8 @@ pub async fn patch(
     body: Body,
 ) -> Response {
     let r = async {
-        let system = find(&ctx, &uri, &id)?;
-        let device = device_of(&uri, &dev)?;
-        let body = json_object(&headers, body).await?;
-        require_configure(&caller)?;
+        let (system, device, body) =
+            target(&ctx, &uri, (&id, &dev), &caller, &headers, body).await?;
         // Image null (sushy), "" (some other clients) or Inserted false.
         let ejecting = body
             .get("Image")
