@@ -156,11 +156,13 @@ pub async fn run<C: Compute>(
     stop: CancellationToken,
 ) {
     let mut failures = 0;
+    let mut cleanup_failed = false;
     loop {
         if stop.is_cancelled() {
             return;
         }
-        let work = next_work(&cell);
+        let work = next_work(&cell, cleanup_failed);
+        cleanup_failed = false;
         let progressed = match work {
             Work::Idle => {
                 tokio::select! {
@@ -169,7 +171,11 @@ pub async fn run<C: Compute>(
                 }
                 continue;
             }
-            Work::Cleanup(c) => Box::pin(cleanup(&cell, &ctx, c, &stop)).await,
+            Work::Cleanup(c) => {
+                let done = Box::pin(cleanup(&cell, &ctx, c, &stop)).await;
+                cleanup_failed = !done;
+                done
+            }
             Work::Load(slot) => Box::pin(load(&cell, &ctx, slot, &stop)).await,
         };
         if progressed {
@@ -191,12 +197,19 @@ enum Work {
     Load(Slot),
 }
 
-fn next_work(cell: &NodeCell) -> Work {
+/// Cleanups first (they free what a new load may need), but after one
+/// that failed a load goes first: a cloud refusing a delete must not hold
+/// up the media a client is waiting for.
+fn next_work(cell: &NodeCell, load_first: bool) -> Work {
     let s = cell.lock();
+    let load = s.media.iter().find(|m| m.phase == Phase::Loading);
+    if load_first && let Some(m) = load {
+        return Work::Load(m.clone());
+    }
     if let Some(c) = s.media_cleanup.first() {
         return Work::Cleanup(c.clone());
     }
-    match s.media.iter().find(|m| m.phase == Phase::Loading) {
+    match load {
         Some(m) => Work::Load(m.clone()),
         None => Work::Idle,
     }
