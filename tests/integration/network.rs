@@ -1278,3 +1278,92 @@ fn discovered_nodes_in_layout_b_reach_and_follow_the_cloud() {
     assert_eq!(gone.code, Some(0), "{gone:#?}");
     assert_eq!(leftovers(&sim), Vec::<String>::new(), "{}", gone.stdout);
 }
+
+/// The same flow in layout (a): discovered nodes' addresses from a pool on
+/// the operator's BMC network, reserved by ports and allowed on the BMC
+/// instance's port; a server tagged later answers after a second apply,
+/// the daemon never restarted; destroy leaves nothing of novabmc's.
+#[test]
+fn discovered_nodes_in_layout_a_reach_and_follow_the_cloud() {
+    let sim = Sim::start();
+    let api = Api::new(&sim);
+    let mut l = Lab2::new(&sim, &api);
+    for n in ["bm-a", "bm-b"] {
+        sim.add_server_spec(json!({"name": n, "on": true, "tags": ["baremetal"]}));
+    }
+    let (net, _) = api.network("bmc-net", "10.77.1.0/24");
+    let (port, mac) = api.attached_port(&l.bmc_server, &net, "10.77.1.5");
+    l.plugged.push(port.clone());
+    let b1 = l.nic(&mac, "b1", "10.77.1.1/24", &["10.77.1.5"]);
+    ip(&["-n", &l.bmc, "addr", "add", "10.77.1.5/24", "dev", &b1]);
+    ip(&["-n", &l.bmc, "link", "set", &b1, "up"]);
+    ip(&[
+        "-n",
+        &l.bmc,
+        "route",
+        "replace",
+        "default",
+        "via",
+        "10.77.1.1",
+        "dev",
+        &b1,
+    ]);
+    let text = format!(
+        "[users.{}]\npassword = \"{}\"\n{}\
+         [discovery]\ntag = \"baremetal\"\nrefresh = 1\n\
+         [discovery.address]\nmode = \"pool\"\ncidr = \"10.77.1.0/24\"\n\
+         exclude = [\"10.77.1.1-10.77.1.10\"]\n\
+         [network]\nlayout = \"one-nic\"\nbmc_server = \"bmc\"\nnetwork = \"bmc-net\"\n",
+        common::ADMIN.0,
+        common::ADMIN.1,
+        sim.backend_toml_in("rescue", &l.dir.path().join("state")),
+    );
+    let path = common::write_file(l.dir.path(), "novabmc.toml", &text);
+    let cfg = path.to_str().expect("utf-8").to_string();
+    let mut d = NsDaemon::start(&l.bmc, &path, &l.path("serve.log"));
+    d.wait_log(&["serving"]);
+    // Plays Neutron's port security on the router: what the BMC port's
+    // allowed address pairs hold gets out (the port's own address already
+    // does).
+    let mut allowed: Vec<String> = vec!["10.77.1.5".into()];
+    let mut allow_pairs = |l: &Lab2| {
+        let shown = api.call(
+            reqwest::Method::GET,
+            &format!("/network/v2.0/ports/{port}"),
+            None,
+        );
+        let new: Vec<String> = shown["port"]["allowed_address_pairs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["ip_address"].as_str().map(str::to_string))
+            .filter(|a| !allowed.contains(a))
+            .collect();
+        let refs: Vec<&str> = new.iter().map(String::as_str).collect();
+        l.allow(&l.lab.ifname("rb1"), &refs);
+        allowed.extend(new);
+        allowed.clone()
+    };
+
+    let first = apply_in_lab(&mut l, &sim, &path);
+    assert_eq!(first.code, Some(0), "{first:#?}");
+    let allowed = allow_pairs(&l);
+    assert!(
+        allowed.contains(&"10.77.1.11".to_string()) && allowed.contains(&"10.77.1.12".to_string()),
+        "{allowed:?}"
+    );
+    reach(&l, &d, &["10.77.1.11", "10.77.1.12"]);
+
+    sim.add_server_spec(json!({"name": "bm-c", "on": true, "tags": ["baremetal"]}));
+    d.wait_log(&["discovered server served", "bm-c"]);
+    let second = apply_in_lab(&mut l, &sim, &path);
+    assert_eq!(second.code, Some(0), "{second:#?}");
+    let allowed = allow_pairs(&l);
+    assert!(allowed.contains(&"10.77.1.13".to_string()), "{allowed:?}");
+    reach(&l, &d, &["10.77.1.13", "10.77.1.11", "10.77.1.12"]);
+    assert_eq!(d.stop(), Some(0), "{}", d.log());
+
+    let gone = netns::novabmc(&l.bmc, &["network", "destroy", "--config", &cfg]);
+    assert_eq!(gone.code, Some(0), "{gone:#?}");
+    assert_eq!(leftovers(&sim), Vec::<String>::new(), "{}", gone.stdout);
+}
