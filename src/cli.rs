@@ -584,6 +584,7 @@ async fn serve(config: Config, banner: Option<String>, path: Option<PathBuf>) ->
     // servers it finds (and looks again every refresh interval) before
     // the daemon applies them.
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(1);
+    let sources = std::sync::Arc::new(crate::metrics::Sources::default());
     let reloader = path.map(|path| {
         let (file_tx, file_rx) = tokio::sync::mpsc::channel(1);
         (
@@ -592,6 +593,7 @@ async fn serve(config: Config, banner: Option<String>, path: Option<PathBuf>) ->
                 config.clone(),
                 Some(file_rx),
                 reload_tx,
+                sources.recorder(),
             )),
         )
     });
@@ -602,6 +604,7 @@ async fn serve(config: Config, banner: Option<String>, path: Option<PathBuf>) ->
             let _ = signal_rx.await;
         },
         reloader.is_some().then_some(reload_rx),
+        sources,
     )
     .await?;
     signals.abort();

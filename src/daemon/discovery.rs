@@ -16,6 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -25,6 +26,7 @@ use super::reload::{Cause, Update};
 use crate::addressing::Cloud;
 use crate::backend::nova::client::{ListedServer, NovaClient};
 use crate::backend::nova::cloud::{self, CloudSource};
+use crate::backend::telemetry::CallRecorder;
 use crate::config::{BackendConfig, Config, NodeConfig, Origin};
 use crate::discovery::{Note, look, plan, record};
 
@@ -53,6 +55,8 @@ struct Watch {
     served: BTreeMap<String, Served>,
     /// The node set handed to the daemon last.
     sent: Vec<NodeConfig>,
+    /// Where the client's calls are counted (the daemon's metrics).
+    recorder: Option<Arc<dyn CallRecorder>>,
 }
 
 /// Runs until the daemon stops taking updates: `base` is the
@@ -62,9 +66,11 @@ pub async fn run(
     mut base: Config,
     mut files: Option<mpsc::Receiver<Config>>,
     to: mpsc::Sender<Update>,
+    recorder: Arc<dyn CallRecorder>,
 ) {
     let mut w = Watch {
         sent: base.nodes.clone(),
+        recorder: Some(recorder),
         ..Watch::default()
     };
     let mut cause = Cause::Discovery;
@@ -172,7 +178,11 @@ impl Watch {
         let current = matches!(&self.client, Some((s, t, _)) if s == source && *t == timeout);
         if !current {
             let config = cloud::load(source)?;
-            self.client = Some((source.clone(), timeout, NovaClient::new(config, timeout)));
+            let mut client = NovaClient::new(config, timeout);
+            if let Some(r) = &self.recorder {
+                client = client.recording(r.clone());
+            }
+            self.client = Some((source.clone(), timeout, client));
         }
         match &self.client {
             Some((_, _, c)) => Ok(c),

@@ -85,16 +85,26 @@ pub async fn serve(
     sockets: Vec<UdpSocket>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    serve_reloading(config, sockets, shutdown, None).await
+    serve_reloading(
+        config,
+        sockets,
+        shutdown,
+        None,
+        Arc::new(Sources::default()),
+    )
+    .await
 }
 
 /// Like [`serve`], applying each configuration `reloads` delivers (a
-/// file loaded again, or discovery's node set).
+/// file loaded again, or discovery's node set), reporting to `sources`
+/// (which whatever feeds `reloads`, discovery, may report its own cloud
+/// calls to as well).
 pub async fn serve_reloading(
     config: Config,
     sockets: Vec<UdpSocket>,
     shutdown: impl Future<Output = ()>,
     mut reloads: Option<mpsc::Receiver<reload::Update>>,
+    sources: Arc<Sources>,
 ) -> Result<(), ServeError> {
     if sockets.len() != config.nodes.len() {
         return Err(ServeError::Sockets {
@@ -112,7 +122,6 @@ pub async fn serve_reloading(
                 .map_err(ServeError::RoutesInstall)?,
         )
     };
-    let sources = Arc::new(Sources::default());
     let metrics_stop = CancellationToken::new();
     let metrics_task = match &config.metrics {
         Some(m) => {

@@ -443,3 +443,33 @@ fn a_refresh_keeps_open_consoles_and_sessions() {
         assert!(line.contains("added=0 removed=0 changed=0"), "{line}");
     }
 }
+
+/// Discovery's own listings are counted on the metrics endpoint, apart
+/// from the backend's (`operation="discover_servers"`).
+#[test]
+fn discovery_calls_are_counted_in_the_metrics() {
+    let sim = Sim::start();
+    let (pool, _) = unique_pool();
+    let bm = tagged(&sim, "bm-m", true);
+    let listen = SocketAddr::from((unique_loopback(), 9465));
+    let toml = config(
+        &sim,
+        &pool,
+        1.0,
+        &format!("[metrics]\nlisten = \"{listen}\"\n"),
+    );
+    let _daemon = Daemon::start_with(&toml, vec![]);
+    served(&sim, &bm, EVENTUALLY);
+    eventually("discovery's listings counted", || {
+        reqwest::blocking::get(format!("http://{listen}/metrics"))
+            .ok()
+            .and_then(|r| r.text().ok())
+            .is_some_and(|t| {
+                t.lines().any(|l| {
+                    l.starts_with("novabmc_cloud_requests_total")
+                        && l.contains("operation=\"discover_servers\"")
+                        && l.contains("status=\"ok\"")
+                })
+            })
+    });
+}

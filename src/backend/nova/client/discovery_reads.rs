@@ -51,7 +51,7 @@ impl NovaClient {
         };
         let query: Vec<(&str, String)> = tag.map(|t| ("tags", t.to_string())).into_iter().collect();
         let version = tag.map(|_| TAGS);
-        self.bounded(("compute", "list_servers"), &call, async {
+        self.bounded(("compute", "discover_servers"), &call, async {
             let (mut servers, _) = self.server_pages::<ListedServer>(query, version).await?;
             servers.retain(|s| !matches!(s.status, Status::Deleted | Status::SoftDeleted));
             Ok(servers)
