@@ -364,7 +364,13 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Routes { action, config } => {
             let c = Config::load(&config)?;
-            routes(action, &c.route_specs(), &config).await
+            // Discovered nodes have routes too (the defaults', or the
+            // routes file's): one look at the cloud, recording nothing.
+            let resolved = crate::discovery::resolve(&c, false).await;
+            if let Some(e) = &resolved.error {
+                eprintln!("warning: discovered nodes left out: {e}");
+            }
+            routes(action, &resolved.config.route_specs(), &config).await
         }
         Command::Network { action } => {
             let (config, action) = match action {

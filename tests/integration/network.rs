@@ -1272,6 +1272,14 @@ fn discovered_nodes_in_layout_b_reach_and_follow_the_cloud() {
     d.hangup();
     d.wait_log(&["routes installed", "bm-c"]);
     reach(&l, &d, &["10.80.0.18", "10.80.0.2", "10.80.0.10"]);
+    // routes show looks at the cloud for the discovered nodes: theirs are
+    // in place, none missing.
+    let show = netns::novabmc(&l.bmc, &["routes", "show", "--config", &cfg]);
+    assert_eq!(show.code, Some(0), "{show:#?}");
+    for node in ["bm-a", "bm-b", "bm-c"] {
+        assert!(show.stdout.contains(node), "{node}: {}", show.stdout);
+    }
+    assert!(!show.stdout.contains(": missing"), "{}", show.stdout);
     assert_eq!(d.stop(), Some(0), "{}", d.log());
 
     let gone = netns::novabmc(&l.bmc, &["network", "destroy", "--config", &cfg]);
