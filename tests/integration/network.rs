@@ -428,6 +428,30 @@ impl Lab2 {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// Layout (a)'s setting: the operator's BMC network `bmc-net`
+    /// (10.77.1.0/24) with the BMC instance's port on it (10.77.1.5), its
+    /// NIC up and carrying the main route; the port's ID and the NIC.
+    fn bmc_network(&mut self, api: &Api) -> (String, String) {
+        let (net, _) = api.network("bmc-net", "10.77.1.0/24");
+        let (port, mac) = api.attached_port(&self.bmc_server, &net, "10.77.1.5");
+        self.plugged.push(port.clone());
+        let b1 = self.nic(&mac, "b1", "10.77.1.1/24", &["10.77.1.5"]);
+        ip(&["-n", &self.bmc, "addr", "add", "10.77.1.5/24", "dev", &b1]);
+        ip(&["-n", &self.bmc, "link", "set", &b1, "up"]);
+        ip(&[
+            "-n",
+            &self.bmc,
+            "route",
+            "replace",
+            "default",
+            "via",
+            "10.77.1.1",
+            "dev",
+            &b1,
+        ]);
+        (port, b1)
+    }
 }
 
 /// socat relays: the host end takes connections on a Unix socket to the
@@ -702,24 +726,7 @@ fn one_nic_from_an_empty_project_to_ipmi_and_back() {
         sim.add_server(n, true);
     }
     // The operator's BMC network and the BMC instance's port on it.
-    let (net, _) = api.network("bmc-net", "10.77.1.0/24");
-    let (port, mac) = api.attached_port(&l.bmc_server, &net, "10.77.1.5");
-    l.plugged.push(port.clone());
-    let b1 = l.nic(&mac, "b1", "10.77.1.1/24", &["10.77.1.5"]);
-    ip(&["-n", &l.bmc, "addr", "add", "10.77.1.5/24", "dev", &b1]);
-    ip(&["-n", &l.bmc, "link", "set", &b1, "up"]);
-    // Layout (a): the BMC network's NIC carries the main route.
-    ip(&[
-        "-n",
-        &l.bmc,
-        "route",
-        "replace",
-        "default",
-        "via",
-        "10.77.1.1",
-        "dev",
-        &b1,
-    ]);
+    let (port, b1) = l.bmc_network(&api);
     let path = config(
         &sim,
         l.dir.path(),
@@ -1299,23 +1306,7 @@ fn discovered_nodes_in_layout_a_reach_and_follow_the_cloud() {
     for n in ["bm-a", "bm-b"] {
         sim.add_server_spec(json!({"name": n, "on": true, "tags": ["baremetal"]}));
     }
-    let (net, _) = api.network("bmc-net", "10.77.1.0/24");
-    let (port, mac) = api.attached_port(&l.bmc_server, &net, "10.77.1.5");
-    l.plugged.push(port.clone());
-    let b1 = l.nic(&mac, "b1", "10.77.1.1/24", &["10.77.1.5"]);
-    ip(&["-n", &l.bmc, "addr", "add", "10.77.1.5/24", "dev", &b1]);
-    ip(&["-n", &l.bmc, "link", "set", &b1, "up"]);
-    ip(&[
-        "-n",
-        &l.bmc,
-        "route",
-        "replace",
-        "default",
-        "via",
-        "10.77.1.1",
-        "dev",
-        &b1,
-    ]);
+    let (port, _) = l.bmc_network(&api);
     let text = format!(
         "[users.{}]\npassword = \"{}\"\n{}\
          [discovery]\ntag = \"baremetal\"\nrefresh = 1\n\
