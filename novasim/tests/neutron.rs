@@ -5,10 +5,11 @@
 //! quotas with Neutron's `OverQuota`, a missing extension and a policy
 //! refusal, and a port hot-plugged into a server.
 
-use novabmc_novasim::{self as novasim, NewServer, SimServer};
+mod support;
+
+use novabmc_novasim::{NewServer, SimServer};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 struct Cloud {
@@ -20,37 +21,19 @@ struct Cloud {
 
 impl Cloud {
     async fn start() -> Cloud {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let shutdown = CancellationToken::new();
-        let sim = novasim::start(listener, novasim::Identity::default(), shutdown.clone())
-            .expect("simulator");
-        let http = Client::builder().no_proxy().build().expect("client");
-        let id = novasim::Identity::default();
-        let r = http
-            .post(format!("{}/identity/v3/auth/tokens", sim.sim.base_url()))
-            .json(
-                &json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
-                "name": id.user, "password": id.password, "domain": {"name": "Default"}}}},
-                "scope": {"project": {"name": id.project, "domain": {"name": "Default"}}}}}),
-            )
-            .send()
-            .await
-            .expect("token");
-        let token = r.headers()["x-subject-token"]
-            .to_str()
-            .expect("token header")
-            .to_string();
-        let body: Value = r.json().await.expect("token body");
-        let catalog = body["token"]["catalog"].as_array().expect("catalog");
+        let s = support::start().await;
+        let catalog = s.token_body["token"]["catalog"]
+            .as_array()
+            .expect("catalog");
         assert!(
-            catalog.iter().any(|s| s["type"] == "network"),
+            catalog.iter().any(|c| c["type"] == "network"),
             "no network service in {catalog:?}"
         );
         Cloud {
-            sim,
-            http,
-            token,
-            _shutdown: shutdown,
+            sim: s.sim,
+            http: s.http,
+            token: s.token,
+            _shutdown: s.shutdown,
         }
     }
 

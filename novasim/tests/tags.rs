@@ -2,10 +2,11 @@
 //! uses them: the tag routes from microversion 2.26 (404 below), the
 //! `tags` field of a server body, and a listing filtered by tag.
 
-use novabmc_novasim::{self as novasim, NewServer, SimServer};
+mod support;
+
+use novabmc_novasim::{NewServer, SimServer};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 struct Cloud {
@@ -17,31 +18,12 @@ struct Cloud {
 
 impl Cloud {
     async fn start() -> Cloud {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let shutdown = CancellationToken::new();
-        let sim = novasim::start(listener, novasim::Identity::default(), shutdown.clone())
-            .expect("simulator");
-        let http = Client::builder().no_proxy().build().expect("client");
-        let id = novasim::Identity::default();
-        let r = http
-            .post(format!("{}/identity/v3/auth/tokens", sim.sim.base_url()))
-            .json(
-                &json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
-                "name": id.user, "password": id.password, "domain": {"name": "Default"}}}},
-                "scope": {"project": {"name": id.project, "domain": {"name": "Default"}}}}}),
-            )
-            .send()
-            .await
-            .expect("token");
-        let token = r.headers()["x-subject-token"]
-            .to_str()
-            .expect("token header")
-            .to_string();
+        let s = support::start().await;
         Cloud {
-            sim,
-            http,
-            token,
-            _shutdown: shutdown,
+            sim: s.sim,
+            http: s.http,
+            token: s.token,
+            _shutdown: s.shutdown,
         }
     }
 

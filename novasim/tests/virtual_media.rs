@@ -4,6 +4,8 @@
 //! as a CD-ROM with the disk kept, and a volume made from an image
 //! attached and detached.
 
+mod support;
+
 use std::time::Duration;
 
 use axum::Router;
@@ -24,37 +26,17 @@ struct Cloud {
 
 impl Cloud {
     async fn start() -> Cloud {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let shutdown = CancellationToken::new();
-        let sim = novasim::start(listener, novasim::Identity::default(), shutdown.clone())
-            .expect("simulator");
-        let http = Client::builder().no_proxy().build().expect("client");
-        let id = novasim::Identity::default();
-        let r = http
-            .post(format!("{}/identity/v3/auth/tokens", sim.sim.base_url()))
-            .json(
-                &json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
-                "name": id.user, "password": id.password, "domain": {"name": "Default"}}}},
-                "scope": {"project": {"name": id.project, "domain": {"name": "Default"}}}}}),
-            )
-            .send()
-            .await
-            .expect("token");
-        let token = r.headers()["x-subject-token"]
-            .to_str()
-            .expect("token header")
-            .to_string();
-        let body: Value = r.json().await.expect("token body");
-        let project = body["token"]["project"]["id"]
+        let s = support::start().await;
+        let project = s.token_body["token"]["project"]["id"]
             .as_str()
             .expect("project")
             .to_string();
         Cloud {
-            sim,
-            http,
-            token,
+            sim: s.sim,
+            http: s.http,
+            token: s.token,
             project,
-            _shutdown: shutdown,
+            _shutdown: s.shutdown,
         }
     }
 
